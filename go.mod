@@ -1,0 +1,17 @@
+module github.com/issuer-oauth/issuer
+
+go 1.26.8
+
+require (
+	github.com/go-jose/go-jose/v4 v4.1.9
+	github.com/go-oauth2/oauth2/v4 v4.5.4
+	github.com/golang-jwt/jwt/v5 v5.3.1
+	go.etcd.io/bbolt v1.5.0
+	golang.org/x/oauth2 v0.38.0
+	gopkg.in/yaml.v3 v3.0.1
+)
+
+require (
+	github.com/google/uuid v1.1.1 // indirect
+	golang.org/x/sys v0.45.0 // indirect
+)

@@ -1,0 +1,621 @@
+// Package bolt is the embedded store.Store backend: one bbolt file on local
+// disk, for a single issuer process.
+//
+// Each kind of record (clients, refresh-token families, revoked token ids,
+// signing keys) has its own bucket, keyed by id, with JSON values. Every
+// method is one bbolt transaction, so it is atomic and isolated from every
+// other, as store.Store requires. bbolt allows one writer at a time, which
+// is what serialises concurrent refresh-token rotations.
+//
+// Records that expire are treated as absent as soon as the clock (time.Now,
+// or the one given by WithNow) reaches their expiry, and are deleted from the
+// file by a sweeper that runs every minute, or by Sweep.
+//
+// The file is locked while open: a second process opening it fails after a
+// second instead of waiting for ever.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
+
+	"github.com/issuer-oauth/issuer/internal/store"
+)
+
+const (
+	// lockTimeout is how long Open waits for another process to release the
+	// file before giving up.
+	lockTimeout = time.Second
+	// sweepInterval is how often the sweeper deletes expired records.
+	sweepInterval = time.Minute
+	// schemaVersion is the layout of the buckets this package writes.
+	schemaVersion = "1"
+)
+
+var (
+	bucketMeta     = []byte("meta")
+	bucketClients  = []byte("clients")
+	bucketFamilies = []byte("families")
+	bucketRevoked  = []byte("revoked_tokens")
+	bucketKeys     = []byte("keys")
+
+	keySchemaVersion = []byte("schema_version")
+)
+
+// Store is a store.Store kept in a bbolt file. It is safe for concurrent use.
+type Store struct {
+	db     *bbolt.DB
+	now    func() time.Time
+	logger *slog.Logger
+
+	stopSweeper context.CancelFunc
+	sweeperDone chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Option configures Open.
+type Option func(*Store)
+
+// WithNow sets the clock that decides when records expire. The default is
+// time.Now; tests pass a fake clock.
+func WithNow(now func() time.Time) Option {
+	return func(s *Store) {
+		if now != nil {
+			s.now = now
+		}
+	}
+}
+
+// WithLogger sets the logger that the sweeper reports failures to. The
+// default discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) {
+		if l != nil {
+			s.logger = l
+		}
+	}
+}
+
+// Open opens the store in the bbolt file at path, creating the file (mode
+// 0600) and its missing parent directories (mode 0700) if needed, and starts
+// the sweeper. If another process holds the file, Open fails after about a
+// second. Close the store when done.
+func Open(path string, opts ...Option) (*Store, error) {
+	s := &Store{
+		now:    time.Now,
+		logger: slog.New(slog.DiscardHandler),
+	}
+	for _, opt := range opts {
+		opt(s)
+	}
+
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("bolt: create data dir: %w", err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, bberrors.ErrTimeout) {
+		return nil, fmt.Errorf("bolt: open %s: data dir %s is in use by another issuer process (file still locked after %s): %w",
+			path, dir, lockTimeout, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	if err := db.Update(initBuckets); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	s.db = db
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopSweeper = cancel
+	s.sweeperDone = make(chan struct{})
+	go s.sweepLoop(ctx)
+	return s, nil
+}
+
+// initBuckets creates the buckets of a new file and checks the schema
+// version of an existing one.
+func initBuckets(tx *bbolt.Tx) error {
+	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	switch v := meta.Get(keySchemaVersion); {
+	case v == nil:
+		if err := meta.Put(keySchemaVersion, []byte(schemaVersion)); err != nil {
+			return fmt.Errorf("write schema version: %w", err)
+		}
+	case string(v) != schemaVersion:
+		return fmt.Errorf("unsupported schema version %q (want %q)", v, schemaVersion)
+	}
+	return nil
+}
+
+// Close stops the sweeper and closes the file. Calling it again does nothing.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.stopSweeper()
+		<-s.sweeperDone
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("bolt: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// Ping reports whether the file is open and readable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bolt: ping: %w", err)
+	}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			return errors.New("meta bucket missing")
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: ping: %w", err)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------- clients
+
+// CreateClient stores a new client; store.ErrExists if the id is taken.
+func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	return s.update(ctx, "create client", c.ID, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketClients)
+		if b.Get([]byte(c.ID)) != nil {
+			return store.ErrExists
+		}
+		return put(b, c.ID, c)
+	})
+}
+
+// GetClient returns a client or store.ErrNotFound.
+func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
+	var c store.Client
+	err := s.view(ctx, "get client", id, func(tx *bbolt.Tx) error {
+		return get(tx.Bucket(bucketClients), id, &c)
+	})
+	if err != nil {
+		return store.Client{}, err
+	}
+	return c, nil
+}
+
+// ListClients returns every client ordered by id.
+func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
+	var cs []store.Client
+	err := s.view(ctx, "list clients", "", func(tx *bbolt.Tx) error {
+		// bbolt iterates in byte order of the keys, which is id order.
+		return tx.Bucket(bucketClients).ForEach(func(k, v []byte) error {
+			var c store.Client
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("decode %q: %w", k, err)
+			}
+			cs = append(cs, c)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
+
+// UpdateClient replaces an existing client; store.ErrNotFound if there is none.
+func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
+	return s.update(ctx, "update client", c.ID, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketClients)
+		if b.Get([]byte(c.ID)) == nil {
+			return store.ErrNotFound
+		}
+		return put(b, c.ID, c)
+	})
+}
+
+// DeleteClient removes a client; store.ErrNotFound if there is none.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	return s.update(ctx, "delete client", id, func(tx *bbolt.Tx) error {
+		return del(tx.Bucket(bucketClients), id)
+	})
+}
+
+// ---------------------------------------------------------------- families
+
+// CreateFamily stores a new refresh-token family; store.ErrExists if a live
+// family has the id. An expired one is replaced.
+func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
+	return s.update(ctx, "create family", f.ID, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketFamilies)
+		_, err := s.liveFamily(b, f.ID)
+		switch {
+		case err == nil:
+			return store.ErrExists
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		return put(b, f.ID, f)
+	})
+}
+
+// GetFamily returns a live family, revoked or not, or store.ErrNotFound.
+func (s *Store) GetFamily(ctx context.Context, id string) (store.Family, error) {
+	var f store.Family
+	err := s.view(ctx, "get family", id, func(tx *bbolt.Tx) error {
+		var err error
+		f, err = s.liveFamily(tx.Bucket(bucketFamilies), id)
+		return err
+	})
+	if err != nil {
+		return store.Family{}, err
+	}
+	return f, nil
+}
+
+// RotateRefresh replaces the family's current token with r.NewID in one
+// transaction. See store.Store for its errors; on store.ErrReused the
+// revocation of the family is committed.
+func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (store.Family, error) {
+	var (
+		f      store.Family
+		failed error // a refusal that still commits, unlike an error returned to Update
+	)
+	err := s.update(ctx, "rotate refresh token of family", r.FamilyID, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketFamilies)
+		var err error
+		f, err = s.liveFamily(b, r.FamilyID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case f.ClientID != r.ClientID:
+			// Another client's family: say nothing about it, change nothing.
+			return store.ErrNotFound
+		case f.Revoked:
+			return store.ErrRevoked
+		case f.Current != r.OldID:
+			f.Revoked = true
+			failed = store.ErrReused
+		default:
+			f.Current = r.NewID
+			f.ExpiresAt = r.ExpiresAt
+		}
+		return put(b, f.ID, f)
+	})
+	if err == nil && failed != nil {
+		err = fmt.Errorf("bolt: rotate refresh token of family %q: %w", r.FamilyID, failed)
+	}
+	if err != nil {
+		return store.Family{}, err
+	}
+	return f, nil
+}
+
+// RevokeFamily revokes a live family; store.ErrNotFound if there is none.
+// Revoking a revoked family succeeds.
+func (s *Store) RevokeFamily(ctx context.Context, id string) error {
+	return s.update(ctx, "revoke family", id, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketFamilies)
+		f, err := s.liveFamily(b, id)
+		if err != nil {
+			return err
+		}
+		if f.Revoked {
+			return nil
+		}
+		f.Revoked = true
+		return put(b, id, f)
+	})
+}
+
+// liveFamily reads a family that has not expired, or returns store.ErrNotFound.
+func (s *Store) liveFamily(b *bbolt.Bucket, id string) (store.Family, error) {
+	var f store.Family
+	if err := get(b, id, &f); err != nil {
+		return store.Family{}, err
+	}
+	if expired(f.ExpiresAt, s.now()) {
+		return store.Family{}, store.ErrNotFound
+	}
+	return f, nil
+}
+
+// ---------------------------------------------------------------- revoked tokens
+
+// revocation is the value stored for a revoked token id.
+type revocation struct {
+	Until time.Time `json:"until"`
+}
+
+// RevokeToken records that the token id is revoked until the given time. If
+// it is already revoked for longer, the later time is kept.
+func (s *Store) RevokeToken(ctx context.Context, jti string, until time.Time) error {
+	return s.update(ctx, "revoke token", jti, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketRevoked)
+		var old revocation
+		switch err := get(b, jti, &old); {
+		case err == nil && old.Until.After(until):
+			return nil
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		return put(b, jti, revocation{Until: until})
+	})
+}
+
+// IsRevoked reports whether the token id is revoked now.
+func (s *Store) IsRevoked(ctx context.Context, jti string) (bool, error) {
+	var revoked bool
+	err := s.view(ctx, "check revoked token", jti, func(tx *bbolt.Tx) error {
+		var r revocation
+		switch err := get(tx.Bucket(bucketRevoked), jti, &r); {
+		case errors.Is(err, store.ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		revoked = !expired(r.Until, s.now())
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	return revoked, nil
+}
+
+// ---------------------------------------------------------------- keys
+
+// InitKeys stores k only if the store holds no key yet, and returns the keys
+// it holds afterwards, ordered by NotBefore.
+func (s *Store) InitKeys(ctx context.Context, k store.Key) ([]store.Key, error) {
+	var keys []store.Key
+	err := s.update(ctx, "init keys", k.ID, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		if first, _ := b.Cursor().First(); first == nil {
+			if err := put(b, k.ID, k); err != nil {
+				return err
+			}
+		}
+		var err error
+		keys, err = allKeys(b)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// ListKeys returns every signing key ordered by NotBefore, oldest first.
+func (s *Store) ListKeys(ctx context.Context) ([]store.Key, error) {
+	var keys []store.Key
+	err := s.view(ctx, "list keys", "", func(tx *bbolt.Tx) error {
+		var err error
+		keys, err = allKeys(tx.Bucket(bucketKeys))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+// AddKey stores a new key; store.ErrExists if the id is taken.
+func (s *Store) AddKey(ctx context.Context, k store.Key) error {
+	return s.update(ctx, "add key", k.ID, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		if b.Get([]byte(k.ID)) != nil {
+			return store.ErrExists
+		}
+		return put(b, k.ID, k)
+	})
+}
+
+// DeleteKey removes a key; store.ErrNotFound if there is none.
+func (s *Store) DeleteKey(ctx context.Context, id string) error {
+	return s.update(ctx, "delete key", id, func(tx *bbolt.Tx) error {
+		return del(tx.Bucket(bucketKeys), id)
+	})
+}
+
+// allKeys decodes every key in b, ordered by NotBefore then id.
+func allKeys(b *bbolt.Bucket) ([]store.Key, error) {
+	var keys []store.Key
+	err := b.ForEach(func(id, v []byte) error {
+		var k store.Key
+		if err := json.Unmarshal(v, &k); err != nil {
+			return fmt.Errorf("decode %q: %w", id, err)
+		}
+		keys = append(keys, k)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(keys, func(a, b store.Key) int {
+		if c := a.NotBefore.Compare(b.NotBefore); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return keys, nil
+}
+
+// ---------------------------------------------------------------- sweeping
+
+// Sweep deletes every expired family and revoked token id from the file, in
+// one transaction, and returns how many records it deleted.
+func (s *Store) Sweep(ctx context.Context) (removed int, err error) {
+	err = s.update(ctx, "sweep", "", func(tx *bbolt.Tx) error {
+		now := s.now()
+		removed = 0
+		n, err := sweepBucket(ctx, tx.Bucket(bucketFamilies), now, func(v []byte) (time.Time, error) {
+			var f store.Family
+			err := json.Unmarshal(v, &f)
+			return f.ExpiresAt, err
+		})
+		removed += n
+		if err != nil {
+			return fmt.Errorf("families: %w", err)
+		}
+		n, err = sweepBucket(ctx, tx.Bucket(bucketRevoked), now, func(v []byte) (time.Time, error) {
+			var r revocation
+			err := json.Unmarshal(v, &r)
+			return r.Until, err
+		})
+		removed += n
+		if err != nil {
+			return fmt.Errorf("revoked tokens: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return removed, nil
+}
+
+// sweepBucket deletes the records of b that expire before now, reading each
+// record's expiry with expiry.
+func sweepBucket(ctx context.Context, b *bbolt.Bucket, now time.Time, expiry func(v []byte) (time.Time, error)) (int, error) {
+	var dead [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		exp, err := expiry(v)
+		if err != nil {
+			return fmt.Errorf("decode %q: %w", k, err)
+		}
+		if expired(exp, now) {
+			dead = append(dead, bytes.Clone(k)) // k is only valid during the transaction
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range dead {
+		if err := b.Delete(k); err != nil {
+			return 0, fmt.Errorf("delete %q: %w", k, err)
+		}
+	}
+	return len(dead), nil
+}
+
+// sweepLoop runs Sweep every sweepInterval until ctx ends.
+func (s *Store) sweepLoop(ctx context.Context) {
+	defer close(s.sweeperDone)
+	tick := time.NewTicker(sweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			n, err := s.Sweep(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.logger.Warn("sweep expired records", "err", err)
+			case n > 0:
+				s.logger.Debug("swept expired records", "removed", n)
+			}
+		}
+	}
+}
+
+// ---------------------------------------------------------------- helpers
+
+// expired reports whether a record expiring at exp is gone at now. A token
+// is not accepted at its exp (RFC 7519, section 4.1.4), so neither is the
+// record.
+func expired(exp, now time.Time) bool {
+	return !now.Before(exp)
+}
+
+// update runs fn in a read-write transaction, after checking ctx. Errors are
+// wrapped as "bolt: <op> <id>: ...".
+func (s *Store) update(ctx context.Context, op, id string, fn func(*bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return opError(op, id, err)
+	}
+	if err := s.db.Update(fn); err != nil {
+		return opError(op, id, err)
+	}
+	return nil
+}
+
+// view runs fn in a read-only transaction, after checking ctx.
+func (s *Store) view(ctx context.Context, op, id string, fn func(*bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return opError(op, id, err)
+	}
+	if err := s.db.View(fn); err != nil {
+		return opError(op, id, err)
+	}
+	return nil
+}
+
+func opError(op, id string, err error) error {
+	if id == "" {
+		return fmt.Errorf("bolt: %s: %w", op, err)
+	}
+	return fmt.Errorf("bolt: %s %q: %w", op, id, err)
+}
+
+// get decodes the record id of b into v, or returns store.ErrNotFound.
+func get(b *bbolt.Bucket, id string, v any) error {
+	data := b.Get([]byte(id))
+	if data == nil {
+		return store.ErrNotFound
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	return nil
+}
+
+// put encodes v as the record id of b.
+func put(b *bbolt.Bucket, id string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	if err := b.Put([]byte(id), data); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// del deletes the record id of b, or returns store.ErrNotFound.
+func del(b *bbolt.Bucket, id string) error {
+	if b.Get([]byte(id)) == nil {
+		return store.ErrNotFound
+	}
+	if err := b.Delete([]byte(id)); err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+// Package store defines the issuer's persistent state and the operations on it.
+//
+// Every method is one atomic operation, so that a backend can implement it as a
+// single transaction (the embedded bbolt backend) or a single Lua script or
+// MULTI/EXEC (the Redis backend). Callers never read, modify and write back.
+//
+// Records that can expire (refresh-token families, revoked token ids) carry
+// their expiry; a backend stops returning them after it and eventually frees
+// their space. Backends live in sub-packages; storetest is the conformance suite
+// every backend passes.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with %w; callers test with errors.Is.
+var (
+	// ErrNotFound means the record does not exist or has expired.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists means a record with the same id already exists.
+	ErrExists = errors.New("store: already exists")
+	// ErrReused means a refresh token that was already rotated was presented
+	// again; the store has revoked its whole family.
+	ErrReused = errors.New("store: refresh token reused")
+	// ErrRevoked means the refresh-token family was revoked.
+	ErrRevoked = errors.New("store: refresh token family revoked")
+	// ErrUnavailable means the store could not be reached; the request may
+	// succeed when retried.
+	ErrUnavailable = errors.New("store: unavailable")
+)
+
+// Client is a registered OAuth client. The secret is kept only as a keyed hash.
+type Client struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	SecretHash []byte    `json:"secret_hash"`
+	GrantTypes []string  `json:"grant_types"`
+	Scopes     []string  `json:"scopes"`
+	Audiences  []string  `json:"audiences"`
+	AuthMethod string    `json:"auth_method"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// Family is the state of one chain of refresh tokens: every refresh rotates
+// Current to a new token id, and presenting any other member of the family
+// revokes it. The token's signature proves membership, so the family only has
+// to remember which member is live.
+type Family struct {
+	ID       string   `json:"id"`
+	ClientID string   `json:"client_id"`
+	Scopes   []string `json:"scopes"`
+	Audience []string `json:"audience"`
+	// Current is the id (jti) of the only refresh token of the family that
+	// may be used.
+	Current string `json:"current"`
+	// ExpiresAt is the expiry of the current token; the record disappears
+	// after it.
+	ExpiresAt time.Time `json:"expires_at"`
+	Revoked   bool      `json:"revoked"`
+}
+
+// Rotation asks RotateRefresh to replace the family's current token.
+type Rotation struct {
+	FamilyID string
+	ClientID string // the authenticated client; another client's family is ErrNotFound
+	OldID    string // the jti presented
+	NewID    string // the jti of the token being issued
+	// ExpiresAt is the new token's expiry.
+	ExpiresAt time.Time
+}
+
+// Key is a signing key. Private holds the PKCS #8 private key encrypted by the
+// keys package; the store never sees it in the clear.
+type Key struct {
+	ID        string    `json:"kid"`
+	Alg       string    `json:"alg"`
+	Private   []byte    `json:"private"`
+	CreatedAt time.Time `json:"created_at"`
+	// NotBefore is when the key starts signing; it is published before that.
+	NotBefore time.Time `json:"not_before"`
+}
+
+// Store is the issuer's state. Implementations are safe for concurrent use.
+type Store interface {
+	// CreateClient stores a new client; ErrExists if the id is taken.
+	CreateClient(ctx context.Context, c Client) error
+	// GetClient returns a client or ErrNotFound.
+	GetClient(ctx context.Context, id string) (Client, error)
+	// ListClients returns every client ordered by id.
+	ListClients(ctx context.Context) ([]Client, error)
+	// UpdateClient replaces an existing client; ErrNotFound if there is none.
+	UpdateClient(ctx context.Context, c Client) error
+	// DeleteClient removes a client; ErrNotFound if there is none.
+	DeleteClient(ctx context.Context, id string) error
+
+	// CreateFamily stores a new refresh-token family; ErrExists if the id is taken.
+	CreateFamily(ctx context.Context, f Family) error
+	// GetFamily returns a live (unexpired) family, revoked or not, or ErrNotFound.
+	GetFamily(ctx context.Context, id string) (Family, error)
+	// RotateRefresh atomically replaces the family's current token with a new one
+	// and returns the updated family. It fails with ErrNotFound (no such live
+	// family, or it belongs to another client), ErrRevoked (the family was
+	// revoked), or ErrReused (OldID is not the current token: the family is
+	// revoked in the same operation).
+	RotateRefresh(ctx context.Context, r Rotation) (Family, error)
+	// RevokeFamily revokes a family; ErrNotFound if there is no live one.
+	RevokeFamily(ctx context.Context, id string) error
+
+	// RevokeToken records that the token id is revoked until the given time
+	// (the token's own expiry), after which the record disappears.
+	RevokeToken(ctx context.Context, jti string, until time.Time) error
+	// IsRevoked reports whether the token id is on the revoked list.
+	IsRevoked(ctx context.Context, jti string) (bool, error)
+
+	// InitKeys stores k only if the store holds no signing key yet, and
+	// returns the keys it holds afterwards. Several instances starting at
+	// once on an empty store therefore agree on one key.
+	InitKeys(ctx context.Context, k Key) ([]Key, error)
+	// ListKeys returns every signing key ordered by NotBefore, oldest first.
+	ListKeys(ctx context.Context) ([]Key, error)
+	// AddKey stores a new key; ErrExists if the id is taken.
+	AddKey(ctx context.Context, k Key) error
+	// DeleteKey removes a key; ErrNotFound if there is none.
+	DeleteKey(ctx context.Context, id string) error
+
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
