@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/issuer-oauth/issuer/internal/admin"
+	"github.com/issuer-oauth/issuer/internal/config"
+	"github.com/issuer-oauth/issuer/internal/grant"
+	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/secret"
+	"github.com/issuer-oauth/issuer/internal/server"
+	"github.com/issuer-oauth/issuer/internal/store"
+	"github.com/issuer-oauth/issuer/internal/store/bolt"
+)
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("issuer serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "YAML configuration `file` (environment variables override it)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "issuer serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := config.Load(*path, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "issuer: configuration: %v\n", err)
+		return 1
+	}
+	log := newLogger(stdout, cfg.LogLevel)
+	if err := serve(ctx, cfg, log, time.Now, nil); err != nil {
+		log.Error("server stopped", "err", err)
+		fmt.Fprintf(stderr, "issuer: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated by config
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// app is the wired issuer: its HTTP handler and what must be closed.
+type app struct {
+	handler *server.Server
+	store   store.Store
+	keys    *keys.Keys
+}
+
+// newApp opens the store, loads the keys and builds the handler.
+// now is the clock of every component (tests inject one).
+func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*app, error) {
+	if cfg.RedisURL != "" {
+		return nil, errors.New("ISSUER_REDIS_URL (redis_url): this build has no Redis backend yet; unset it to use the embedded store")
+	}
+	master := []byte(cfg.Secret)
+	if len(master) == 0 {
+		var err error
+		if master, err = secret.LoadOrCreateMaster(filepath.Join(cfg.DataDir, "issuer.secret")); err != nil {
+			return nil, fmt.Errorf("ISSUER_DATA_DIR (data_dir): %w", err)
+		}
+	}
+	st, err := bolt.Open(filepath.Join(cfg.DataDir, "issuer.db"), bolt.WithNow(now))
+	if err != nil {
+		return nil, fmt.Errorf("ISSUER_DATA_DIR (data_dir): %w", err)
+	}
+	k, err := keys.New(ctx, st, keys.Config{
+		Issuer:        cfg.URL,
+		Alg:           cfg.SigningAlg,
+		EncryptionKey: secret.Derive(master, secret.PurposeKeyEncryption),
+		RefreshKey:    secret.Derive(master, secret.PurposeRefreshTokens),
+		Now:           now,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	hasher := secret.NewHasher(secret.Derive(master, secret.PurposeClientSecrets))
+	tokens := grant.New(grant.Config{
+		Issuer:       cfg.URL,
+		AccessTTL:    cfg.AccessTokenTTL,
+		RefreshTTL:   cfg.RefreshTokenTTL,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Now:          now,
+	}, st, k, hasher, log)
+	var adm http.Handler
+	if cfg.AdminToken != "" {
+		adm = admin.New(admin.Config{Token: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, Now: now}, st, k, hasher, log)
+	}
+	h, err := server.New(server.Config{
+		Issuer:     cfg.URL,
+		SigningAlg: k.Alg(),
+		Token:      tokens,
+		Admin:      adm,
+		Keys:       k,
+		Store:      st,
+		Logger:     log,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &app{handler: h, store: st, keys: k}, nil
+}
+
+// serve runs the server until ctx ends, then shuts down gracefully. When
+// ready is not nil it receives the listening address.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time, ready chan<- string) error {
+	a, err := newApp(ctx, cfg, log, now)
+	if err != nil {
+		return err
+	}
+	defer a.store.Close()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("ISSUER_ADDR (addr): %w", err)
+	}
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("issuer started", "addr", ln.Addr().String(), "issuer", cfg.URL, "version", versionString(),
+		"store", "embedded", "data_dir", cfg.DataDir, "signing_alg", a.keys.Alg(), "admin_api", cfg.AdminToken != "")
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	a.handler.Drain()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// runHealthcheck asks the local server's /readyz; exit 0 when ready.
+func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("issuer healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "YAML configuration `file` of the server")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "issuer: configuration: %v\n", err)
+		return 1
+	}
+	host, port, _ := net.SplitHostPort(cfg.Addr)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	url := "http://" + net.JoinHostPort(host, port) + "/readyz"
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "issuer: healthcheck: %s is not reachable: %v\n", url, err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "issuer: healthcheck: %s answered %s\n", url, resp.Status)
+		return 1
+	}
+	fmt.Fprintln(stdout, "ready")
+	return 0
+}

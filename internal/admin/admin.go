@@ -1,0 +1,363 @@
+// Package admin implements the issuer's admin API: client registration in the
+// shape of RFC 7591 (with the management operations of RFC 7592 under
+// /admin/clients/{id}) and signing-key listing and rotation. Every call needs
+// the admin bearer token.
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/issuer-oauth/issuer/internal/grant"
+	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/secret"
+	"github.com/issuer-oauth/issuer/internal/store"
+)
+
+// Store is the part of the store the admin API needs.
+type Store interface {
+	CreateClient(ctx context.Context, c store.Client) error
+	GetClient(ctx context.Context, id string) (store.Client, error)
+	ListClients(ctx context.Context) ([]store.Client, error)
+	UpdateClient(ctx context.Context, c store.Client) error
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// KeyManager lists and rotates signing keys (keys.Keys).
+type KeyManager interface {
+	List() []keys.KeyInfo
+	Rotate(ctx context.Context) (keys.KeyInfo, error)
+}
+
+// Config configures the admin API.
+type Config struct {
+	// Token is the bearer token every call must present; it must not be empty.
+	Token string
+	// MaxBodyBytes bounds request bodies.
+	MaxBodyBytes int64
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+}
+
+// Handler serves /admin/.
+type Handler struct {
+	tokenHash [32]byte
+	cfg       Config
+	st        Store
+	keys      KeyManager
+	hasher    *secret.Hasher
+	log       *slog.Logger
+	mux       *http.ServeMux
+}
+
+// New returns the admin API handler.
+func New(cfg Config, st Store, km KeyManager, hasher *secret.Hasher, log *slog.Logger) *Handler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	h := &Handler{tokenHash: sha256.Sum256([]byte(cfg.Token)), cfg: cfg, st: st, keys: km, hasher: hasher, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /admin/clients", h.createClient)
+	mux.HandleFunc("GET /admin/clients", h.listClients)
+	mux.HandleFunc("GET /admin/clients/{id}", h.getClient)
+	mux.HandleFunc("PUT /admin/clients/{id}", h.updateClient)
+	mux.HandleFunc("DELETE /admin/clients/{id}", h.deleteClient)
+	mux.HandleFunc("POST /admin/clients/{id}/secret", h.rotateSecret)
+	mux.HandleFunc("GET /admin/keys", h.listKeys)
+	mux.HandleFunc("POST /admin/keys/rotate", h.rotateKey)
+	mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no admin endpoint at this path")
+	})
+	h.mux = mux
+	return h
+}
+
+// ServeHTTP checks the admin token, then routes the call.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if !h.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="issuer-admin"`)
+		writeError(w, http.StatusUnauthorized, "invalid_token", "the admin API needs Authorization: Bearer <ISSUER_ADMIN_TOKEN>")
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// authorized compares the presented token in constant time (hashing both
+// sides first, so neither the content nor the length leaks).
+func (h *Handler) authorized(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(tok))
+	return subtle.ConstantTimeCompare(sum[:], h.tokenHash[:]) == 1
+}
+
+// Metadata is the client metadata of RFC 7591 §2 that the issuer supports.
+type Metadata struct {
+	ClientName              string   `json:"client_name"`
+	GrantTypes              []string `json:"grant_types"`
+	Scope                   string   `json:"scope"`
+	Audience                []string `json:"audience"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+}
+
+// ClientResponse is the RFC 7591 §3.2.1 client information response.
+type ClientResponse struct {
+	ClientID              string `json:"client_id"`
+	ClientSecret          string `json:"client_secret,omitempty"`
+	ClientIDIssuedAt      int64  `json:"client_id_issued_at"`
+	ClientSecretExpiresAt int64  `json:"client_secret_expires_at"`
+	Metadata
+}
+
+func response(c store.Client, sec string) ClientResponse {
+	return ClientResponse{
+		ClientID:         c.ID,
+		ClientSecret:     sec,
+		ClientIDIssuedAt: c.CreatedAt.Unix(),
+		Metadata: Metadata{
+			ClientName:              c.Name,
+			GrantTypes:              c.GrantTypes,
+			Scope:                   strings.Join(c.Scopes, " "),
+			Audience:                c.Audiences,
+			TokenEndpointAuthMethod: c.AuthMethod,
+		},
+	}
+}
+
+// validate checks m and fills in defaults; the error text is for the admin.
+func (m *Metadata) validate() error {
+	var problems []string
+	if len(m.ClientName) > 200 {
+		problems = append(problems, "client_name is longer than 200 characters")
+	}
+	if len(m.GrantTypes) == 0 {
+		m.GrantTypes = []string{grant.ClientCredentials, grant.RefreshToken}
+	}
+	for _, g := range m.GrantTypes {
+		if g != grant.ClientCredentials && g != grant.RefreshToken {
+			problems = append(problems, fmt.Sprintf("grant_types: %q is not supported; use client_credentials and refresh_token", g))
+		}
+	}
+	m.GrantTypes = slices.Compact(slices.Sorted(slices.Values(m.GrantTypes)))
+	if !slices.Contains(m.GrantTypes, grant.ClientCredentials) {
+		problems = append(problems, "grant_types must include client_credentials")
+	}
+	scopes, ok := grant.ParseScope(m.Scope)
+	if !ok {
+		problems = append(problems, "scope: scope tokens are space-separated printable ASCII without quotes or backslashes")
+	}
+	m.Scope = strings.Join(scopes, " ")
+	var aud []string
+	for _, a := range m.Audience {
+		switch {
+		case a == "" || len(a) > 512 || strings.ContainsAny(a, " \t\r\n"):
+			problems = append(problems, fmt.Sprintf("audience: %q must be 1 to 512 characters without spaces", a))
+		case !slices.Contains(aud, a):
+			aud = append(aud, a)
+		}
+	}
+	m.Audience = aud
+	if len(m.Audience) == 0 {
+		problems = append(problems, "audience: at least one allowed audience is required (RFC 9068 access tokens name their audience), e.g. [\"https://api.example.com\"]")
+	}
+	switch m.TokenEndpointAuthMethod {
+	case "":
+		m.TokenEndpointAuthMethod = grant.AuthBasic
+	case grant.AuthBasic, grant.AuthPost:
+	default:
+		problems = append(problems, fmt.Sprintf("token_endpoint_auth_method: %q is not supported; use client_secret_basic or client_secret_post", m.TokenEndpointAuthMethod))
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) {
+	m, ok := h.readMetadata(w, r)
+	if !ok {
+		return
+	}
+	now := h.cfg.Now().UTC().Truncate(time.Millisecond)
+	id := newClientID()
+	sec := secret.NewClientSecret()
+	c := store.Client{
+		ID:         id,
+		Name:       m.ClientName,
+		SecretHash: h.hasher.Hash(id, sec),
+		GrantTypes: m.GrantTypes,
+		Scopes:     strings.Fields(m.Scope),
+		Audiences:  m.Audience,
+		AuthMethod: m.TokenEndpointAuthMethod,
+		CreatedAt:  now,
+		UpdatedAt:  now,
+	}
+	if err := h.st.CreateClient(r.Context(), c); err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	h.log.InfoContext(r.Context(), "client created", "client_id", id)
+	writeJSON(w, http.StatusCreated, response(c, sec))
+}
+
+func (h *Handler) listClients(w http.ResponseWriter, r *http.Request) {
+	cs, err := h.st.ListClients(r.Context())
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	out := struct {
+		Clients []ClientResponse `json:"clients"`
+	}{Clients: []ClientResponse{}}
+	for _, c := range cs {
+		out.Clients = append(out.Clients, response(c, ""))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) {
+	c, err := h.st.GetClient(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, response(c, ""))
+}
+
+// updateClient replaces the client's metadata (RFC 7592 §2.2); the secret
+// and the id stay.
+func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
+	m, ok := h.readMetadata(w, r)
+	if !ok {
+		return
+	}
+	c, err := h.st.GetClient(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	c.Name, c.GrantTypes, c.Scopes, c.Audiences, c.AuthMethod = m.ClientName, m.GrantTypes, strings.Fields(m.Scope), m.Audience, m.TokenEndpointAuthMethod
+	c.UpdatedAt = h.cfg.Now().UTC().Truncate(time.Millisecond)
+	if err := h.st.UpdateClient(r.Context(), c); err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	h.log.InfoContext(r.Context(), "client updated", "client_id", c.ID)
+	writeJSON(w, http.StatusOK, response(c, ""))
+}
+
+func (h *Handler) deleteClient(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := h.st.DeleteClient(r.Context(), id); err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	h.log.InfoContext(r.Context(), "client deleted", "client_id", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// rotateSecret gives the client a new secret; the old one stops working at once.
+func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) {
+	c, err := h.st.GetClient(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	sec := secret.NewClientSecret()
+	c.SecretHash = h.hasher.Hash(c.ID, sec)
+	c.UpdatedAt = h.cfg.Now().UTC().Truncate(time.Millisecond)
+	if err := h.st.UpdateClient(r.Context(), c); err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	h.log.InfoContext(r.Context(), "client secret rotated", "client_id", c.ID)
+	writeJSON(w, http.StatusOK, response(c, sec))
+}
+
+func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, struct {
+		Keys []keys.KeyInfo `json:"keys"`
+	}{h.keys.List()})
+}
+
+func (h *Handler) rotateKey(w http.ResponseWriter, r *http.Request) {
+	k, err := h.keys.Rotate(r.Context())
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	h.log.InfoContext(r.Context(), "signing key rotated", "kid", k.ID)
+	writeJSON(w, http.StatusCreated, k)
+}
+
+// readMetadata decodes and validates a JSON client-metadata body.
+func (h *Handler) readMetadata(w http.ResponseWriter, r *http.Request) (Metadata, bool) {
+	var m Metadata
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request", "the request body is larger than the limit")
+		} else {
+			writeError(w, http.StatusBadRequest, "invalid_request", "the request body could not be read")
+		}
+		return m, false
+	}
+	// Unknown metadata is ignored, as RFC 7591 §2 requires.
+	if err := json.Unmarshal(body, &m); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_client_metadata", "the body must be a JSON object of client metadata: "+err.Error())
+		return m, false
+	}
+	if err := m.validate(); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_client_metadata", err.Error())
+		return m, false
+	}
+	return m, true
+}
+
+func (h *Handler) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "no client with this id")
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		h.log.ErrorContext(r.Context(), "admin request failed", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the store cannot be reached; retry shortly")
+	default:
+		h.log.ErrorContext(r.Context(), "admin request failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "server_error", "the server failed to handle the request")
+	}
+}
+
+func newClientID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, desc string) {
+	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}

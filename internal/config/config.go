@@ -1,0 +1,481 @@
+// Package config holds the issuer's settings: one flat Config struct, loaded
+// from an optional YAML file (the documented config.yaml at the repository root)
+// and the environment, and checked by Validate.
+//
+// Every setting has a YAML key and an environment variable, ISSUER_ followed by
+// the key in upper case (ISSUER_ACCESS_TOKEN_TTL for access_token_ttl). The
+// environment overrides the file, the file overrides the defaults. Bad
+// configuration is reported all at once, one line per problem, each line naming
+// the setting and saying what to fix.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Config is the issuer's configuration. The yaml tag of a field is its key in
+// config.yaml, the env tag its environment variable.
+type Config struct {
+	// URL is the issuer identifier: the iss claim of every token and the base of
+	// every URL advertised in the RFC 8414 metadata. It must be an absolute http
+	// or https URL with a host and no query, fragment or user info, such as
+	// https://auth.example.com; Load removes a trailing slash.
+	// Default http://localhost:8080.
+	URL string `yaml:"url" env:"ISSUER_URL"`
+
+	// Addr is the listen address, host:port with a numeric port. When neither
+	// ISSUER_ADDR nor the file sets it, Load uses ":$PORT" if PORT is set (as on
+	// Heroku). Default :8080.
+	Addr string `yaml:"addr" env:"ISSUER_ADDR"`
+
+	// AdminToken is the bearer token of the admin API, at least 32 characters.
+	// Empty, the default, turns the admin API off.
+	AdminToken string `yaml:"admin_token" env:"ISSUER_ADMIN_TOKEN"`
+
+	// RedisURL is one redis:// or rediss:// URL, or for Redis Cluster a
+	// comma-separated list of seed-node URLs. Empty, the default, selects the
+	// embedded store in DataDir. Load removes spaces around the commas.
+	RedisURL string `yaml:"redis_url" env:"ISSUER_REDIS_URL"`
+
+	// DataDir is the directory of the embedded store. Default ./data.
+	DataDir string `yaml:"data_dir" env:"ISSUER_DATA_DIR"`
+
+	// SigningAlg is the JWS algorithm of new signing keys: ES256, EdDSA, RS256,
+	// PS256 or HS256. Default ES256.
+	SigningAlg string `yaml:"signing_alg" env:"ISSUER_SIGNING_ALG"`
+
+	// AccessTokenTTL is the lifetime of access tokens, 1s to 24h. Default 5m.
+	AccessTokenTTL time.Duration `yaml:"access_token_ttl" env:"ISSUER_ACCESS_TOKEN_TTL"`
+
+	// RefreshTokenTTL is the lifetime of refresh tokens, longer than
+	// AccessTokenTTL and at most 8760h. Default 24h.
+	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl" env:"ISSUER_REFRESH_TOKEN_TTL"`
+
+	// Secret encrypts the private signing keys kept in the store; at least 32
+	// characters, the same on every instance. Required with RedisURL; when empty,
+	// the default, the embedded store generates one into DataDir.
+	Secret string `yaml:"secret" env:"ISSUER_SECRET"`
+
+	// MaxBodyBytes limits the size of a request body, 1024 to 10485760 bytes.
+	// Default 65536.
+	MaxBodyBytes int64 `yaml:"max_body_bytes" env:"ISSUER_MAX_BODY_BYTES"`
+
+	// ReadHeaderTimeout is http.Server.ReadHeaderTimeout, more than 0.
+	// Default 5s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout" env:"ISSUER_READ_HEADER_TIMEOUT"`
+
+	// ReadTimeout is http.Server.ReadTimeout, more than 0. Default 10s.
+	ReadTimeout time.Duration `yaml:"read_timeout" env:"ISSUER_READ_TIMEOUT"`
+
+	// WriteTimeout is http.Server.WriteTimeout, more than 0. Default 10s.
+	WriteTimeout time.Duration `yaml:"write_timeout" env:"ISSUER_WRITE_TIMEOUT"`
+
+	// IdleTimeout is http.Server.IdleTimeout, more than 0. Default 60s.
+	IdleTimeout time.Duration `yaml:"idle_timeout" env:"ISSUER_IDLE_TIMEOUT"`
+
+	// ShutdownTimeout is how long a graceful shutdown waits for requests in
+	// flight after SIGTERM, more than 0. Default 15s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"ISSUER_SHUTDOWN_TIMEOUT"`
+
+	// LogLevel is the minimum level logged: debug, info, warn or error.
+	// Default info.
+	LogLevel string `yaml:"log_level" env:"ISSUER_LOG_LEVEL"`
+}
+
+// Default returns the configuration used when neither a file nor the
+// environment sets anything: the embedded store under ./data, listening on :8080.
+func Default() Config {
+	return Config{
+		URL:               "http://localhost:8080",
+		Addr:              ":8080",
+		DataDir:           "./data",
+		SigningAlg:        "ES256",
+		AccessTokenTTL:    5 * time.Minute,
+		RefreshTokenTTL:   24 * time.Hour,
+		MaxBodyBytes:      64 << 10,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ShutdownTimeout:   15 * time.Second,
+		LogLevel:          "info",
+	}
+}
+
+// Limits checked by Validate.
+const (
+	minSecretLen       = 32
+	minAccessTokenTTL  = time.Second
+	maxAccessTokenTTL  = 24 * time.Hour
+	maxRefreshTokenTTL = 8760 * time.Hour
+	minMaxBodyBytes    = 1 << 10
+	maxMaxBodyBytes    = 10 << 20
+)
+
+var (
+	signingAlgs = []string{"ES256", "EdDSA", "RS256", "PS256", "HS256"}
+	logLevels   = []string{"debug", "info", "warn", "error"}
+)
+
+// setting describes one field of Config.
+type setting struct {
+	field int    // index in Config
+	key   string // yaml key
+	env   string // environment variable
+}
+
+// settings lists every field of Config in declaration order; byKey indexes it.
+var (
+	settings = settingsOf(reflect.TypeFor[Config]())
+	byKey    = func() map[string]setting {
+		m := make(map[string]setting, len(settings))
+		for _, s := range settings {
+			m[s.key] = s
+		}
+		return m
+	}()
+)
+
+func settingsOf(t reflect.Type) []setting {
+	s := make([]setting, t.NumField())
+	for i := range s {
+		f := t.Field(i)
+		s[i] = setting{field: i, key: f.Tag.Get("yaml"), env: f.Tag.Get("env")}
+	}
+	return s
+}
+
+// set parses raw as the value of s and stores it in c.
+func (s setting) set(c *Config, raw string) error {
+	f := reflect.ValueOf(c).Elem().Field(s.field)
+	switch f.Interface().(type) {
+	case time.Duration:
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not a Go duration such as 5m or 300s", raw)
+		}
+		f.SetInt(int64(d))
+	case int64:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			def := reflect.ValueOf(Default()).Field(s.field).Int()
+			return fmt.Errorf("%q is not a whole number such as %d", raw, def)
+		}
+		f.SetInt(n)
+	default:
+		f.SetString(raw)
+	}
+	return nil
+}
+
+// problem is one thing wrong with a setting.
+type problem struct {
+	key string // yaml key of the setting
+	msg string // what is wrong and what to do
+}
+
+// line formats p as one line naming the setting; where, when not empty, says
+// where the value came from.
+func (p problem) line(where string) error {
+	s := byKey[p.key]
+	if where != "" {
+		return fmt.Errorf("%s (%s): %s (%s)", s.env, s.key, p.msg, where)
+	}
+	return fmt.Errorf("%s (%s): %s", s.env, s.key, p.msg)
+}
+
+// Validate reports every problem of c, one line each naming the setting as
+// "ISSUER_X (x)" and saying what to fix, joined with errors.Join; it returns nil
+// when c is valid. Messages never contain AdminToken, Secret or a Redis password.
+func (c Config) Validate() error {
+	var errs []error
+	for _, p := range c.problems() {
+		errs = append(errs, p.line(""))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) problems() []problem {
+	var ps []problem
+	add := func(key, format string, args ...any) {
+		ps = append(ps, problem{key, fmt.Sprintf(format, args...)})
+	}
+
+	if msg := checkIssuerURL(c.URL); msg != "" {
+		add("url", "%s", msg)
+	}
+	if msg := checkAddr(c.Addr); msg != "" {
+		add("addr", "%s", msg)
+	}
+	if n := utf8.RuneCountInString(c.AdminToken); n > 0 && n < minSecretLen {
+		add("admin_token", "is %d characters long; use at least %d random characters "+
+			"(for example from openssl rand -base64 32), or leave it empty to turn the admin API off",
+			n, minSecretLen)
+	}
+	for _, msg := range checkRedisURL(c.RedisURL) {
+		add("redis_url", "%s", msg)
+	}
+	if c.DataDir == "" {
+		add("data_dir", "is empty; set the directory of the embedded store, such as ./data")
+	}
+	if !slices.Contains(signingAlgs, c.SigningAlg) {
+		add("signing_alg", "%q is not supported; use one of %s", c.SigningAlg, strings.Join(signingAlgs, ", "))
+	}
+	accessOK := c.AccessTokenTTL >= minAccessTokenTTL && c.AccessTokenTTL <= maxAccessTokenTTL
+	if !accessOK {
+		add("access_token_ttl", "%s is out of range; use %s to %s",
+			formatDuration(c.AccessTokenTTL), formatDuration(minAccessTokenTTL), formatDuration(maxAccessTokenTTL))
+	}
+	switch {
+	case c.RefreshTokenTTL > maxRefreshTokenTTL:
+		add("refresh_token_ttl", "%s is too long; use at most %s (one year)",
+			formatDuration(c.RefreshTokenTTL), formatDuration(maxRefreshTokenTTL))
+	case accessOK && c.RefreshTokenTTL <= c.AccessTokenTTL:
+		add("refresh_token_ttl", "%s must be longer than ISSUER_ACCESS_TOKEN_TTL (access_token_ttl), which is %s",
+			formatDuration(c.RefreshTokenTTL), formatDuration(c.AccessTokenTTL))
+	case c.RefreshTokenTTL <= 0:
+		add("refresh_token_ttl", "%s must be more than 0, such as 24h", formatDuration(c.RefreshTokenTTL))
+	}
+	switch n := utf8.RuneCountInString(c.Secret); {
+	case n > 0 && n < minSecretLen:
+		add("secret", "is %d characters long; use at least %d random characters "+
+			"(for example from openssl rand -base64 32)", n, minSecretLen)
+	case n == 0 && c.RedisURL != "":
+		add("secret", "is required when ISSUER_REDIS_URL (redis_url) is set: every instance must "+
+			"encrypt the signing keys with the same secret; set at least %d random characters "+
+			"(for example from openssl rand -base64 32)", minSecretLen)
+	}
+	if c.MaxBodyBytes < minMaxBodyBytes || c.MaxBodyBytes > maxMaxBodyBytes {
+		add("max_body_bytes", "%d is out of range; use %d to %d (10 MiB)",
+			c.MaxBodyBytes, minMaxBodyBytes, maxMaxBodyBytes)
+	}
+	for _, t := range []struct {
+		key   string
+		d, eg time.Duration
+	}{
+		{"read_header_timeout", c.ReadHeaderTimeout, 5 * time.Second},
+		{"read_timeout", c.ReadTimeout, 10 * time.Second},
+		{"write_timeout", c.WriteTimeout, 10 * time.Second},
+		{"idle_timeout", c.IdleTimeout, 60 * time.Second},
+		{"shutdown_timeout", c.ShutdownTimeout, 15 * time.Second},
+	} {
+		if t.d <= 0 {
+			add(t.key, "%s must be more than 0, such as %s", formatDuration(t.d), formatDuration(t.eg))
+		}
+	}
+	if !slices.Contains(logLevels, c.LogLevel) {
+		add("log_level", "%q is not a log level; use one of %s", c.LogLevel, strings.Join(logLevels, ", "))
+	}
+	return ps
+}
+
+// checkIssuerURL returns what is wrong with the issuer URL raw, or "".
+func checkIssuerURL(raw string) string {
+	const eg = "such as https://auth.example.com"
+	if raw == "" {
+		return "is empty; set the public base URL of the issuer, " + eg
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Sprintf("is not a valid URL; set the public base URL of the issuer, %s", eg)
+	}
+	shown := strconv.Quote(redactURL(u))
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https" || u.Opaque != "":
+		return fmt.Sprintf("%s is not an absolute http or https URL; use one %s", shown, eg)
+	case u.Hostname() == "":
+		return fmt.Sprintf("%s has no host; use a URL %s", shown, eg)
+	case u.User != nil:
+		return fmt.Sprintf("%s contains user info (user@); remove it", shown)
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Sprintf("%s has a query (?...); remove it", shown)
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Sprintf("%s has a fragment (#...); remove it", shown)
+	}
+	if p := u.Port(); p != "" {
+		if _, err := strconv.ParseUint(p, 10, 16); err != nil {
+			return fmt.Sprintf("%s has port %q; use a number from 1 to 65535", shown, p)
+		}
+	}
+	return ""
+}
+
+// checkAddr returns what is wrong with the listen address addr, or "".
+func checkAddr(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("%q is not a listen address host:port such as :8080 or 127.0.0.1:8080", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Sprintf("%q has port %q; use a number from 0 to 65535, such as :8080", addr, port)
+	}
+	return ""
+}
+
+// checkRedisURL returns what is wrong with each element of the
+// comma-separated list of Redis URLs raw. A message never shows a password.
+func checkRedisURL(raw string) []string {
+	if raw == "" {
+		return nil
+	}
+	elems := strings.Split(raw, ",")
+	var msgs []string
+	for i, e := range elems {
+		name := "the URL"
+		if len(elems) > 1 {
+			name = fmt.Sprintf("URL %d of %d", i+1, len(elems))
+		}
+		e = strings.TrimSpace(e)
+		if e == "" {
+			msgs = append(msgs, fmt.Sprintf("%s is empty; separate the seed-node URLs of a cluster with single commas", name))
+			continue
+		}
+		u, ok := parseRedisURL(e)
+		if !ok {
+			// The parse error may quote part of the password: do not show it.
+			msgs = append(msgs, fmt.Sprintf("%s is not a valid URL; use redis://[:password@]host:port[/db] "+
+				"or rediss:// for TLS, and percent-encode special characters in the password", name))
+			continue
+		}
+		shown := strconv.Quote(redactURL(u))
+		switch {
+		case u.Scheme != "redis" && u.Scheme != "rediss" || u.Opaque != "":
+			msgs = append(msgs, fmt.Sprintf("%s %s is not a redis:// or rediss:// URL; use redis://host:6379 or rediss:// for TLS", name, shown))
+		case u.Hostname() == "":
+			msgs = append(msgs, fmt.Sprintf("%s %s has no host; use redis://host:6379", name, shown))
+		}
+	}
+	return msgs
+}
+
+// parseRedisURL parses one Redis URL. It reports false when raw does not parse
+// or has an @ after the host: a password with an unencoded / ? or # in it, part
+// of which would show in the path, query or fragment.
+func parseRedisURL(raw string) (*url.URL, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || strings.Contains(u.Opaque+u.Path+u.RawQuery+u.Fragment, "@") {
+		return nil, false
+	}
+	return u, true
+}
+
+// formatDuration formats d without zero trailing units: 24h, not 24h0m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// redacted stands in for secrets in String, GoString, LogValue and errors.
+const redacted = "REDACTED"
+
+// redactURL returns u as a string with its password, if any, replaced by
+// REDACTED.
+func redactURL(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	if _, ok := u.User.Password(); !ok {
+		return u.String()
+	}
+	v := *u
+	v.User = url.UserPassword(u.User.Username(), redacted)
+	return v.String()
+}
+
+// redactRedisURL replaces the password in each URL of the list raw by
+// REDACTED; an element that does not parse is replaced as a whole.
+func redactRedisURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	elems := strings.Split(raw, ",")
+	for i, e := range elems {
+		u, ok := parseRedisURL(strings.TrimSpace(e))
+		if !ok {
+			elems[i] = redacted
+			continue
+		}
+		elems[i] = redactURL(u)
+	}
+	return strings.Join(elems, ",")
+}
+
+// redactedCopy returns c with its secrets replaced by REDACTED. Empty secrets
+// stay empty, so that a log shows which features are off.
+func (c Config) redactedCopy() Config {
+	if c.AdminToken != "" {
+		c.AdminToken = redacted
+	}
+	if c.Secret != "" {
+		c.Secret = redacted
+	}
+	c.RedisURL = redactRedisURL(c.RedisURL)
+	return c
+}
+
+// LogValue implements slog.LogValuer: a group of every setting under its yaml
+// key, durations written as in config.yaml (5m), with AdminToken, Secret and
+// any password in RedisURL shown as REDACTED. Empty secrets stay empty, so the
+// log shows which features are off.
+func (c Config) LogValue() slog.Value {
+	r := reflect.ValueOf(c.redactedCopy())
+	attrs := make([]slog.Attr, len(settings))
+	for i, s := range settings {
+		switch v := r.Field(s.field).Interface().(type) {
+		case time.Duration:
+			attrs[i] = slog.String(s.key, formatDuration(v)) // as in config.yaml, not nanoseconds
+		case int64:
+			attrs[i] = slog.Int64(s.key, v)
+		case string:
+			attrs[i] = slog.String(s.key, v)
+		}
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// String returns every setting as key=value pairs separated by spaces, with
+// AdminToken, Secret and any password in RedisURL shown as REDACTED.
+func (c Config) String() string {
+	r := reflect.ValueOf(c.redactedCopy())
+	var b strings.Builder
+	for i, s := range settings {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(s.key)
+		b.WriteByte('=')
+		switch v := r.Field(s.field).Interface().(type) {
+		case time.Duration:
+			b.WriteString(formatDuration(v))
+		case int64:
+			b.WriteString(strconv.FormatInt(v, 10))
+		case string:
+			b.WriteString(strconv.Quote(v))
+		}
+	}
+	return b.String()
+}
+
+// GoString implements fmt.GoStringer so that %#v, too, shows the secrets as
+// REDACTED.
+func (c Config) GoString() string {
+	type plain Config // without methods, so %#v prints the fields
+	s := fmt.Sprintf("%#v", plain(c.redactedCopy()))
+	return "config.Config" + strings.TrimPrefix(s, "config.plain")
+}

@@ -1,0 +1,688 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// env returns a getenv reading from m.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// writeFile writes content to a config file in a temporary directory.
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// lines splits a joined error into its lines.
+func lines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+const (
+	token  = "admin-token-0123456789abcdefghijklmnopqrstuvwxyz"
+	secret = "key-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+	redisP = "redis-pass-s3cr3t"
+)
+
+func TestDefault(t *testing.T) {
+	want := Config{
+		URL:               "http://localhost:8080",
+		Addr:              ":8080",
+		DataDir:           "./data",
+		SigningAlg:        "ES256",
+		AccessTokenTTL:    5 * time.Minute,
+		RefreshTokenTTL:   24 * time.Hour,
+		MaxBodyBytes:      65536,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ShutdownTimeout:   15 * time.Second,
+		LogLevel:          "info",
+	}
+	if got := Default(); got != want {
+		t.Errorf("Default() = %v, want %v", got, want)
+	}
+	if err := Default().Validate(); err != nil {
+		t.Errorf("Default().Validate() = %v, want nil", err)
+	}
+	for name, getenv := range map[string]func(string) string{
+		"nil getenv":   nil,
+		"empty getenv": env(nil),
+		"empty values": env(map[string]string{"ISSUER_URL": "", "ISSUER_ADDR": "", "PORT": "", "ISSUER_ACCESS_TOKEN_TTL": ""}),
+	} {
+		got, err := Load("", getenv)
+		if err != nil || got != want {
+			t.Errorf("%s: Load(\"\") = %v, %v; want %v, nil", name, got, err, want)
+		}
+	}
+}
+
+// TestSettings checks the struct tags every other part relies on.
+func TestSettings(t *testing.T) {
+	typ := reflect.TypeFor[Config]()
+	seen := map[string]bool{}
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		key, envName := f.Tag.Get("yaml"), f.Tag.Get("env")
+		if key == "" || seen[key] {
+			t.Errorf("field %s: yaml tag %q is empty or repeated", f.Name, key)
+		}
+		seen[key] = true
+		if want := "ISSUER_" + strings.ToUpper(key); envName != want {
+			t.Errorf("field %s: env tag %q, want %q", f.Name, envName, want)
+		}
+		switch f.Type {
+		case reflect.TypeFor[string](), reflect.TypeFor[int64](), reflect.TypeFor[time.Duration]():
+		default:
+			t.Errorf("field %s: type %s is not handled by setting.set, LogValue and String", f.Name, f.Type)
+		}
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	path := writeFile(t, `
+url: https://auth.example.com/
+addr: 127.0.0.1:9000
+admin_token: `+token+`
+redis_url: "redis://:`+redisP+`@r1:6379, rediss://r2:6380"
+data_dir: /var/lib/issuer
+signing_alg: EdDSA
+access_token_ttl: 10m
+refresh_token_ttl: 720h
+secret: `+secret+`
+max_body_bytes: 1048576
+read_header_timeout: 2s
+read_timeout: 3s
+write_timeout: 4s
+idle_timeout: 2m
+shutdown_timeout: 30s
+log_level: debug
+`)
+	want := Config{
+		URL:               "https://auth.example.com",
+		Addr:              "127.0.0.1:9000",
+		AdminToken:        token,
+		RedisURL:          "redis://:" + redisP + "@r1:6379,rediss://r2:6380",
+		DataDir:           "/var/lib/issuer",
+		SigningAlg:        "EdDSA",
+		AccessTokenTTL:    10 * time.Minute,
+		RefreshTokenTTL:   720 * time.Hour,
+		Secret:            secret,
+		MaxBodyBytes:      1 << 20,
+		ReadHeaderTimeout: 2 * time.Second,
+		ReadTimeout:       3 * time.Second,
+		WriteTimeout:      4 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ShutdownTimeout:   30 * time.Second,
+		LogLevel:          "debug",
+	}
+	got, err := Load(path, nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got != want {
+		t.Errorf("Load = %#v\nwant %#v", got, want)
+	}
+}
+
+func TestLoadFileEdgeCases(t *testing.T) {
+	def := Default()
+	with := func(change func(*Config)) Config {
+		c := def
+		change(&c)
+		return c
+	}
+	tests := []struct {
+		name, content string
+		want          Config
+	}{
+		{"empty file", "", def},
+		{"only comments", "# nothing here\n", def},
+		{"key without value keeps default", "url:\naccess_token_ttl:\n", def},
+		{"quoted duration", `access_token_ttl: "1m"`, with(func(c *Config) { c.AccessTokenTTL = time.Minute })},
+		{"alias", "read_timeout: &t 1m\naccess_token_ttl: *t\n", with(func(c *Config) {
+			c.ReadTimeout, c.AccessTokenTTL = time.Minute, time.Minute
+		})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Load(writeFile(t, tt.content), nil)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("Load = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnvOverridesFile(t *testing.T) {
+	path := writeFile(t, "url: https://file.example.com\nlog_level: warn\naccess_token_ttl: 10m\nmax_body_bytes: 2048\ndata_dir: /file\n")
+	got, err := Load(path, env(map[string]string{
+		"ISSUER_URL":              "https://env.example.com//",
+		"ISSUER_ACCESS_TOKEN_TTL": "90s",
+		"ISSUER_MAX_BODY_BYTES":   "4096",
+		"ISSUER_DATA_DIR":         "", // empty counts as unset: the file wins
+		"ISSUER_ADMIN_TOKEN":      token,
+		"ISSUER_REDIS_URL":        "redis://r:6379",
+		"ISSUER_SECRET":           secret,
+		"ISSUER_SIGNING_ALG":      "PS256",
+		"ISSUER_SHUTDOWN_TIMEOUT": "1m",
+	}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := Default()
+	want.URL = "https://env.example.com"
+	want.LogLevel = "warn"
+	want.AccessTokenTTL = 90 * time.Second
+	want.MaxBodyBytes = 4096
+	want.DataDir = "/file"
+	want.AdminToken = token
+	want.RedisURL = "redis://r:6379"
+	want.Secret = secret
+	want.SigningAlg = "PS256"
+	want.ShutdownTimeout = time.Minute
+	if got != want {
+		t.Errorf("Load = %v\nwant %v", got, want)
+	}
+}
+
+// TestEveryEnvVar sets each variable alone and checks it reaches its field.
+func TestEveryEnvVar(t *testing.T) {
+	values := map[string]string{
+		"url": "https://x.example.com", "addr": ":1", "admin_token": token,
+		"redis_url": "redis://r:6379", "data_dir": "/d", "signing_alg": "RS256",
+		"access_token_ttl": "2m", "refresh_token_ttl": "48h", "secret": secret,
+		"max_body_bytes": "2048", "read_header_timeout": "1s", "read_timeout": "2s",
+		"write_timeout": "3s", "idle_timeout": "4s", "shutdown_timeout": "5s",
+		"log_level": "error",
+	}
+	for _, s := range settings {
+		t.Run(s.env, func(t *testing.T) {
+			raw, ok := values[s.key]
+			if !ok {
+				t.Fatalf("no test value for %s", s.key)
+			}
+			m := map[string]string{s.env: raw}
+			if s.key == "redis_url" {
+				m["ISSUER_SECRET"] = secret
+			}
+			got, err := Load("", env(m))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			want := Default()
+			if err := s.set(&want, raw); err != nil {
+				t.Fatal(err)
+			}
+			if s.key == "redis_url" {
+				want.Secret = secret
+			}
+			if got != want {
+				t.Errorf("Load = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestPortFallback(t *testing.T) {
+	tests := []struct {
+		name, file string
+		env        map[string]string
+		want       string
+	}{
+		{"default", "", nil, ":8080"},
+		{"PORT", "", map[string]string{"PORT": "5000"}, ":5000"},
+		{"ISSUER_ADDR wins over PORT", "", map[string]string{"PORT": "5000", "ISSUER_ADDR": "127.0.0.1:7000"}, "127.0.0.1:7000"},
+		{"file addr wins over PORT", "addr: :6000\n", map[string]string{"PORT": "5000"}, ":6000"},
+		{"ISSUER_ADDR wins over file and PORT", "addr: :6000\n", map[string]string{"PORT": "5000", "ISSUER_ADDR": ":7000"}, ":7000"},
+		{"empty PORT ignored", "", map[string]string{"PORT": ""}, ":8080"},
+		{"empty file addr lets PORT through", "addr:\n", map[string]string{"PORT": "5000"}, ":5000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			}
+			got, err := Load(path, env(tt.env))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if got.Addr != tt.want {
+				t.Errorf("Addr = %q, want %q", got.Addr, tt.want)
+			}
+		})
+	}
+
+	_, err := Load("", env(map[string]string{"PORT": "web"}))
+	want := `ISSUER_ADDR (addr): ":web" has port "web"; use a number from 0 to 65535, such as :8080 (from PORT)`
+	if got := fmt.Sprint(err); got != want {
+		t.Errorf("bad PORT: error %q, want %q", got, want)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string // the whole error; "" for valid
+	}{
+		// url
+		{"url https with path", func(c *Config) { c.URL = "https://auth.example.com/tenant" }, ""},
+		{"url with port", func(c *Config) { c.URL = "http://127.0.0.1:8080" }, ""},
+		{"url empty", func(c *Config) { c.URL = "" }, `ISSUER_URL (url): is empty; set the public base URL of the issuer, such as https://auth.example.com`},
+		{"url relative", func(c *Config) { c.URL = "auth.example.com" }, `ISSUER_URL (url): "auth.example.com" is not an absolute http or https URL; use one such as https://auth.example.com`},
+		{"url scheme", func(c *Config) { c.URL = "ftp://auth.example.com" }, `ISSUER_URL (url): "ftp://auth.example.com" is not an absolute http or https URL; use one such as https://auth.example.com`},
+		{"url no host", func(c *Config) { c.URL = "https:///x" }, `ISSUER_URL (url): "https:///x" has no host; use a URL such as https://auth.example.com`},
+		{"url query", func(c *Config) { c.URL = "https://a.example.com?x=1" }, `ISSUER_URL (url): "https://a.example.com?x=1" has a query (?...); remove it`},
+		{"url fragment", func(c *Config) { c.URL = "https://a.example.com#x" }, `ISSUER_URL (url): "https://a.example.com#x" has a fragment (#...); remove it`},
+		{"url userinfo", func(c *Config) { c.URL = "https://u:" + redisP + "@a.example.com" }, `ISSUER_URL (url): "https://u:REDACTED@a.example.com" contains user info (user@); remove it`},
+		{"url unparsable", func(c *Config) { c.URL = "https://a b.example.com" }, `ISSUER_URL (url): is not a valid URL; set the public base URL of the issuer, such as https://auth.example.com`},
+		{"url bad port", func(c *Config) { c.URL = "https://a.example.com:99999" }, `ISSUER_URL (url): "https://a.example.com:99999" has port "99999"; use a number from 1 to 65535`},
+		// addr
+		{"addr host", func(c *Config) { c.Addr = "0.0.0.0:80" }, ""},
+		{"addr ipv6", func(c *Config) { c.Addr = "[::1]:80" }, ""},
+		{"addr no port", func(c *Config) { c.Addr = "8080" }, `ISSUER_ADDR (addr): "8080" is not a listen address host:port such as :8080 or 127.0.0.1:8080`},
+		{"addr named port", func(c *Config) { c.Addr = ":http" }, `ISSUER_ADDR (addr): ":http" has port "http"; use a number from 0 to 65535, such as :8080`},
+		{"addr port range", func(c *Config) { c.Addr = ":70000" }, `ISSUER_ADDR (addr): ":70000" has port "70000"; use a number from 0 to 65535, such as :8080`},
+		// admin_token
+		{"admin token 32", func(c *Config) { c.AdminToken = strings.Repeat("a", 32) }, ""},
+		{"admin token short", func(c *Config) { c.AdminToken = strings.Repeat("a", 31) }, `ISSUER_ADMIN_TOKEN (admin_token): is 31 characters long; use at least 32 random characters (for example from openssl rand -base64 32), or leave it empty to turn the admin API off`},
+		// redis_url
+		{"redis", func(c *Config) { c.RedisURL, c.Secret = "redis://:p@r:6379/0", secret }, ""},
+		{"redis cluster", func(c *Config) { c.RedisURL, c.Secret = "rediss://a:1,rediss://b:2,redis://c", secret }, ""},
+		{"redis scheme", func(c *Config) { c.RedisURL, c.Secret = "http://r:6379", secret }, `ISSUER_REDIS_URL (redis_url): the URL "http://r:6379" is not a redis:// or rediss:// URL; use redis://host:6379 or rediss:// for TLS`},
+		{"redis bare host", func(c *Config) { c.RedisURL, c.Secret = "r:6379", secret }, `ISSUER_REDIS_URL (redis_url): the URL "r:6379" is not a redis:// or rediss:// URL; use redis://host:6379 or rediss:// for TLS`},
+		{"redis no host", func(c *Config) { c.RedisURL, c.Secret = "redis://", secret }, `ISSUER_REDIS_URL (redis_url): the URL "redis:" has no host; use redis://host:6379`},
+		{"redis cluster element", func(c *Config) { c.RedisURL, c.Secret = "redis://a:1,http://:"+redisP+"@b:2", secret }, `ISSUER_REDIS_URL (redis_url): URL 2 of 2 "http://:REDACTED@b:2" is not a redis:// or rediss:// URL; use redis://host:6379 or rediss:// for TLS`},
+		{"redis empty element", func(c *Config) { c.RedisURL, c.Secret = "redis://a:1,", secret }, `ISSUER_REDIS_URL (redis_url): URL 2 of 2 is empty; separate the seed-node URLs of a cluster with single commas`},
+		{"redis unparsable", func(c *Config) { c.RedisURL, c.Secret = "redis://:pa/"+redisP+"@r:6379", secret }, `ISSUER_REDIS_URL (redis_url): the URL is not a valid URL; use redis://[:password@]host:port[/db] or rediss:// for TLS, and percent-encode special characters in the password`},
+		{"redis password with #", func(c *Config) { c.RedisURL, c.Secret = "redis://:12#"+redisP+"@r:6379", secret }, `ISSUER_REDIS_URL (redis_url): the URL is not a valid URL; use redis://[:password@]host:port[/db] or rediss:// for TLS, and percent-encode special characters in the password`},
+		{"redis password with ?", func(c *Config) { c.RedisURL, c.Secret = "redis://:12?"+redisP+"@r:6379", secret }, `ISSUER_REDIS_URL (redis_url): the URL is not a valid URL; use redis://[:password@]host:port[/db] or rediss:// for TLS, and percent-encode special characters in the password`},
+		{"redis user password with /", func(c *Config) { c.RedisURL, c.Secret = "redis://u:12/"+redisP+"@r:6379", secret }, `ISSUER_REDIS_URL (redis_url): the URL is not a valid URL; use redis://[:password@]host:port[/db] or rediss:// for TLS, and percent-encode special characters in the password`},
+		{"redis encoded password", func(c *Config) { c.RedisURL, c.Secret = "redis://u:a%2Fb%40c@r:6379", secret }, ""},
+		// data_dir
+		{"data dir empty", func(c *Config) { c.DataDir = "" }, `ISSUER_DATA_DIR (data_dir): is empty; set the directory of the embedded store, such as ./data`},
+		// signing_alg
+		{"alg HS256", func(c *Config) { c.SigningAlg = "HS256" }, ""},
+		{"alg lower case", func(c *Config) { c.SigningAlg = "es256" }, `ISSUER_SIGNING_ALG (signing_alg): "es256" is not supported; use one of ES256, EdDSA, RS256, PS256, HS256`},
+		{"alg none", func(c *Config) { c.SigningAlg = "none" }, `ISSUER_SIGNING_ALG (signing_alg): "none" is not supported; use one of ES256, EdDSA, RS256, PS256, HS256`},
+		// access_token_ttl
+		{"access ttl 1s", func(c *Config) { c.AccessTokenTTL = time.Second }, ""},
+		{"access ttl 24h", func(c *Config) { c.AccessTokenTTL, c.RefreshTokenTTL = 24*time.Hour, 48*time.Hour }, ""},
+		{"access ttl short", func(c *Config) { c.AccessTokenTTL = 500 * time.Millisecond }, `ISSUER_ACCESS_TOKEN_TTL (access_token_ttl): 500ms is out of range; use 1s to 24h`},
+		{"access ttl long", func(c *Config) { c.AccessTokenTTL, c.RefreshTokenTTL = 25*time.Hour, 48*time.Hour }, `ISSUER_ACCESS_TOKEN_TTL (access_token_ttl): 25h is out of range; use 1s to 24h`},
+		// refresh_token_ttl
+		{"refresh ttl 8760h", func(c *Config) { c.RefreshTokenTTL = 8760 * time.Hour }, ""},
+		{"refresh ttl equal", func(c *Config) { c.RefreshTokenTTL = 5 * time.Minute }, `ISSUER_REFRESH_TOKEN_TTL (refresh_token_ttl): 5m must be longer than ISSUER_ACCESS_TOKEN_TTL (access_token_ttl), which is 5m`},
+		{"refresh ttl long", func(c *Config) { c.RefreshTokenTTL = 8761 * time.Hour }, `ISSUER_REFRESH_TOKEN_TTL (refresh_token_ttl): 8761h is too long; use at most 8760h (one year)`},
+		{"refresh ttl zero", func(c *Config) { c.AccessTokenTTL, c.RefreshTokenTTL = 0, 0 }, "ISSUER_ACCESS_TOKEN_TTL (access_token_ttl): 0s is out of range; use 1s to 24h\nISSUER_REFRESH_TOKEN_TTL (refresh_token_ttl): 0s must be more than 0, such as 24h"},
+		// secret
+		{"secret short", func(c *Config) { c.Secret = "0123456789" }, `ISSUER_SECRET (secret): is 10 characters long; use at least 32 random characters (for example from openssl rand -base64 32)`},
+		{"secret counts characters", func(c *Config) { c.Secret = strings.Repeat("é", 32) }, ""},
+		{"secret required with redis", func(c *Config) { c.RedisURL = "redis://r:6379" }, `ISSUER_SECRET (secret): is required when ISSUER_REDIS_URL (redis_url) is set: every instance must encrypt the signing keys with the same secret; set at least 32 random characters (for example from openssl rand -base64 32)`},
+		// max_body_bytes
+		{"body 1024", func(c *Config) { c.MaxBodyBytes = 1024 }, ""},
+		{"body 10MiB", func(c *Config) { c.MaxBodyBytes = 10485760 }, ""},
+		{"body small", func(c *Config) { c.MaxBodyBytes = 1023 }, `ISSUER_MAX_BODY_BYTES (max_body_bytes): 1023 is out of range; use 1024 to 10485760 (10 MiB)`},
+		{"body large", func(c *Config) { c.MaxBodyBytes = 10485761 }, `ISSUER_MAX_BODY_BYTES (max_body_bytes): 10485761 is out of range; use 1024 to 10485760 (10 MiB)`},
+		// timeouts
+		{"read header timeout", func(c *Config) { c.ReadHeaderTimeout = 0 }, `ISSUER_READ_HEADER_TIMEOUT (read_header_timeout): 0s must be more than 0, such as 5s`},
+		{"read timeout", func(c *Config) { c.ReadTimeout = -time.Second }, `ISSUER_READ_TIMEOUT (read_timeout): -1s must be more than 0, such as 10s`},
+		{"write timeout", func(c *Config) { c.WriteTimeout = 0 }, `ISSUER_WRITE_TIMEOUT (write_timeout): 0s must be more than 0, such as 10s`},
+		{"idle timeout", func(c *Config) { c.IdleTimeout = 0 }, `ISSUER_IDLE_TIMEOUT (idle_timeout): 0s must be more than 0, such as 1m`},
+		{"shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, `ISSUER_SHUTDOWN_TIMEOUT (shutdown_timeout): 0s must be more than 0, such as 15s`},
+		// log_level
+		{"log level warn", func(c *Config) { c.LogLevel = "warn" }, ""},
+		{"log level", func(c *Config) { c.LogLevel = "verbose" }, `ISSUER_LOG_LEVEL (log_level): "verbose" is not a log level; use one of debug, info, warn, error`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.change(&c)
+			err := c.Validate()
+			if got := fmt.Sprint(err); tt.want == "" && err != nil || tt.want != "" && got != tt.want {
+				t.Errorf("Validate() = %v\nwant %q", err, tt.want)
+			}
+			for _, s := range []string{redisP, token, secret} {
+				if err != nil && strings.Contains(err.Error(), s) {
+					t.Errorf("Validate() = %v: contains a secret", err)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateReportsEverything(t *testing.T) {
+	c := Config{} // every field wrong
+	want := []string{
+		"ISSUER_URL (url): ",
+		"ISSUER_ADDR (addr): ",
+		"ISSUER_DATA_DIR (data_dir): ",
+		"ISSUER_SIGNING_ALG (signing_alg): ",
+		"ISSUER_ACCESS_TOKEN_TTL (access_token_ttl): ",
+		"ISSUER_REFRESH_TOKEN_TTL (refresh_token_ttl): ",
+		"ISSUER_MAX_BODY_BYTES (max_body_bytes): ",
+		"ISSUER_READ_HEADER_TIMEOUT (read_header_timeout): ",
+		"ISSUER_READ_TIMEOUT (read_timeout): ",
+		"ISSUER_WRITE_TIMEOUT (write_timeout): ",
+		"ISSUER_IDLE_TIMEOUT (idle_timeout): ",
+		"ISSUER_SHUTDOWN_TIMEOUT (shutdown_timeout): ",
+		"ISSUER_LOG_LEVEL (log_level): ",
+	}
+	got := lines(c.Validate())
+	if len(got) != len(want) {
+		t.Fatalf("Validate() gave %d lines, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("line %d = %q, want prefix %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		file string // content; "" for no file
+		env  map[string]string
+		want []string // every line of the error, {path} replaced by the file's path
+	}{
+		{
+			name: "env duration",
+			env:  map[string]string{"ISSUER_ACCESS_TOKEN_TTL": "5 minutes"},
+			want: []string{`ISSUER_ACCESS_TOKEN_TTL (access_token_ttl): "5 minutes" is not a Go duration such as 5m or 300s`},
+		},
+		{
+			name: "env number",
+			env:  map[string]string{"ISSUER_MAX_BODY_BYTES": "64k"},
+			want: []string{`ISSUER_MAX_BODY_BYTES (max_body_bytes): "64k" is not a whole number such as 65536`},
+		},
+		{
+			name: "several env errors together",
+			env: map[string]string{
+				"ISSUER_ACCESS_TOKEN_TTL":  "5 minutes",
+				"ISSUER_REFRESH_TOKEN_TTL": "1d",
+				"ISSUER_SIGNING_ALG":       "HS512",
+				"ISSUER_ADMIN_TOKEN":       "short",
+				"ISSUER_REDIS_URL":         "redis://cache:6379",
+				"ISSUER_IDLE_TIMEOUT":      "0s",
+			},
+			want: []string{
+				`ISSUER_ACCESS_TOKEN_TTL (access_token_ttl): "5 minutes" is not a Go duration such as 5m or 300s`,
+				`ISSUER_REFRESH_TOKEN_TTL (refresh_token_ttl): "1d" is not a Go duration such as 5m or 300s`,
+				`ISSUER_ADMIN_TOKEN (admin_token): is 5 characters long; use at least 32 random characters (for example from openssl rand -base64 32), or leave it empty to turn the admin API off`,
+				`ISSUER_SIGNING_ALG (signing_alg): "HS512" is not supported; use one of ES256, EdDSA, RS256, PS256, HS256`,
+				`ISSUER_SECRET (secret): is required when ISSUER_REDIS_URL (redis_url) is set: every instance must encrypt the signing keys with the same secret; set at least 32 random characters (for example from openssl rand -base64 32)`,
+				`ISSUER_IDLE_TIMEOUT (idle_timeout): 0s must be more than 0, such as 1m`,
+			},
+		},
+		{
+			name: "file values name their line",
+			file: "url: https://a.example.com\naccess_token_ttl: 300\nlog_level: loud\nsigning_alg: [ES256]\n",
+			want: []string{
+				`ISSUER_SIGNING_ALG (signing_alg): must be a single value, not a list or mapping ({path} line 4)`,
+				`ISSUER_ACCESS_TOKEN_TTL (access_token_ttl): "300" is not a Go duration such as 5m or 300s ({path} line 2)`,
+				`ISSUER_LOG_LEVEL (log_level): "loud" is not a log level; use one of debug, info, warn, error ({path} line 3)`,
+			},
+		},
+		{
+			name: "env fixes nothing in a broken file, and its own error is reported too",
+			file: "access_token_ttl: 5 minutes\n",
+			env:  map[string]string{"ISSUER_ACCESS_TOKEN_TTL": "10m", "ISSUER_MAX_BODY_BYTES": "1"},
+			want: []string{
+				`ISSUER_ACCESS_TOKEN_TTL (access_token_ttl): "5 minutes" is not a Go duration such as 5m or 300s ({path} line 1)`,
+				`ISSUER_MAX_BODY_BYTES (max_body_bytes): 1 is out of range; use 1024 to 10485760 (10 MiB)`,
+			},
+		},
+		{
+			name: "env value overrides the file value in messages",
+			file: "log_level: debug\n",
+			env:  map[string]string{"ISSUER_LOG_LEVEL": "trace"},
+			want: []string{`ISSUER_LOG_LEVEL (log_level): "trace" is not a log level; use one of debug, info, warn, error`},
+		},
+		{
+			name: "unknown key with a suggestion",
+			file: "url: https://a.example.com\nacess_token_ttl: 5m\n",
+			want: []string{`config file {path} line 2: unknown setting "acess_token_ttl"; did you mean access_token_ttl?`},
+		},
+		{
+			name: "unknown key listing the settings",
+			file: "issuer:\n  url: https://a.example.com\n",
+			want: []string{`config file {path} line 1: unknown setting "issuer"; the settings are url, addr, admin_token, redis_url, data_dir, signing_alg, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, log_level`},
+		},
+		{
+			name: "unknown keys and bad values together",
+			file: "foo: 1\nbar: 2\nmax_body_bytes: lots\n",
+			env:  map[string]string{"ISSUER_URL": "localhost"},
+			want: []string{
+				`config file {path} line 1: unknown setting "foo"; the settings are url, addr, admin_token, redis_url, data_dir, signing_alg, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, log_level`,
+				`config file {path} line 2: unknown setting "bar"; the settings are url, addr, admin_token, redis_url, data_dir, signing_alg, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, log_level`,
+				`ISSUER_MAX_BODY_BYTES (max_body_bytes): "lots" is not a whole number such as 65536 ({path} line 3)`,
+				`ISSUER_URL (url): "localhost" is not an absolute http or https URL; use one such as https://auth.example.com`,
+			},
+		},
+		{
+			name: "duplicate key",
+			file: "url: https://a.example.com\nurl: https://b.example.com\n",
+			want: []string{`config file {path}: line 2: mapping key "url" already defined at line 1`},
+		},
+		{
+			name: "not a mapping",
+			file: "- url: https://a.example.com\n",
+			want: []string{`config file {path} line 1: the file must hold settings as key: value lines, such as url: https://auth.example.com`},
+		},
+		{
+			name: "two documents",
+			file: "url: https://a.example.com\n---\nurl: https://b.example.com\n",
+			want: []string{`config file {path}: holds more than one YAML document; keep the settings in one`},
+		},
+		{
+			name: "syntax error",
+			file: "url: [https://a.example.com\n",
+			want: []string{`config file {path}: yaml: line 1: did not find expected ',' or ']'`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			}
+			got, err := Load(path, env(tt.env))
+			if err == nil {
+				t.Fatalf("Load = %v, nil; want an error", got)
+			}
+			if got != (Config{}) {
+				t.Errorf("Load returned %v with the error, want the zero Config", got)
+			}
+			want := strings.ReplaceAll(strings.Join(tt.want, "\n"), "{path}", path)
+			if err.Error() != want {
+				t.Errorf("Load error:\n%v\nwant:\n%s", err, want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nope.yaml")
+	_, err := Load(path, nil)
+	if err == nil {
+		t.Fatal("Load of a missing file succeeded")
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q does not name the path %s", err, path)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("error %q is not fs.ErrNotExist", err)
+	}
+
+	_, err = Load(t.TempDir(), nil) // a directory is unreadable as a file
+	if err == nil || !strings.Contains(err.Error(), "config file ") {
+		t.Errorf("Load(directory) = %v, want an error naming the path", err)
+	}
+}
+
+func TestRedaction(t *testing.T) {
+	c := Default()
+	c.AdminToken = token
+	c.Secret = secret
+	c.RedisURL = "redis://user:" + redisP + "@r1:6379/0,rediss://:" + redisP + "@r2:6380,redis://:pa/" + redisP + "@bad,redis://u:1/" + redisP + "@r3"
+
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", "config", c)
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("starting", "config", c)
+	outputs := map[string]string{
+		"json log": buf.String(),
+		"String":   c.String(),
+		"%v":       fmt.Sprintf("%v", c),
+		"%+v":      fmt.Sprintf("%+v", c),
+		"%#v":      fmt.Sprintf("%#v", c),
+		"pointer":  fmt.Sprint(&c),
+	}
+	for name, out := range outputs {
+		for _, s := range []string{token, secret, redisP} {
+			if strings.Contains(out, s) {
+				t.Errorf("%s contains a secret: %s", name, out)
+			}
+		}
+		if !strings.Contains(out, "REDACTED") {
+			t.Errorf("%s has no REDACTED: %s", name, out)
+		}
+	}
+
+	attrs := map[string]slog.Value{}
+	for _, a := range c.LogValue().Group() {
+		attrs[a.Key] = a.Value
+	}
+	for key, want := range map[string]string{
+		"admin_token": "REDACTED",
+		"secret":      "REDACTED",
+		"redis_url":   "redis://user:REDACTED@r1:6379/0,rediss://:REDACTED@r2:6380,REDACTED,REDACTED",
+		"url":         "http://localhost:8080",
+		"addr":        ":8080",
+	} {
+		if got := attrs[key].String(); got != want {
+			t.Errorf("LogValue %s = %q, want %q", key, got, want)
+		}
+	}
+	if got := attrs["access_token_ttl"].String(); got != "5m" {
+		t.Errorf("LogValue access_token_ttl = %q, want 5m", got)
+	}
+	if got := attrs["max_body_bytes"].Int64(); got != 65536 {
+		t.Errorf("LogValue max_body_bytes = %d, want 65536", got)
+	}
+	if got, want := len(attrs), reflect.TypeFor[Config]().NumField(); got != want {
+		t.Errorf("LogValue has %d attributes, want one per field, %d", got, want)
+	}
+
+	// Empty secrets stay visible as empty: the log shows the admin API is off.
+	d := Default()
+	for _, a := range d.LogValue().Group() {
+		if (a.Key == "admin_token" || a.Key == "secret" || a.Key == "redis_url") && a.Value.String() != "" {
+			t.Errorf("LogValue of Default: %s = %q, want empty", a.Key, a.Value)
+		}
+	}
+	want := `url="http://localhost:8080" addr=":8080" admin_token="" redis_url="" data_dir="./data" signing_alg="ES256" access_token_ttl=5m refresh_token_ttl=24h secret="" max_body_bytes=65536 read_header_timeout=5s read_timeout=10s write_timeout=10s idle_timeout=1m shutdown_timeout=15s log_level="info"`
+	if got := d.String(); got != want {
+		t.Errorf("Default().String() =\n%s\nwant\n%s", got, want)
+	}
+	if got := fmt.Sprintf("%#v", d); !strings.HasPrefix(got, `config.Config{URL:"http://localhost:8080", `) {
+		t.Errorf("%%#v = %s, want config.Config{URL:...", got)
+	}
+}
+
+// TestConfigYAML keeps the documented config.yaml at the repository root equal
+// to the code: it loads to Default(), names every setting, and documents each
+// with its environment variable and default.
+func TestConfigYAML(t *testing.T) {
+	const path = "../../config.yaml"
+	got, err := Load(path, nil)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", path, err)
+	}
+	if want := Default(); got != want {
+		t.Errorf("Load(%s) = %v\nwant Default() = %v", path, got, want)
+	}
+
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	root := doc.Content[0]
+	type entry struct{ comment, value string }
+	entries := map[string]entry{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k := root.Content[i]
+		entries[k.Value] = entry{k.HeadComment, root.Content[i+1].Value}
+	}
+	def := reflect.ValueOf(Default())
+	typ := def.Type()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		key, envName := f.Tag.Get("yaml"), f.Tag.Get("env")
+		e, ok := entries[key]
+		if !ok {
+			t.Errorf("%s: field %s (yaml key %s) is missing", path, f.Name, key)
+			continue
+		}
+		if !strings.Contains(e.comment, "Environment: "+envName) {
+			t.Errorf("%s: the comment of %s does not say \"Environment: %s\"", path, key, envName)
+		}
+		if !strings.Contains(e.comment, "Default:") || !strings.Contains(e.comment, "Valid:") {
+			t.Errorf("%s: the comment of %s does not give its default and valid values", path, key)
+		}
+		if v := def.Field(i); v.Kind() == reflect.String && v.String() != "" && !strings.Contains(e.comment, "Default:     "+v.String()) {
+			t.Errorf("%s: the comment of %s does not give its default %q", path, key, v.String())
+		}
+	}
+	if len(entries) != typ.NumField() {
+		t.Errorf("%s has %d settings, Config has %d fields", path, len(entries), typ.NumField())
+	}
+	if !strings.Contains(doc.HeadComment+root.HeadComment, "issuer serve --config config.yaml") {
+		t.Errorf("%s: the header comment does not say how to use it", path)
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"abc", "", 3}, {"", "abc", 3}, {"url", "url", 0},
+		{"acess_token_ttl", "access_token_ttl", 1}, {"kitten", "sitting", 3},
+	} {
+		if got := editDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}

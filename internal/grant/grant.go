@@ -1,0 +1,195 @@
+// Package grant implements the OAuth 2.0 token endpoint (RFC 6749 §3.2): client
+// authentication (client_secret_basic and client_secret_post, §2.3.1), the
+// client-credentials grant (§4.4) and the refresh-token grant (§6) with
+// rotation and reuse detection (OAuth 2.0 Security BCP, RFC 9700 §4.14).
+//
+// The client-credentials flow runs through github.com/go-oauth2/oauth2/v4 with
+// our hooks: an already-authenticated client store, a scope handler, an RFC
+// 9068 access-token generator and a token store that records refresh-token
+// families. The refresh path is ours, because the library's does not
+// authenticate the client, lets the scope widen and races on rotation; its
+// heart is one atomic store operation, store.Store.RotateRefresh.
+package grant
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/secret"
+	"github.com/issuer-oauth/issuer/internal/store"
+)
+
+// Store is the part of the store the token endpoint needs.
+type Store interface {
+	GetClient(ctx context.Context, id string) (store.Client, error)
+	CreateFamily(ctx context.Context, f store.Family) error
+	RotateRefresh(ctx context.Context, r store.Rotation) (store.Family, error)
+}
+
+// Signer mints and verifies the tokens (keys.Keys).
+type Signer interface {
+	SignAccess(keys.AccessClaims) (string, error)
+	SignRefresh(keys.RefreshClaims) (string, error)
+	ParseRefresh(token string) (keys.RefreshClaims, error)
+}
+
+// Grant types and authentication methods.
+const (
+	ClientCredentials = "client_credentials"
+	RefreshToken      = "refresh_token"
+
+	AuthBasic = "client_secret_basic"
+	AuthPost  = "client_secret_post"
+)
+
+// Config configures the token endpoint.
+type Config struct {
+	// Issuer is the issuer identifier (ISSUER_URL).
+	Issuer string
+	// AccessTTL and RefreshTTL are the token lifetimes.
+	AccessTTL, RefreshTTL time.Duration
+	// MaxBodyBytes bounds the request body; larger requests get 413.
+	MaxBodyBytes int64
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+}
+
+// Handler serves the token endpoint.
+type Handler struct {
+	cfg    Config
+	st     Store
+	keys   Signer
+	hasher *secret.Hasher
+	log    *slog.Logger
+	cc     *clientCredentials
+}
+
+// New returns the token endpoint handler.
+func New(cfg Config, st Store, signer Signer, hasher *secret.Hasher, log *slog.Logger) *Handler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	h := &Handler{cfg: cfg, st: st, keys: signer, hasher: hasher, log: log}
+	h.cc = newClientCredentials(h)
+	return h
+}
+
+// tokenResponse is the RFC 6749 §5.1 success body.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// ServeHTTP handles POST requests to the token endpoint.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		WriteError(w, &Error{"invalid_request", "the token endpoint accepts only POST", http.StatusMethodNotAllowed})
+		return
+	}
+	form, oerr := ParseForm(w, r, h.cfg.MaxBodyBytes)
+	if oerr != nil {
+		WriteError(w, oerr)
+		return
+	}
+	client, secretValue, oerr := h.Authenticate(r, form)
+	if oerr != nil {
+		h.fail(w, r, "", form.Get("grant_type"), oerr)
+		return
+	}
+
+	gt := form.Get("grant_type")
+	var (
+		resp *tokenResponse
+		err  error
+	)
+	switch gt {
+	case "":
+		err = errInvalidRequest("grant_type is missing")
+	case ClientCredentials, RefreshToken:
+		if !slices.Contains(client.GrantTypes, gt) {
+			err = errUnauthorizedClient("the client may not use the " + gt + " grant")
+			break
+		}
+		if gt == ClientCredentials {
+			resp, err = h.cc.token(r, form, client, secretValue)
+		} else {
+			resp, err = h.refresh(r.Context(), form, client)
+		}
+	default:
+		err = errUnsupportedGrantType("grant_type " + quote(gt) + " is not supported; use client_credentials or refresh_token")
+	}
+	if err != nil {
+		h.fail(w, r, client.ID, gt, err)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Pragma", "no-cache")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// fail writes err: protocol errors as they are, anything else as
+// server_error (or temporarily_unavailable when the store is unreachable),
+// logged once here.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, clientID, gt string, err error) {
+	var oe *Error
+	if !errors.As(err, &oe) {
+		oe = errServer
+		if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			oe = errUnavailable
+		}
+		h.log.ErrorContext(r.Context(), "token request failed", "client_id", clientID, "grant_type", gt, "err", err)
+	} else {
+		h.log.InfoContext(r.Context(), "token request refused", "client_id", clientID, "grant_type", gt, "error", oe.Code)
+	}
+	WriteError(w, oe)
+}
+
+// repeatable are the parameters that may appear more than once (RFC 8707).
+var repeatable = map[string]bool{"resource": true, "audience": true}
+
+// ParseForm reads an application/x-www-form-urlencoded body of at most max
+// bytes. Parameters in the URL query are ignored (credentials must not travel
+// in URLs), and a parameter sent twice is an error (RFC 6749 §3.2).
+func ParseForm(w http.ResponseWriter, r *http.Request, max int64) (url.Values, *Error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, errInvalidRequest("the body must be application/x-www-form-urlencoded")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &Error{"invalid_request", "the request body is larger than the limit", http.StatusRequestEntityTooLarge}
+		}
+		return nil, errInvalidRequest("the request body could not be read")
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errInvalidRequest("the request body is not valid form encoding")
+	}
+	for k, v := range form {
+		if len(v) > 1 && !repeatable[k] {
+			return nil, errInvalidRequest("parameter " + quote(k) + " is repeated")
+		}
+	}
+	r.Form, r.PostForm = form, form
+	return form, nil
+}

@@ -1,0 +1,96 @@
+package grant
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+
+	"github.com/issuer-oauth/issuer/internal/secret"
+	"github.com/issuer-oauth/issuer/internal/store"
+)
+
+// refresh runs the refresh-token grant (RFC 6749 §6) for an authenticated
+// client. Every check that can fail happens before the rotation, so a refused
+// request never consumes the token; the rotation itself is one atomic store
+// operation, so of concurrent refreshes of one token exactly one wins.
+func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client) (*tokenResponse, error) {
+	raw := form.Get("refresh_token")
+	if raw == "" {
+		return nil, errInvalidRequest("refresh_token is missing")
+	}
+	claims, err := h.keys.ParseRefresh(raw)
+	if err != nil {
+		return nil, errInvalidGrant("the refresh token is invalid or expired")
+	}
+	if claims.ClientID != c.ID {
+		return nil, errInvalidGrant("the refresh token was issued to another client")
+	}
+
+	// The family keeps its scope and audience; the access token may narrow
+	// both, and never exceeds what the client is allowed today.
+	famScopes := strings.Fields(claims.Scope)
+	want, ok := ParseScope(form.Get("scope"))
+	if !ok {
+		return nil, errInvalidScope("scope is malformed")
+	}
+	if bad, ok := missing(want, famScopes); ok {
+		return nil, errInvalidScope("scope " + quote(bad) + " was not granted to this refresh token")
+	}
+	scopes, oerr := grantScope(form.Get("scope"), intersect(famScopes, c.Scopes))
+	if oerr != nil {
+		return nil, oerr
+	}
+	aud := intersect(claims.Resource, c.Audiences)
+	if requested := requestedAudience(form); len(requested) > 0 {
+		if aud, oerr = grantAudience(requested, aud); oerr != nil {
+			return nil, oerr
+		}
+	} else if len(aud) == 0 {
+		return nil, errInvalidTarget("the client is no longer allowed the audience of this refresh token")
+	}
+
+	now := h.cfg.Now()
+	next := store.Family{
+		ID:        claims.FamilyID,
+		ClientID:  c.ID,
+		Scopes:    famScopes,
+		Audience:  claims.Resource,
+		Current:   secret.Random(16),
+		ExpiresAt: now.Add(h.cfg.RefreshTTL),
+	}
+	scope := strings.Join(scopes, " ")
+	access, err := h.signAccess(c.ID, scope, aud, now)
+	if err != nil {
+		return nil, err
+	}
+	refresh, err := h.signRefresh(next, now)
+	if err != nil {
+		return nil, err
+	}
+	_, err = h.st.RotateRefresh(ctx, store.Rotation{
+		FamilyID:  claims.FamilyID,
+		ClientID:  c.ID,
+		OldID:     claims.ID,
+		NewID:     next.Current,
+		ExpiresAt: next.ExpiresAt,
+	})
+	switch {
+	case errors.Is(err, store.ErrReused):
+		h.log.WarnContext(ctx, "refresh token reused; family revoked", "client_id", c.ID, "family", claims.FamilyID, "jti", claims.ID)
+		return nil, errInvalidGrant("the refresh token was already used; every token of its family is now revoked")
+	case errors.Is(err, store.ErrRevoked):
+		return nil, errInvalidGrant("the refresh token has been revoked")
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errInvalidGrant("the refresh token is invalid or expired")
+	case err != nil:
+		return nil, err
+	}
+	return &tokenResponse{
+		AccessToken:  access,
+		TokenType:    "Bearer",
+		ExpiresIn:    int64(h.cfg.AccessTTL.Seconds()),
+		RefreshToken: refresh,
+		Scope:        scope,
+	}, nil
+}

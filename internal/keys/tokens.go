@@ -1,0 +1,96 @@
+package keys
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// AccessClaims are the claims of an RFC 9068 access token.
+type AccessClaims struct {
+	jwt.RegisteredClaims
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope,omitempty"`
+}
+
+// RefreshClaims are the claims of a refresh token. Its aud is the issuer, so
+// no resource API accepts it.
+type RefreshClaims struct {
+	jwt.RegisteredClaims
+	ClientID string `json:"client_id"`
+	// FamilyID names the refresh-token family in the store.
+	FamilyID string `json:"fid"`
+	// Scope is the scope granted to the family (RFC 6749 §6: a refreshed
+	// refresh token keeps it).
+	Scope string `json:"scope,omitempty"`
+	// Resource is the audience granted to the family.
+	Resource []string `json:"resource,omitempty"`
+}
+
+// SignAccess signs an access token with the current key; it sets iss.
+func (k *Keys) SignAccess(c AccessClaims) (string, error) {
+	s := k.current()
+	c.Issuer = k.cfg.Issuer
+	t := jwt.NewWithClaims(s.method, c)
+	t.Header["typ"] = TypeAccess
+	t.Header["kid"] = s.kid
+	out, err := t.SignedString(s.key)
+	if err != nil {
+		return "", fmt.Errorf("keys: sign access token: %w", err)
+	}
+	return out, nil
+}
+
+// SignRefresh signs a refresh token; it sets iss and aud to the issuer.
+func (k *Keys) SignRefresh(c RefreshClaims) (string, error) {
+	c.Issuer = k.cfg.Issuer
+	c.Audience = jwt.ClaimStrings{k.cfg.Issuer}
+	t := jwt.NewWithClaims(k.refresh, c)
+	t.Header["typ"] = TypeRefresh
+	out, err := t.SignedString(k.cfg.RefreshKey)
+	if err != nil {
+		return "", fmt.Errorf("keys: sign refresh token: %w", err)
+	}
+	return out, nil
+}
+
+// ParseRefresh verifies a refresh token of this issuer and returns its
+// claims. The algorithm is pinned to HS256, and typ, iss, aud, exp, jti,
+// fid and client_id are all required. Every failure wraps ErrInvalidToken.
+func (k *Keys) ParseRefresh(token string) (RefreshClaims, error) {
+	var c RefreshClaims
+	if len(token) > MaxTokenLen {
+		return c, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenLen)
+	}
+	p := jwt.NewParser(
+		jwt.WithValidMethods([]string{k.refresh.Alg()}),
+		jwt.WithIssuer(k.cfg.Issuer),
+		jwt.WithAudience(k.cfg.Issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(k.now),
+		jwt.WithStrictDecoding(),
+	)
+	_, err := p.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		if typ, _ := t.Header["typ"].(string); typ != TypeRefresh {
+			return nil, fmt.Errorf("typ %q is not %q", typ, TypeRefresh)
+		}
+		if _, ok := t.Header["crit"]; ok {
+			return nil, fmt.Errorf("unsupported crit header")
+		}
+		return k.cfg.RefreshKey, nil
+	})
+	if err != nil {
+		return RefreshClaims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if c.ID == "" || c.FamilyID == "" || c.ClientID == "" || c.Subject != c.ClientID {
+		return RefreshClaims{}, fmt.Errorf("%w: missing jti, fid or client_id", ErrInvalidToken)
+	}
+	return c, nil
+}
+
+// NumericDate converts t to a JWT NumericDate (whole seconds).
+func NumericDate(t time.Time) *jwt.NumericDate {
+	return jwt.NewNumericDate(t.Truncate(time.Second))
+}

@@ -1,0 +1,235 @@
+// Package server assembles the issuer's HTTP interface: the routes, the RFC
+// 8414 authorization-server metadata, the JWK Set endpoint, health checks,
+// request limits and structured request logging.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Paths of the endpoints; the metadata document advertises them under the
+// issuer URL, so clients never need to know them.
+const (
+	PathMetadata = "/.well-known/oauth-authorization-server"
+	PathJWKS     = "/.well-known/jwks.json"
+	PathToken    = "/oauth2/token"
+	PathAdmin    = "/admin/"
+	PathRegister = "/admin/clients"
+)
+
+// JWKS provides the JWK Set document (keys.Keys).
+type JWKS interface {
+	JWKS() (body []byte, etag string, maxAge time.Duration)
+}
+
+// Checker reports whether a dependency is usable (the store's Ping).
+type Checker interface {
+	Ping(ctx context.Context) error
+}
+
+// Config configures the HTTP interface.
+type Config struct {
+	// Issuer is the issuer identifier; every advertised URL starts with it.
+	Issuer string
+	// SigningAlg is the access-token signing algorithm, for the metadata.
+	SigningAlg string
+	// Token serves the token endpoint.
+	Token http.Handler
+	// Admin serves /admin/; nil turns the admin API off.
+	Admin http.Handler
+	// Keys publishes the JWK Set.
+	Keys JWKS
+	// Store is pinged by /readyz.
+	Store Checker
+	// Logger receives one line per request.
+	Logger *slog.Logger
+}
+
+// Server is the issuer's HTTP handler.
+type Server struct {
+	cfg      Config
+	mux      *http.ServeMux
+	metadata []byte
+	metaETag string
+	draining chan struct{}
+}
+
+// New builds the handler.
+func New(cfg Config) (*Server, error) {
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), draining: make(chan struct{})}
+	md, err := s.buildMetadata()
+	if err != nil {
+		return nil, err
+	}
+	s.metadata, s.metaETag = md, etag(md)
+
+	s.mux.Handle(PathToken, cfg.Token)
+	s.mux.HandleFunc("GET "+PathMetadata, s.serveMetadata)
+	s.mux.HandleFunc("GET "+PathJWKS, s.serveJWKS)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeStatus(w, http.StatusOK, "ok")
+	})
+	s.mux.HandleFunc("GET /readyz", s.serveReady)
+	if cfg.Admin != nil {
+		s.mux.Handle(PathAdmin, cfg.Admin)
+		s.mux.Handle(PathRegister, cfg.Admin)
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"error":"not_found","error_description":"no endpoint at this path; see %s%s"}`+"\n", cfg.Issuer, PathMetadata)
+	})
+	return s, nil
+}
+
+// ServeHTTP serves a request and logs it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(rec, r)
+	// The query string is not logged: it may carry credentials.
+	s.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", rec.status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("remote", r.RemoteAddr),
+	)
+}
+
+// Drain makes /readyz fail, so load balancers stop sending traffic before
+// shutdown.
+func (s *Server) Drain() {
+	select {
+	case <-s.draining:
+	default:
+		close(s.draining)
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// metadata is the RFC 8414 authorization-server metadata.
+type metadata struct {
+	Issuer                            string   `json:"issuer"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	RegistrationEndpoint              string   `json:"registration_endpoint,omitempty"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+}
+
+func (s *Server) buildMetadata() ([]byte, error) {
+	iss := strings.TrimSuffix(s.cfg.Issuer, "/")
+	md := metadata{
+		Issuer:                            iss,
+		TokenEndpoint:                     iss + PathToken,
+		JWKSURI:                           iss + PathJWKS,
+		GrantTypesSupported:               []string{"client_credentials", "refresh_token"},
+		ResponseTypesSupported:            []string{},
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
+	}
+	if s.cfg.Admin != nil {
+		md.RegistrationEndpoint = iss + PathRegister
+	}
+	return json.MarshalIndent(md, "", "  ")
+}
+
+func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
+	serveCached(w, r, s.metadata, s.metaETag, time.Hour)
+}
+
+func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	body, tag, maxAge := s.cfg.Keys.JWKS()
+	serveCached(w, r, body, tag, maxAge)
+}
+
+// serveCached serves a public JSON document with Cache-Control, ETag and
+// conditional GET (304 on a matching If-None-Match).
+func serveCached(w http.ResponseWriter, r *http.Request, body []byte, tag string, maxAge time.Duration) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge.Seconds())))
+	h.Set("ETag", tag)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, tag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	_, _ = w.Write(body)
+}
+
+// etagMatch implements the weak comparison of If-None-Match (RFC 9110 §13.1.2).
+func etagMatch(header, tag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+func etag(b []byte) string {
+	sum := sha256.Sum256(b)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+}
+
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-s.draining:
+		writeStatus(w, http.StatusServiceUnavailable, "shutting down")
+		return
+	default:
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.Ping(ctx); err != nil {
+		s.cfg.Logger.WarnContext(r.Context(), "readiness check failed", "err", err)
+		writeStatus(w, http.StatusServiceUnavailable, "store unreachable")
+		return
+	}
+	if body, _, _ := s.cfg.Keys.JWKS(); len(body) == 0 {
+		writeStatus(w, http.StatusServiceUnavailable, "no signing keys")
+		return
+	}
+	writeStatus(w, http.StatusOK, "ready")
+}
+
+func writeStatus(w http.ResponseWriter, code int, status string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": status})
+}
