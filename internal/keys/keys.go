@@ -132,13 +132,18 @@ func New(ctx context.Context, st Store, cfg Config) (*Keys, error) {
 	}
 	k := &Keys{st: st, cfg: cfg, aead: aead, refresh: jwt.SigningMethodHS256, now: cfg.Now}
 
-	first, err := k.generate(cfg.Alg, k.now())
-	if err != nil {
-		return nil, err
-	}
-	stored, err := st.InitKeys(ctx, first)
+	stored, err := st.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("keys: load signing keys: %w", err)
+	}
+	if len(stored) == 0 {
+		first, err := k.generate(cfg.Alg, k.now())
+		if err != nil {
+			return nil, err
+		}
+		if stored, err = st.InitKeys(ctx, first); err != nil {
+			return nil, fmt.Errorf("keys: store the first signing key: %w", err)
+		}
 	}
 	if err := k.load(stored); err != nil {
 		return nil, err
@@ -169,7 +174,17 @@ func (k *Keys) Rotate(ctx context.Context) (KeyInfo, error) {
 	if err := k.st.AddKey(ctx, sk); err != nil {
 		return KeyInfo{}, fmt.Errorf("keys: store new key: %w", err)
 	}
-	if err := k.Reload(ctx); err != nil {
+	// When at was pushed past now (a key started in this millisecond), the
+	// new key would otherwise stay "next" until some later Reload.
+	stored, err := k.st.ListKeys(ctx)
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("keys: list signing keys: %w", err)
+	}
+	now := k.now()
+	if now.Before(sk.NotBefore) {
+		now = sk.NotBefore
+	}
+	if err := k.loadAt(stored, now); err != nil {
 		return KeyInfo{}, err
 	}
 	for _, in := range k.List() {
@@ -215,8 +230,10 @@ func (k *Keys) current() *signer {
 
 // load decrypts the stored keys and swaps in a new state: the current signer
 // is the newest key whose NotBefore has passed.
-func (k *Keys) load(stored []store.Key) error {
-	now := k.now()
+func (k *Keys) load(stored []store.Key) error { return k.loadAt(stored, k.now()) }
+
+// loadAt is load as of now.
+func (k *Keys) loadAt(stored []store.Key, now time.Time) error {
 	var (
 		cur   *signer
 		curAt time.Time

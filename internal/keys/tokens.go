@@ -84,8 +84,11 @@ func (k *Keys) ParseRefresh(token string) (RefreshClaims, error) {
 	if err != nil {
 		return RefreshClaims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	if c.ID == "" || c.FamilyID == "" || c.ClientID == "" || c.Subject != c.ClientID {
+	if c.ID == "" || c.FamilyID == "" || c.ClientID == "" {
 		return RefreshClaims{}, fmt.Errorf("%w: missing jti, fid or client_id", ErrInvalidToken)
+	}
+	if c.Subject != c.ClientID {
+		return RefreshClaims{}, fmt.Errorf("%w: sub differs from client_id", ErrInvalidToken)
 	}
 	return c, nil
 }
