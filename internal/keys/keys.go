@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"sync"
 	"time"
@@ -417,4 +418,30 @@ func thumbprint(s *signer) (string, error) {
 	}
 	sum := sha256.Sum256([]byte(members))
 	return b64.EncodeToString(sum[:]), nil
+}
+
+// Watch reloads the keys every interval, and at once whenever changes fires
+// (a store that tells of key changes made by other instances), until ctx
+// ends. A failed reload keeps the keys it had and is logged.
+func (k *Keys) Watch(ctx context.Context, interval time.Duration, changes <-chan struct{}, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-changes:
+		}
+		before := k.current().kid
+		if err := k.Reload(ctx); err != nil {
+			if ctx.Err() == nil {
+				log.WarnContext(ctx, "reloading signing keys failed; keeping the loaded ones", "err", err)
+			}
+			continue
+		}
+		if cur := k.current().kid; cur != before {
+			log.InfoContext(ctx, "signing key changed", "kid", cur)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -759,5 +760,40 @@ func BenchmarkSignAccess(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestWatch: an instance learns of a rotation made by another instance on the
+// same store when the store signals a change, without waiting for the ticker.
+func TestWatch(t *testing.T) {
+	c := newClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	st := &memStore{}
+	a := mustNew(t, st, testConfig("ES256", c))
+	b := mustNew(t, st, testConfig("ES256", c))
+	changes := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		b.Watch(ctx, time.Hour, changes, slog.New(slog.DiscardHandler))
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+
+	c.Add(time.Second)
+	rotated, err := a.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes <- struct{}{}
+	for i := 0; b.current().kid != rotated.ID; i++ {
+		if i > 500 {
+			t.Fatalf("b signs with %s after the change signal, want %s", b.current().kid, rotated.ID)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	ja, _, _ := a.JWKS()
+	jb, _, _ := b.JWKS()
+	if string(ja) != string(jb) {
+		t.Errorf("JWKS differ between instances:\n%s\n%s", ja, jb)
 	}
 }
