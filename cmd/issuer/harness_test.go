@@ -67,7 +67,10 @@ func (s *syncBuffer) String() string {
 // testIssuer is a real issuer (newApp, the embedded store, real keys) served
 // by httptest on a loopback port, with ISSUER_URL set to its address.
 type testIssuer struct {
+	// URL is the issuer identifier (ISSUER_URL); base is where this instance
+	// listens. They differ only for instances behind one shared ISSUER_URL.
 	URL   string
+	base  string
 	cfg   config.Config
 	clock *clock
 	logs  *syncBuffer
@@ -88,7 +91,7 @@ func startIssuer(t *testing.T, mutate ...func(*config.Config)) *testIssuer {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	ti := &testIssuer{URL: cfg.URL, cfg: cfg, clock: newClock(), logs: &syncBuffer{}}
+	ti := &testIssuer{URL: cfg.URL, base: "http://" + ln.Addr().String(), cfg: cfg, clock: newClock(), logs: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(ti.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ti.app, err = newApp(context.Background(), cfg, log, ti.clock.Now)
 	if err != nil {
@@ -131,7 +134,7 @@ func (ti *testIssuer) admin(t *testing.T, method, path string, body any) (*http.
 		b, _ := json.Marshal(body)
 		r = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, ti.URL+path, r)
+	req, _ := http.NewRequest(method, ti.base+path, r)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	req.Header.Set("Content-Type", "application/json")
 	return ti.do(t, req)
@@ -161,7 +164,7 @@ func (ti *testIssuer) token(t *testing.T, id, sec string, basic bool, form url.V
 		form.Set("client_id", id)
 		form.Set("client_secret", sec)
 	}
-	req, _ := http.NewRequest("POST", ti.URL+"/oauth2/token", strings.NewReader(form.Encode()))
+	req, _ := http.NewRequest("POST", ti.base+"/oauth2/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if basic {
 		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(sec))
@@ -172,7 +175,7 @@ func (ti *testIssuer) token(t *testing.T, id, sec string, basic bool, form url.V
 // metadata fetches the RFC 8414 document.
 func (ti *testIssuer) metadata(t *testing.T) map[string]any {
 	t.Helper()
-	req, _ := http.NewRequest("GET", ti.URL+"/.well-known/oauth-authorization-server", nil)
+	req, _ := http.NewRequest("GET", ti.base+"/.well-known/oauth-authorization-server", nil)
 	resp, m := ti.do(t, req)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("metadata: status %d", resp.StatusCode)

@@ -222,6 +222,10 @@ func (c Config) problems() []problem {
 			"(for example from openssl rand -base64 32), or leave it empty to turn the admin API off",
 			n, minSecretLen)
 	}
+	if utf8.RuneCountInString(c.AdminToken) >= minSecretLen && weak(c.AdminToken) {
+		add("admin_token", "looks guessable (too few different characters); use random characters "+
+			"(for example from openssl rand -base64 32)")
+	}
 	for _, msg := range checkRedisURL(c.RedisURL) {
 		add("redis_url", "%s", msg)
 	}
@@ -250,6 +254,9 @@ func (c Config) problems() []problem {
 	case n > 0 && n < minSecretLen:
 		add("secret", "is %d characters long; use at least %d random characters "+
 			"(for example from openssl rand -base64 32)", n, minSecretLen)
+	case n > 0 && weak(c.Secret):
+		add("secret", "looks guessable (too few different characters); use random characters "+
+			"(for example from openssl rand -base64 32)")
 	case n == 0 && c.RedisURL != "":
 		add("secret", "is required when ISSUER_REDIS_URL (redis_url) is set: every instance must "+
 			"encrypt the signing keys with the same secret; set at least %d random characters "+
@@ -277,6 +284,17 @@ func (c Config) problems() []problem {
 		add("log_level", "%q is not a log level; use one of %s", c.LogLevel, strings.Join(logLevels, ", "))
 	}
 	return ps
+}
+
+// weak reports whether a long secret is still guessable: repeated or
+// patterned text such as "aaaa…" or "changemechangeme…" has few different
+// characters, where 32 random base64 characters have about 25.
+func weak(secret string) bool {
+	seen := map[rune]bool{}
+	for _, r := range secret {
+		seen[r] = true
+	}
+	return len(seen) < 12
 }
 
 // checkIssuerURL returns what is wrong with the issuer URL raw, or "".

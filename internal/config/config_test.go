@@ -311,7 +311,7 @@ func TestValidate(t *testing.T) {
 		{"addr named port", func(c *Config) { c.Addr = ":http" }, `ISSUER_ADDR (addr): ":http" has port "http"; use a number from 0 to 65535, such as :8080`},
 		{"addr port range", func(c *Config) { c.Addr = ":70000" }, `ISSUER_ADDR (addr): ":70000" has port "70000"; use a number from 0 to 65535, such as :8080`},
 		// admin_token
-		{"admin token 32", func(c *Config) { c.AdminToken = strings.Repeat("a", 32) }, ""},
+		{"admin token 32", func(c *Config) { c.AdminToken = "0123456789abcdefghijklmnopqrstuv" }, ""},
 		{"admin token short", func(c *Config) { c.AdminToken = strings.Repeat("a", 31) }, `ISSUER_ADMIN_TOKEN (admin_token): is 31 characters long; use at least 32 random characters (for example from openssl rand -base64 32), or leave it empty to turn the admin API off`},
 		// redis_url
 		{"redis", func(c *Config) { c.RedisURL, c.Secret = "redis://:p@r:6379/0", secret }, ""},
@@ -344,7 +344,7 @@ func TestValidate(t *testing.T) {
 		{"refresh ttl zero", func(c *Config) { c.AccessTokenTTL, c.RefreshTokenTTL = 0, 0 }, "ISSUER_ACCESS_TOKEN_TTL (access_token_ttl): 0s is out of range; use 1s to 24h\nISSUER_REFRESH_TOKEN_TTL (refresh_token_ttl): 0s must be more than 0, such as 24h"},
 		// secret
 		{"secret short", func(c *Config) { c.Secret = "0123456789" }, `ISSUER_SECRET (secret): is 10 characters long; use at least 32 random characters (for example from openssl rand -base64 32)`},
-		{"secret counts characters", func(c *Config) { c.Secret = strings.Repeat("é", 32) }, ""},
+		{"secret counts characters", func(c *Config) { c.Secret = "éàüöäß" + "0123456789abcdefghijklmnop" }, ""},
 		{"secret required with redis", func(c *Config) { c.RedisURL = "redis://r:6379" }, `ISSUER_SECRET (secret): is required when ISSUER_REDIS_URL (redis_url) is set: every instance must encrypt the signing keys with the same secret; set at least 32 random characters (for example from openssl rand -base64 32)`},
 		// max_body_bytes
 		{"body 1024", func(c *Config) { c.MaxBodyBytes = 1024 }, ""},
@@ -684,5 +684,28 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(tt.a, tt.b); got != tt.want {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
+	}
+}
+
+func TestWeakSecretsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, key, value string
+		weak             bool
+	}{
+		{"repeated admin token", "ISSUER_ADMIN_TOKEN", strings.Repeat("a", 40), true},
+		{"patterned secret", "ISSUER_SECRET", strings.Repeat("changeme", 5), true},
+		{"random admin token", "ISSUER_ADMIN_TOKEN", "q8Vb1yT0kR7mN2xZ4wP6sL9dF3gH5jC0aE1", false},
+		{"random secret", "ISSUER_SECRET", "q8Vb1yT0kR7mN2xZ4wP6sL9dF3gH5jC0aE1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{tc.key: tc.value}
+			_, err := Load("", func(k string) string { return env[k] })
+			if got := err != nil && strings.Contains(err.Error(), tc.key) && strings.Contains(err.Error(), "guessable"); got != tc.weak {
+				t.Fatalf("Load with %s=%q: err = %v, want refused as guessable: %v", tc.key, tc.value, err, tc.weak)
+			}
+			if err != nil && strings.Contains(err.Error(), tc.value) {
+				t.Errorf("the error repeats the secret: %v", err)
+			}
+		})
 	}
 }
