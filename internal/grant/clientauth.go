@@ -1,10 +1,12 @@
 package grant
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/issuer-oauth/issuer/internal/store"
 )
@@ -15,37 +17,59 @@ const maxClientIDLen = 128
 // Authenticate authenticates the client of a token-endpoint request
 // (RFC 6749 §2.3.1) by HTTP Basic or by client_id and client_secret in the
 // form, never both. A client authenticates only with the method it
-// registered. An unknown client costs the same work as a wrong secret and gets
-// the same answer. It returns the client and the secret it presented.
+// registered. It returns the client and the secret it presented.
+//
+// An unknown client id gets the same answer as a wrong secret, after the same
+// HMAC work, and no sooner than FailureFloor after the request began: a store
+// finds a missing record faster than it decodes a present one (microseconds,
+// but measurable with enough samples), and the floor hides that difference.
 func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, string, *Error) {
+	start := time.Now()
 	id, sec, method, oerr := credentials(r, form)
 	if oerr != nil {
 		return store.Client{}, "", oerr
 	}
-	fail := errInvalidClient("client authentication failed")
+	fail := func() (store.Client, string, *Error) {
+		h.waitFloor(r.Context(), start)
+		return store.Client{}, "", errInvalidClient("client authentication failed")
+	}
 	if len(id) > maxClientIDLen {
 		h.hasher.VerifyUnknown(sec)
-		return store.Client{}, "", fail
+		return fail()
 	}
 	c, err := h.st.GetClient(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		h.hasher.VerifyUnknown(sec)
-		return store.Client{}, "", fail
+		return fail()
 	}
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "client lookup failed", "client_id", id, "err", err)
-		if errors.Is(err, store.ErrUnavailable) {
+		if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 			return store.Client{}, "", errUnavailable
 		}
 		return store.Client{}, "", errServer
 	}
 	if !h.hasher.Verify(c.ID, sec, c.SecretHash) {
-		return store.Client{}, "", fail
+		return fail()
 	}
 	if c.AuthMethod != method {
 		return store.Client{}, "", errInvalidClient("the client is registered for " + c.AuthMethod + ", not " + method)
 	}
 	return c, sec, nil
+}
+
+// waitFloor returns once FailureFloor has passed since start, or ctx ends.
+func (h *Handler) waitFloor(ctx context.Context, start time.Time) {
+	d := h.cfg.FailureFloor - time.Since(start)
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // credentials extracts the client credentials and the method used.
@@ -64,6 +88,9 @@ func credentials(r *http.Request, form url.Values) (id, sec, method string, oerr
 	user, pass, ok := r.BasicAuth()
 	if !ok {
 		scheme, _, _ := strings.Cut(auth, " ")
+		if strings.EqualFold(scheme, "Basic") {
+			return "", "", "", errInvalidClient("malformed Basic credentials: want base64 of client_id:client_secret")
+		}
 		return "", "", "", errInvalidClient("unsupported Authorization scheme " + quote(scheme) + "; use Basic")
 	}
 	// RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.

@@ -59,9 +59,16 @@ type Config struct {
 	AccessTTL, RefreshTTL time.Duration
 	// MaxBodyBytes bounds the request body; larger requests get 413.
 	MaxBodyBytes int64
+	// FailureFloor is the least time a failed client authentication takes
+	// (see Authenticate); DefaultFailureFloor when zero, none when negative.
+	FailureFloor time.Duration
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 }
+
+// DefaultFailureFloor is the default Config.FailureFloor: well above the
+// cost of any store lookup, and harmless to a client that has its secret.
+const DefaultFailureFloor = 5 * time.Millisecond
 
 // Handler serves the token endpoint.
 type Handler struct {
@@ -77,6 +84,9 @@ type Handler struct {
 func New(cfg Config, st Store, signer Signer, hasher *secret.Hasher, log *slog.Logger) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.FailureFloor == 0 {
+		cfg.FailureFloor = DefaultFailureFloor
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 64 << 10

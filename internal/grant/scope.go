@@ -23,6 +23,7 @@ func ValidScopeToken(s string) bool {
 // ParseScope splits a space-separated scope string into unique tokens in
 // their first order. ok is false when a token is malformed.
 func ParseScope(s string) (scopes []string, ok bool) {
+	var seen map[string]bool // a set, not slices.Contains: a long scope must not cost quadratic time
 	for _, tok := range strings.Split(s, " ") {
 		if tok == "" {
 			continue
@@ -30,7 +31,11 @@ func ParseScope(s string) (scopes []string, ok bool) {
 		if !ValidScopeToken(tok) {
 			return nil, false
 		}
-		if !slices.Contains(scopes, tok) {
+		if seen == nil {
+			seen = make(map[string]bool)
+		}
+		if !seen[tok] {
+			seen[tok] = true
 			scopes = append(scopes, tok)
 		}
 	}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh machine: staticcheck (Go
+# module proxy), Node.js and the npm packages of the interop check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "test-deps: need $* but cannot apt-get install as a non-root user; install them and rerun" >&2
+    exit 1
+  fi
+  if [ -z "${APT_UPDATED:-}" ]; then
+    apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+gobin="$(go env GOPATH)/bin"
+if ! "$gobin/staticcheck" -version 2>/dev/null | grep -q '(0.8.2)'; then
+  echo "test-deps: installing staticcheck v0.8.2"
+  (cd /tmp && GOFLAGS= go install honnef.co/go/tools/cmd/staticcheck@v0.8.2)
+fi
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "test-deps: installing nodejs and npm"
+  apt_install nodejs npm
+fi
+if [ ! -d interop/node_modules ] || [ interop/package-lock.json -nt interop/node_modules ]; then
+  echo "test-deps: installing the interop check's npm packages"
+  (cd interop && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "test-deps: ok"
