@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh machine: staticcheck (Go
-# module proxy), Node.js and the npm packages of the interop check.
+# module proxy), redis-server and redis-cli (Debian), Node.js and the npm
+# packages of the interop check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,11 @@ gobin="$(go env GOPATH)/bin"
 if ! "$gobin/staticcheck" -version 2>/dev/null | grep -q '(0.8.2)'; then
   echo "test-deps: installing staticcheck v0.8.2"
   (cd /tmp && GOFLAGS= go install honnef.co/go/tools/cmd/staticcheck@v0.8.2)
+fi
+
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+  echo "test-deps: installing redis-server (the Redis tests run a real one)"
+  apt_install redis-server redis-tools
 fi
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

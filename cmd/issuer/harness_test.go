@@ -103,7 +103,7 @@ func startIssuer(t *testing.T, mutate ...func(*config.Config)) *testIssuer {
 	ti.srv.Start()
 	t.Cleanup(func() {
 		ti.srv.Close()
-		ti.app.store.Close()
+		ti.app.Close()
 	})
 	return ti
 }

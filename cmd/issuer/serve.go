@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/issuer-oauth/issuer/internal/admin"
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/grant"
@@ -20,6 +21,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/server"
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/bolt"
+	redisstore "github.com/issuer-oauth/issuer/internal/store/redis"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -39,7 +41,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return 1
 	}
 	log := newLogger(stdout, cfg.LogLevel)
-	if err := serve(ctx, cfg, log, time.Now, nil); err != nil {
+	goredis.SetLogger(redisLogger{log}) // go-redis logs reconnects through its own global logger
+	if err := serve(ctx, cfg, log, time.Now); err != nil {
 		log.Error("server stopped", "err", err)
 		fmt.Fprintf(stderr, "issuer: %v\n", err)
 		return 1
@@ -53,29 +56,65 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-// app is the wired issuer: its HTTP handler and what must be closed.
-type app struct {
-	handler *server.Server
-	store   store.Store
-	keys    *keys.Keys
+// redisLogger sends go-redis's own messages (failed dials, reconnects) to
+// the JSON log instead of plain lines on stderr.
+type redisLogger struct{ log *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
 
-// newApp opens the store, loads the keys and builds the handler.
-// now is the clock of every component (tests inject one).
-func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*app, error) {
+// app is the wired issuer: its HTTP handler and what must be closed.
+type app struct {
+	handler   *server.Server
+	store     store.Store
+	keys      *keys.Keys
+	storeName string
+	stop      context.CancelFunc // ends the background work
+	done      chan struct{}
+}
+
+// Close stops the background work and closes the store.
+func (a *app) Close() error {
+	a.stop()
+	<-a.done
+	return a.store.Close()
+}
+
+// keyReloadInterval bounds how long an instance keeps signing with a key
+// that another instance retired, should the store's change signal be lost.
+const keyReloadInterval = 30 * time.Second
+
+// openStore opens the Redis store when ISSUER_REDIS_URL is set and the
+// embedded one otherwise, and returns the master secret. changes tells of
+// key changes made by other instances (nil for the embedded store).
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (st store.Store, master []byte, changes <-chan struct{}, err error) {
+	master = []byte(cfg.Secret)
 	if cfg.RedisURL != "" {
-		return nil, errors.New("ISSUER_REDIS_URL (redis_url): this build has no Redis backend yet; unset it to use the embedded store")
+		rs, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.WithNow(now), redisstore.WithLogger(log))
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("ISSUER_REDIS_URL (redis_url): %w", err)
+		}
+		return rs, master, rs.KeyChanges(), nil
 	}
-	master := []byte(cfg.Secret)
 	if len(master) == 0 {
-		var err error
 		if master, err = secret.LoadOrCreateMaster(filepath.Join(cfg.DataDir, "issuer.secret")); err != nil {
-			return nil, fmt.Errorf("ISSUER_DATA_DIR (data_dir): %w", err)
+			return nil, nil, nil, fmt.Errorf("ISSUER_DATA_DIR (data_dir): %w", err)
 		}
 	}
-	st, err := bolt.Open(filepath.Join(cfg.DataDir, "issuer.db"), bolt.WithNow(now))
+	bs, err := bolt.Open(filepath.Join(cfg.DataDir, "issuer.db"), bolt.WithNow(now), bolt.WithLogger(log))
 	if err != nil {
-		return nil, fmt.Errorf("ISSUER_DATA_DIR (data_dir): %w", err)
+		return nil, nil, nil, fmt.Errorf("ISSUER_DATA_DIR (data_dir): %w", err)
+	}
+	return bs, master, nil, nil
+}
+
+// newApp opens the store, loads the keys and builds the handler; now is the
+// clock of every component (tests inject one).
+func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*app, error) {
+	st, master, changes, err := openStore(ctx, cfg, log, now)
+	if err != nil {
+		return nil, err
 	}
 	k, err := keys.New(ctx, st, keys.Config{
 		Issuer:        cfg.URL,
@@ -101,29 +140,36 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func()
 		adm = admin.New(admin.Config{Token: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, Now: now}, st, k, hasher, log)
 	}
 	h, err := server.New(server.Config{
-		Issuer:     cfg.URL,
-		SigningAlg: k.Alg(),
-		Token:      tokens,
-		Admin:      adm,
-		Keys:       k,
-		Store:      st,
-		Logger:     log,
+		Issuer: cfg.URL,
+		Token:  tokens,
+		Admin:  adm,
+		Keys:   k,
+		Store:  st,
+		Logger: log,
 	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &app{handler: h, store: st, keys: k}, nil
+	bg, stop := context.WithCancel(context.Background())
+	a := &app{handler: h, store: st, keys: k, storeName: "embedded", stop: stop, done: make(chan struct{})}
+	if cfg.RedisURL != "" {
+		a.storeName = "redis"
+	}
+	go func() {
+		defer close(a.done)
+		k.Watch(bg, keyReloadInterval, changes, log)
+	}()
+	return a, nil
 }
 
-// serve runs the server until ctx ends, then shuts down gracefully. When
-// ready is not nil it receives the listening address.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time, ready chan<- string) error {
+// serve runs the server until ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) error {
 	a, err := newApp(ctx, cfg, log, now)
 	if err != nil {
 		return err
 	}
-	defer a.store.Close()
+	defer a.Close()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -141,10 +187,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, now func() 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("issuer started", "addr", ln.Addr().String(), "issuer", cfg.URL, "version", versionString(),
-		"store", "embedded", "data_dir", cfg.DataDir, "signing_alg", a.keys.Alg(), "admin_api", cfg.AdminToken != "")
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
+		"store", a.storeName, "signing_alg", a.keys.Alg(), "admin_api", cfg.AdminToken != "")
 
 	select {
 	case err := <-errc:

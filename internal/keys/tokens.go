@@ -28,6 +28,10 @@ type RefreshClaims struct {
 	Resource []string `json:"resource,omitempty"`
 }
 
+// MaxClockSkew is how far ahead of this instance's clock the iat of a refresh
+// token issued by another instance may be.
+const MaxClockSkew = time.Minute
+
 // SignAccess signs an access token with the current key; it sets iss.
 func (k *Keys) SignAccess(c AccessClaims) (string, error) {
 	s := k.current()
@@ -68,7 +72,6 @@ func (k *Keys) ParseRefresh(token string) (RefreshClaims, error) {
 		jwt.WithIssuer(k.cfg.Issuer),
 		jwt.WithAudience(k.cfg.Issuer),
 		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(k.now),
 		jwt.WithStrictDecoding(),
 	)
@@ -86,6 +89,11 @@ func (k *Keys) ParseRefresh(token string) (RefreshClaims, error) {
 	}
 	if c.ID == "" || c.FamilyID == "" || c.ClientID == "" {
 		return RefreshClaims{}, fmt.Errorf("%w: missing jti, fid or client_id", ErrInvalidToken)
+	}
+	// iat may be a little ahead: another instance with a faster clock may
+	// have issued the token.
+	if c.IssuedAt == nil || c.IssuedAt.After(k.now().Add(MaxClockSkew)) {
+		return RefreshClaims{}, fmt.Errorf("%w: iat missing or in the future", ErrInvalidToken)
 	}
 	if c.Subject != c.ClientID {
 		return RefreshClaims{}, fmt.Errorf("%w: sub differs from client_id", ErrInvalidToken)

@@ -210,7 +210,8 @@ func TestParseRefreshExpiry(t *testing.T) {
 		{"1ns before expiry", exp.Add(-time.Nanosecond), true},
 		{"at expiry", exp, false},
 		{"expired by 1s", exp.Add(time.Second), false},
-		{"1s before issue", t0.Add(-time.Second), false}, // iat in the future
+		{"1s before issue (another instance's clock is ahead)", t0.Add(-time.Second), true},
+		{"beyond the clock skew before issue", t0.Add(-MaxClockSkew - time.Second), false}, // iat too far in the future
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -368,7 +369,8 @@ func TestParseRefreshRejects(t *testing.T) {
 		{"exp null", signed(edited(func(c map[string]any) { c["exp"] = nil }))},
 		{"expired by 1s", signed(edited(func(c map[string]any) { c["exp"] = e.now.Add(-time.Second).Unix() }))},
 		{"expires now", signed(edited(func(c map[string]any) { c["exp"] = e.now.Unix() }))},
-		{"iat in the future", signed(edited(func(c map[string]any) { c["iat"] = e.now.Add(time.Second).Unix() }))},
+		{"iat in the future beyond the clock skew", signed(edited(func(c map[string]any) { c["iat"] = e.now.Add(MaxClockSkew + time.Second).Unix() }))},
+		{"iat missing", signed(edited(func(c map[string]any) { delete(c, "iat") }))},
 		{"nbf in the future", signed(edited(func(c map[string]any) { c["nbf"] = e.now.Add(time.Second).Unix() }))},
 		{"jti missing", signed(edited(func(c map[string]any) { delete(c, "jti") }))},
 		{"jti empty", signed(edited(func(c map[string]any) { c["jti"] = "" }))},

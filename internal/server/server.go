@@ -40,8 +40,6 @@ type Checker interface {
 type Config struct {
 	// Issuer is the issuer identifier; every advertised URL starts with it.
 	Issuer string
-	// SigningAlg is the access-token signing algorithm, for the metadata.
-	SigningAlg string
 	// Token serves the token endpoint.
 	Token http.Handler
 	// Admin serves /admin/; nil turns the admin API off.

@@ -1,0 +1,62 @@
+// Package redis is the store.Store backend on Redis (a single server, or Redis
+// Cluster), shared by any number of issuer instances.
+//
+// # Keys
+//
+// Every key starts with the prefix (WithPrefix, default "issuer") and is
+// derived from ids only, never from raw tokens or secrets:
+//
+//	issuer:{clients}        hash: client id → client (JSON)
+//	issuer:{keys}           hash: kid → signing key (JSON, private key encrypted by the keys package)
+//	issuer:fam:{<familyID>} hash: client_id, current, revoked ("0"/"1"),
+//	                        expires_at (Unix ms), scopes, audience (JSON)
+//	issuer:rev:{<jti>}      string: revoked until (Unix ms)
+//
+// Family and revoked-token keys carry a Redis expiry (PEXPIREAT) at their own
+// expiry, so Redis frees them; the clients and keys hashes never expire.
+// The part in braces is the Redis Cluster hash tag, and every operation
+// touches exactly one key, so every operation runs on Redis Cluster.
+//
+// # Atomicity
+//
+// Every operation that reads before it writes is one Lua script (run with
+// EVALSHA, falling back to EVAL): creating a family only if no live one has
+// the id, rotating a refresh token, revoking a family, keeping the later
+// expiry of a revoked token, storing the first signing key. Scripts report the
+// outcomes that map to store's sentinel errors as status codes, not as Redis
+// errors. Since a script runs alone on its node, concurrent rotations of one
+// refresh token, from any number of instances, have exactly one winner.
+//
+// Expiry is decided by the clock of the store (time.Now, or WithNow), which
+// scripts receive as an argument; Redis expiries only free memory. The
+// clocks of the issuer instances should therefore agree to well within a
+// token's lifetime, which NTP gives.
+//
+// # Client cache
+//
+// GetClient, which every token request calls, is served from an in-process
+// cache. An entry is at most ClientCacheTTL old (WithClientCacheTTL, default
+// 5s). CreateClient, UpdateClient and DeleteClient publish the client id on
+// the channel "issuer:{clients}:changed" in the same script as the write, and
+// every Store subscribes to it and drops the id at once, so that a deleted
+// client, or one whose secret was rotated, stops working on every instance
+// within a network round trip. If the message is lost (the subscription
+// connection is down), a stale entry lives at most ClientCacheTTL; when the
+// subscription is re-established, the whole cache is dropped. Unknown ids are
+// never cached.
+//
+// Changes of signing keys are published on "issuer:{keys}:changed" and
+// reported by KeyChanges, so that instances reload the key set at once.
+//
+// # Errors
+//
+// Errors are wrapped with the operation and id. An error that means Redis
+// could not be reached or cannot serve now — a network error, a timeout, a
+// closed client, or the replies LOADING, READONLY, CLUSTERDOWN, TRYAGAIN,
+// MASTERDOWN, BUSY, MOVED and ASK (after go-redis gave up following them) —
+// wraps store.ErrUnavailable, so that callers answer 503 and the request may
+// be retried. Open sets short timeouts so that such failures come within
+// seconds.
+//
+// The package needs Redis 6 or later; it is tested with Redis 7.
+package redis

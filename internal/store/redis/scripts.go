@@ -1,0 +1,125 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// Status codes that scripts return.
+const (
+	statusOK       = 1
+	statusNotFound = 0
+	statusExists   = 2
+	statusRevoked  = 3
+	statusReused   = 4
+)
+
+// Every script touches KEYS[1] only (one hash slot) and compares expiries
+// with ARGV now, the store's clock in Unix milliseconds. A family is live
+// while now < expires_at.
+
+// scriptPutClient stores a client (create: only if absent; update: only if
+// present) and publishes its id.
+//
+//	KEYS[1] clients hash
+//	ARGV    id, JSON, channel, mode ("create" or "update")
+var scriptPutClient = goredis.NewScript(`
+local exists = redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1
+if ARGV[4] == 'create' and exists then return 2 end
+if ARGV[4] == 'update' and not exists then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 1
+`)
+
+// scriptDeleteField deletes a hash field (a client, a key) and publishes its
+// id.
+//
+//	KEYS[1] hash
+//	ARGV    id, channel
+var scriptDeleteField = goredis.NewScript(`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('PUBLISH', ARGV[2], ARGV[1])
+return 1
+`)
+
+// scriptAddKey stores a signing key unless its id is taken, and publishes
+// its id.
+//
+//	KEYS[1] keys hash
+//	ARGV    kid, JSON, channel
+var scriptAddKey = goredis.NewScript(`
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 2 end
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 1
+`)
+
+// scriptInitKeys stores a signing key if there is none, and returns every
+// key.
+//
+//	KEYS[1] keys hash
+//	ARGV    kid, JSON, channel
+var scriptInitKeys = goredis.NewScript(`
+if redis.call('HLEN', KEYS[1]) == 0 then
+	redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+	redis.call('PUBLISH', ARGV[3], ARGV[1])
+end
+return redis.call('HVALS', KEYS[1])
+`)
+
+// scriptCreateFamily stores a family unless a live one has the id; an
+// expired one is replaced.
+//
+//	KEYS[1] family hash
+//	ARGV    now, client_id, current, expires_at, scopes, audience
+var scriptCreateFamily = goredis.NewScript(`
+local exp = tonumber(redis.call('HGET', KEYS[1], 'expires_at'))
+if exp and tonumber(ARGV[1]) < exp then return 2 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'client_id', ARGV[2], 'current', ARGV[3], 'revoked', '0',
+	'expires_at', ARGV[4], 'scopes', ARGV[5], 'audience', ARGV[6])
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return 1
+`)
+
+// scriptRotate replaces a family's current token. Checks, in order: a live
+// family of this client (else not found), not revoked, the presented token
+// is the current one (else the family is revoked: reuse). On success it
+// returns {1, scopes, audience}.
+//
+//	KEYS[1] family hash
+//	ARGV    now, client_id, old id, new id, new expires_at
+var scriptRotate = goredis.NewScript(`
+local f = redis.call('HMGET', KEYS[1], 'client_id', 'current', 'revoked', 'expires_at', 'scopes', 'audience')
+local exp = tonumber(f[4])
+if not exp or tonumber(ARGV[1]) >= exp or f[1] ~= ARGV[2] then return {0} end
+if f[3] == '1' then return {3} end
+if f[2] ~= ARGV[3] then
+	redis.call('HSET', KEYS[1], 'revoked', '1')
+	return {4}
+end
+redis.call('HSET', KEYS[1], 'current', ARGV[4], 'expires_at', ARGV[5])
+redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+return {1, f[5], f[6]}
+`)
+
+// scriptRevokeFamily revokes a live family; revoking a revoked one succeeds.
+//
+//	KEYS[1] family hash
+//	ARGV    now
+var scriptRevokeFamily = goredis.NewScript(`
+local exp = tonumber(redis.call('HGET', KEYS[1], 'expires_at'))
+if not exp or tonumber(ARGV[1]) >= exp then return 0 end
+redis.call('HSET', KEYS[1], 'revoked', '1')
+return 1
+`)
+
+// scriptRevokeToken records a revoked token id until a time, keeping an
+// existing later one.
+//
+//	KEYS[1] revoked-token key
+//	ARGV    until
+var scriptRevokeToken = goredis.NewScript(`
+local old = tonumber(redis.call('GET', KEYS[1]))
+if old and old >= tonumber(ARGV[1]) then return 1 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+`)

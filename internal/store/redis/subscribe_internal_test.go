@@ -1,0 +1,80 @@
+package redis
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/issuer-oauth/issuer/internal/redistest"
+	"github.com/issuer-oauth/issuer/internal/store"
+)
+
+// syncBuffer is a log destination safe for the subscriber goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestSubscriberIdle checks that an idle subscription is kept with pings,
+// without dropping the cache or reporting an outage.
+func TestSubscriberIdle(t *testing.T) {
+	old := subscriberPing
+	subscriberPing = 20 * time.Millisecond
+	t.Cleanup(func() { subscriberPing = old })
+
+	srv := redistest.Start(t)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { client.Close() })
+	var logs syncBuffer
+	s := New(client, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	select {
+	case <-s.KeyChanges():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not subscribed within 5s")
+	}
+
+	// Written directly: no message races with the caching read.
+	v1, _ := json.Marshal(store.Client{ID: "c", Name: "v1"})
+	if err := client.HSet(ctx, s.clientsKey, "c", v1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetClient(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	v2, _ := json.Marshal(store.Client{ID: "c", Name: "v2"})
+	if err := client.HSet(ctx, s.clientsKey, "c", v2).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	time.Sleep(10 * subscriberPing) // several ping rounds
+	if c, err := s.GetClient(ctx, "c"); err != nil || c.Name != "v1" {
+		t.Errorf("GetClient after idle pings = %+v, %v; want the cached v1 (cache was dropped)", c, err)
+	}
+	select {
+	case <-s.KeyChanges():
+		t.Error("KeyChanges fired while idle, want no resubscription")
+	default:
+	}
+	if l := logs.String(); l != "" {
+		t.Errorf("subscriber logged while idle:\n%s", l)
+	}
+}
