@@ -47,7 +47,7 @@ var clientsGroup = adminGroup{
 	commands: []adminCommand{
 		{
 			name:     "create",
-			synopsis: "--name NAME [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD]",
+			synopsis: "--name NAME [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD] [--introspect-all]",
 			summary:  "register a client; prints its client_id and client_secret (shown only once)",
 			bind:     bindClientsCreate,
 		},
@@ -64,7 +64,7 @@ var clientsGroup = adminGroup{
 		},
 		{
 			name:     "update",
-			synopsis: "[--name NAME] [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD]",
+			synopsis: "[--name NAME] [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD] [--introspect-all]",
 			summary:  "change the given fields of a client and keep the others",
 			takesID:  true,
 			bind:     bindClientsUpdate,
@@ -492,6 +492,7 @@ type clientMetadata struct {
 	Scope                   string   `json:"scope"`
 	Audience                []string `json:"audience"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	IntrospectAll           bool     `json:"introspect_all"`
 }
 
 // registration is the body of POST /admin/clients: clientMetadata without the
@@ -502,6 +503,7 @@ type registration struct {
 	Scope                   string   `json:"scope,omitempty"`
 	Audience                []string `json:"audience,omitempty"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
+	IntrospectAll           bool     `json:"introspect_all,omitempty"`
 }
 
 // clientInfo is a client as the admin API returns it.
@@ -525,12 +527,13 @@ type signingKey struct {
 
 // metadataFlags are the client metadata flags of `clients create` and `clients update`.
 type metadataFlags struct {
-	fs         *flag.FlagSet
-	name       string
-	scope      string
-	audience   listFlag
-	grantTypes string
-	authMethod string
+	fs            *flag.FlagSet
+	name          string
+	scope         string
+	audience      listFlag
+	grantTypes    string
+	authMethod    string
+	introspectAll bool
 }
 
 func bindMetadata(fs *flag.FlagSet, update bool) *metadataFlags {
@@ -548,6 +551,7 @@ func bindMetadata(fs *flag.FlagSet, update bool) *metadataFlags {
 	fs.Var(&m.audience, "audience", audience)
 	fs.StringVar(&m.grantTypes, "grant-types", "", grantTypes)
 	fs.StringVar(&m.authMethod, "auth-method", "", authMethod)
+	fs.BoolVar(&m.introspectAll, "introspect-all", false, "let the client introspect every token, not only its own (for resource servers); --introspect-all=false takes it away")
 	return m
 }
 
@@ -557,7 +561,7 @@ func (m *metadataFlags) given() ([]string, error) {
 	var names []string
 	m.fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "name", "scope", "audience", "grant-types", "auth-method":
+		case "name", "scope", "audience", "grant-types", "auth-method", "introspect-all":
 			names = append(names, f.Name)
 		}
 	})
@@ -583,6 +587,8 @@ func (m *metadataFlags) apply(md *clientMetadata, given []string) {
 			md.GrantTypes = splitList(m.grantTypes)
 		case "auth-method":
 			md.TokenEndpointAuthMethod = m.authMethod
+		case "introspect-all":
+			md.IntrospectAll = m.introspectAll
 		}
 	}
 }
@@ -708,9 +714,9 @@ func (a *adminCLI) printClient(raw []byte, c *clientInfo) error {
 	if c.ClientSecretExpiresAt != 0 {
 		expires = time.Unix(c.ClientSecretExpiresAt, 0).UTC().Format(time.RFC3339)
 	}
-	_, err := fmt.Fprintf(a.stdout, "client_id: %s\nclient_name: %s\ngrant_types: %s\nscope: %s\naudience: %s\ntoken_endpoint_auth_method: %s\nclient_id_issued_at: %s\nclient_secret_expires_at: %s\n",
+	_, err := fmt.Fprintf(a.stdout, "client_id: %s\nclient_name: %s\ngrant_types: %s\nscope: %s\naudience: %s\ntoken_endpoint_auth_method: %s\nintrospect_all: %t\nclient_id_issued_at: %s\nclient_secret_expires_at: %s\n",
 		clean(c.ClientID), clean(c.ClientName), clean(strings.Join(c.GrantTypes, ",")), clean(c.Scope),
-		clean(strings.Join(c.Audience, ",")), clean(c.TokenEndpointAuthMethod), issued, expires)
+		clean(strings.Join(c.Audience, ",")), clean(c.TokenEndpointAuthMethod), c.IntrospectAll, issued, expires)
 	return err
 }
 
@@ -722,7 +728,7 @@ func bindClientsUpdate(fs *flag.FlagSet) runFunc {
 			return err
 		}
 		if len(given) == 0 {
-			return usageErrorf("nothing to update: pass at least one of --name, --scope, --audience, --grant-types, --auth-method")
+			return usageErrorf("nothing to update: pass at least one of --name, --scope, --audience, --grant-types, --auth-method, --introspect-all")
 		}
 		var cur clientInfo
 		if _, err := a.call(ctx, http.MethodGet, clientPath(id), nil, &cur); err != nil {

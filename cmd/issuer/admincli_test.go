@@ -29,6 +29,7 @@ type wireClient struct {
 	Scope                   string   `json:"scope"`
 	Audience                []string `json:"audience"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	IntrospectAll           bool     `json:"introspect_all"`
 	ClientIDIssuedAt        int64    `json:"client_id_issued_at"`
 	ClientSecretExpiresAt   int64    `json:"client_secret_expires_at"`
 }
@@ -40,6 +41,7 @@ type wireMetadata struct {
 	Scope                   string   `json:"scope"`
 	Audience                []string `json:"audience"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	IntrospectAll           bool     `json:"introspect_all"`
 }
 
 type wireKey struct {
@@ -259,7 +261,7 @@ func (f *fakeIssuer) put(w http.ResponseWriter, r *http.Request) {
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		f.t.Errorf("PUT body: %v", err)
 	}
-	for _, k := range []string{"client_name", "grant_types", "scope", "audience", "token_endpoint_auth_method"} {
+	for _, k := range []string{"client_name", "grant_types", "scope", "audience", "token_endpoint_auth_method", "introspect_all"} {
 		if v, ok := fields[k]; !ok || string(v) == "null" {
 			f.t.Errorf("PUT body lacks %s: %s", k, raw)
 		}
@@ -445,6 +447,7 @@ grant_types: client_credentials,refresh_token
 scope: read
 audience: https://api.example.com
 token_endpoint_auth_method: client_secret_basic
+introspect_all: false
 client_id_issued_at: 2025-01-01T00:00:00Z
 client_secret_expires_at: never
 `
@@ -494,6 +497,7 @@ func TestClientsUpdate(t *testing.T) {
 		"scope":                      "read",
 		"audience":                   []any{"https://api.example.com"},
 		"token_endpoint_auth_method": "client_secret_basic",
+		"introspect_all":             false,
 	}
 	with := func(changes map[string]any) map[string]any {
 		m := map[string]any{}
@@ -520,6 +524,7 @@ func TestClientsUpdate(t *testing.T) {
 		{"grant types", []string{"update", "c-billing", "--grant-types", "client_credentials"},
 			with(map[string]any{"grant_types": []any{"client_credentials"}})},
 		{"same value", []string{"update", "c-billing", "--name", "billing"}, base},
+		{"introspect all", []string{"update", "c-billing", "--introspect-all"}, with(map[string]any{"introspect_all": true})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

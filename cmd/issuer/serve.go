@@ -140,12 +140,14 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func()
 		adm = admin.New(admin.Config{Token: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, Now: now}, st, k, hasher, log)
 	}
 	h, err := server.New(server.Config{
-		Issuer: cfg.URL,
-		Token:  tokens,
-		Admin:  adm,
-		Keys:   k,
-		Store:  st,
-		Logger: log,
+		Issuer:     cfg.URL,
+		Token:      tokens,
+		Introspect: http.HandlerFunc(tokens.Introspection),
+		Revoke:     http.HandlerFunc(tokens.Revocation),
+		Admin:      adm,
+		Keys:       k,
+		Store:      st,
+		Logger:     log,
 	})
 	if err != nil {
 		st.Close()

@@ -116,6 +116,9 @@ type Metadata struct {
 	Scope                   string   `json:"scope"`
 	Audience                []string `json:"audience"`
 	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	// IntrospectAll (extension) lets the client introspect every token, not
+	// only its own: for resource servers that introspect.
+	IntrospectAll bool `json:"introspect_all"`
 }
 
 // ClientResponse is the RFC 7591 §3.2.1 client information response.
@@ -138,6 +141,7 @@ func response(c store.Client, sec string) ClientResponse {
 			Scope:                   strings.Join(c.Scopes, " "),
 			Audience:                c.Audiences,
 			TokenEndpointAuthMethod: c.AuthMethod,
+			IntrospectAll:           c.IntrospectAll,
 		},
 	}
 }
@@ -200,15 +204,16 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) {
 	id := newClientID()
 	sec := secret.NewClientSecret()
 	c := store.Client{
-		ID:         id,
-		Name:       m.ClientName,
-		SecretHash: h.hasher.Hash(id, sec),
-		GrantTypes: m.GrantTypes,
-		Scopes:     strings.Fields(m.Scope),
-		Audiences:  m.Audience,
-		AuthMethod: m.TokenEndpointAuthMethod,
-		CreatedAt:  now,
-		UpdatedAt:  now,
+		ID:            id,
+		Name:          m.ClientName,
+		SecretHash:    h.hasher.Hash(id, sec),
+		GrantTypes:    m.GrantTypes,
+		Scopes:        strings.Fields(m.Scope),
+		Audiences:     m.Audience,
+		AuthMethod:    m.TokenEndpointAuthMethod,
+		IntrospectAll: m.IntrospectAll,
+		CreatedAt:     now,
+		UpdatedAt:     now,
 	}
 	if err := h.st.CreateClient(r.Context(), c); err != nil {
 		h.storeError(w, r, err)
@@ -255,6 +260,7 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.Name, c.GrantTypes, c.Scopes, c.Audiences, c.AuthMethod = m.ClientName, m.GrantTypes, strings.Fields(m.Scope), m.Audience, m.TokenEndpointAuthMethod
+	c.IntrospectAll = m.IntrospectAll
 	c.UpdatedAt = h.cfg.Now().UTC().Truncate(time.Millisecond)
 	if err := h.st.UpdateClient(r.Context(), c); err != nil {
 		h.storeError(w, r, err)

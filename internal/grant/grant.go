@@ -13,7 +13,6 @@ package grant
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -33,6 +32,10 @@ type Store interface {
 	GetClient(ctx context.Context, id string) (store.Client, error)
 	CreateFamily(ctx context.Context, f store.Family) error
 	RotateRefresh(ctx context.Context, r store.Rotation) (store.Family, error)
+	GetFamily(ctx context.Context, id string) (store.Family, error)
+	RevokeFamily(ctx context.Context, id string) error
+	RevokeToken(ctx context.Context, jti string, until time.Time) error
+	IsRevoked(ctx context.Context, jti string) (bool, error)
 }
 
 // Signer mints and verifies the tokens (keys.Keys).
@@ -40,6 +43,7 @@ type Signer interface {
 	SignAccess(keys.AccessClaims) (string, error)
 	SignRefresh(keys.RefreshClaims) (string, error)
 	ParseRefresh(token string) (keys.RefreshClaims, error)
+	ParseAccess(token string) (keys.AccessClaims, error)
 }
 
 // Grant types and authentication methods.
@@ -107,22 +111,10 @@ type tokenResponse struct {
 
 // ServeHTTP handles POST requests to the token endpoint.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		WriteError(w, &Error{"invalid_request", "the token endpoint accepts only POST", http.StatusMethodNotAllowed})
+	client, secretValue, form, ok := h.tokenEndpointClient(w, r, "token")
+	if !ok {
 		return
 	}
-	form, oerr := ParseForm(w, r, h.cfg.MaxBodyBytes)
-	if oerr != nil {
-		WriteError(w, oerr)
-		return
-	}
-	client, secretValue, oerr := h.Authenticate(r, form)
-	if oerr != nil {
-		h.fail(w, r, "", form.Get("grant_type"), oerr)
-		return
-	}
-
 	gt := form.Get("grant_type")
 	var (
 		resp *tokenResponse
@@ -148,11 +140,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, client.ID, gt, err)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Pragma", "no-cache")
-	_ = json.NewEncoder(w).Encode(resp)
+	writeJSON(w, resp)
 }
 
 // fail writes err: protocol errors as they are, anything else as

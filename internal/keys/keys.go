@@ -96,6 +96,7 @@ type Keys struct {
 
 type state struct {
 	current *signer
+	byKid   map[string]*signer
 	infos   []KeyInfo
 	jwks    []byte
 	etag    string
@@ -278,7 +279,11 @@ func (k *Keys) loadAt(stored []store.Key, now time.Time) error {
 	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
 
 	k.mu.Lock()
-	k.state = &state{current: cur, infos: infos, jwks: body, etag: etag}
+	byKid := make(map[string]*signer, len(signers))
+	for _, s := range signers {
+		byKid[s.kid] = s
+	}
+	k.state = &state{current: cur, byKid: byKid, infos: infos, jwks: body, etag: etag}
 	k.mu.Unlock()
 	return nil
 }

@@ -101,6 +101,53 @@ func (k *Keys) ParseRefresh(token string) (RefreshClaims, error) {
 	return c, nil
 }
 
+// ParseAccess verifies an access token signed by one of this issuer's keys
+// (found by kid; the algorithm is the key's, never the header's alone) and
+// returns its claims: typ at+jwt, iss, exp, iat, sub, client_id and jti are
+// required. It is the issuer's own check, for introspection and
+// revocation; resource APIs use the public verify package. Every failure
+// wraps ErrInvalidToken.
+func (k *Keys) ParseAccess(token string) (AccessClaims, error) {
+	var c AccessClaims
+	if len(token) > MaxTokenLen {
+		return c, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenLen)
+	}
+	k.mu.RLock()
+	byKid := k.state.byKid
+	k.mu.RUnlock()
+	var method jwt.SigningMethod
+	_, err := jwt.NewParser(
+		jwt.WithIssuer(k.cfg.Issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(k.now),
+		jwt.WithStrictDecoding(),
+	).ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		if typ, _ := t.Header["typ"].(string); typ != TypeAccess {
+			return nil, fmt.Errorf("typ %q is not %q", typ, TypeAccess)
+		}
+		if _, ok := t.Header["crit"]; ok {
+			return nil, fmt.Errorf("unsupported crit header")
+		}
+		kid, _ := t.Header["kid"].(string)
+		s, ok := byKid[kid]
+		if !ok {
+			return nil, fmt.Errorf("unknown kid")
+		}
+		if t.Method != s.method {
+			return nil, fmt.Errorf("alg %s does not match key %s", t.Method.Alg(), s.method.Alg())
+		}
+		method = s.method
+		return s.key.Public(), nil
+	})
+	if err != nil {
+		return AccessClaims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if method == nil || c.ID == "" || c.ClientID == "" || c.Subject == "" || c.IssuedAt == nil {
+		return AccessClaims{}, fmt.Errorf("%w: missing jti, client_id, sub or iat", ErrInvalidToken)
+	}
+	return c, nil
+}
+
 // NumericDate converts t to a JWT NumericDate (whole seconds).
 func NumericDate(t time.Time) *jwt.NumericDate {
 	return jwt.NewNumericDate(t.Truncate(time.Second))

@@ -19,11 +19,13 @@ import (
 // Paths of the endpoints; the metadata document advertises them under the
 // issuer URL, so clients never need to know them.
 const (
-	PathMetadata = "/.well-known/oauth-authorization-server"
-	PathJWKS     = "/.well-known/jwks.json"
-	PathToken    = "/oauth2/token"
-	PathAdmin    = "/admin/"
-	PathRegister = "/admin/clients"
+	PathMetadata   = "/.well-known/oauth-authorization-server"
+	PathJWKS       = "/.well-known/jwks.json"
+	PathToken      = "/oauth2/token"
+	PathIntrospect = "/oauth2/introspect"
+	PathRevoke     = "/oauth2/revoke"
+	PathAdmin      = "/admin/"
+	PathRegister   = "/admin/clients"
 )
 
 // JWKS provides the JWK Set document (keys.Keys).
@@ -42,6 +44,9 @@ type Config struct {
 	Issuer string
 	// Token serves the token endpoint.
 	Token http.Handler
+	// Introspect and Revoke serve RFC 7662 introspection and RFC 7009
+	// revocation.
+	Introspect, Revoke http.Handler
 	// Admin serves /admin/; nil turns the admin API off.
 	Admin http.Handler
 	// Keys publishes the JWK Set.
@@ -71,6 +76,8 @@ func New(cfg Config) (*Server, error) {
 	s.metadata, s.metaETag = md, etag(md)
 
 	s.mux.Handle(PathToken, cfg.Token)
+	s.mux.Handle(PathIntrospect, cfg.Introspect)
+	s.mux.Handle(PathRevoke, cfg.Revoke)
 	s.mux.HandleFunc("GET "+PathMetadata, s.serveMetadata)
 	s.mux.HandleFunc("GET "+PathJWKS, s.serveJWKS)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -142,21 +149,30 @@ type metadata struct {
 	Issuer                            string   `json:"issuer"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	RegistrationEndpoint              string   `json:"registration_endpoint,omitempty"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	IntrospectionAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
 }
 
 func (s *Server) buildMetadata() ([]byte, error) {
 	iss := strings.TrimSuffix(s.cfg.Issuer, "/")
+	authMethods := []string{"client_secret_basic", "client_secret_post"}
 	md := metadata{
 		Issuer:                            iss,
 		TokenEndpoint:                     iss + PathToken,
 		JWKSURI:                           iss + PathJWKS,
+		IntrospectionEndpoint:             iss + PathIntrospect,
+		RevocationEndpoint:                iss + PathRevoke,
 		GrantTypesSupported:               []string{"client_credentials", "refresh_token"},
 		ResponseTypesSupported:            []string{},
-		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
+		TokenEndpointAuthMethodsSupported: authMethods,
+		IntrospectionAuthMethodsSupported: authMethods,
+		RevocationAuthMethodsSupported:    authMethods,
 	}
 	if s.cfg.Admin != nil {
 		md.RegistrationEndpoint = iss + PathRegister

@@ -34,15 +34,18 @@ var (
 
 // Client is a registered OAuth client. The secret is kept only as a keyed hash.
 type Client struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	SecretHash []byte    `json:"secret_hash"`
-	GrantTypes []string  `json:"grant_types"`
-	Scopes     []string  `json:"scopes"`
-	Audiences  []string  `json:"audiences"`
-	AuthMethod string    `json:"auth_method"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	SecretHash []byte   `json:"secret_hash"`
+	GrantTypes []string `json:"grant_types"`
+	Scopes     []string `json:"scopes"`
+	Audiences  []string `json:"audiences"`
+	AuthMethod string   `json:"auth_method"`
+	// IntrospectAll lets the client introspect every token, not only its
+	// own (a resource server).
+	IntrospectAll bool      `json:"introspect_all,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // Family is the state of one chain of refresh tokens: every refresh rotates

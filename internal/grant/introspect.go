@@ -1,0 +1,191 @@
+package grant
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/store"
+)
+
+// Introspection answers an RFC 7662 introspection request. The caller
+// authenticates as a client; it may introspect the tokens issued to itself,
+// or every token when an administrator registered it with introspect_all
+// (a resource server). Anything else — expired, revoked, retired, malformed,
+// foreign, another client's token, or a token of a deleted client — is
+// {"active":false}.
+func (h *Handler) Introspection(w http.ResponseWriter, r *http.Request) {
+	caller, _, form, ok := h.tokenEndpointClient(w, r, "introspection")
+	if !ok {
+		return
+	}
+	resp, err := h.introspect(r.Context(), caller, form)
+	if err != nil {
+		h.fail(w, r, caller.ID, "introspection", err)
+		return
+	}
+	writeJSON(w, resp)
+}
+
+// introspection is the RFC 7662 §2.2 response.
+type introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       []string `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	Jti       string   `json:"jti,omitempty"`
+}
+
+var inactive = &introspection{Active: false}
+
+func (h *Handler) introspect(ctx context.Context, caller store.Client, form url.Values) (*introspection, error) {
+	raw := form.Get("token")
+	if raw == "" {
+		return nil, errInvalidRequest("token is missing")
+	}
+	tok, err := h.identify(ctx, raw)
+	if err != nil || tok == nil {
+		return inactive, err
+	}
+	if tok.clientID != caller.ID && !caller.IntrospectAll {
+		return inactive, nil
+	}
+	// A deleted client's tokens end with it.
+	if _, err := h.st.GetClient(ctx, tok.clientID); errors.Is(err, store.ErrNotFound) {
+		return inactive, nil
+	} else if err != nil {
+		return nil, err
+	}
+	return tok.resp, nil
+}
+
+// token is a live token of this issuer, as introspection reports it.
+type token struct {
+	clientID string
+	refresh  *keys.RefreshClaims // set for refresh tokens
+	access   *keys.AccessClaims  // set for access tokens
+	resp     *introspection
+}
+
+// identify returns the live token raw is, or nil when it is not one
+// (expired, revoked, retired, malformed or foreign). Only store failures are
+// errors.
+func (h *Handler) identify(ctx context.Context, raw string) (*token, error) {
+	if c, err := h.keys.ParseAccess(raw); err == nil {
+		revoked, err := h.st.IsRevoked(ctx, c.ID)
+		if err != nil || revoked {
+			return nil, err
+		}
+		return &token{clientID: c.ClientID, access: &c, resp: &introspection{
+			Active: true, Scope: c.Scope, ClientID: c.ClientID, TokenType: "Bearer",
+			Exp: c.ExpiresAt.Unix(), Iat: c.IssuedAt.Unix(), Sub: c.Subject,
+			Aud: c.Audience, Iss: c.Issuer, Jti: c.ID,
+		}}, nil
+	}
+	c, err := h.keys.ParseRefresh(raw)
+	if err != nil {
+		return nil, nil
+	}
+	fam, err := h.st.GetFamily(ctx, c.FamilyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fam.Revoked || fam.Current != c.ID || fam.ClientID != c.ClientID {
+		return nil, nil
+	}
+	return &token{clientID: c.ClientID, refresh: &c, resp: &introspection{
+		Active: true, Scope: strings.Join(fam.Scopes, " "), ClientID: c.ClientID, TokenType: "refresh_token",
+		Exp: c.ExpiresAt.Unix(), Iat: c.IssuedAt.Unix(), Sub: c.Subject,
+		Aud: c.Audience, Iss: c.Issuer, Jti: c.ID,
+	}}, nil
+}
+
+// Revocation answers an RFC 7009 revocation request: a refresh token revokes
+// its whole family; an access token is put on the revoked list until it
+// expires (introspection reports it inactive at once; resource APIs that
+// verify offline accept it until it expires). Unknown, expired and malformed
+// tokens get 200 too; another client's token is refused.
+func (h *Handler) Revocation(w http.ResponseWriter, r *http.Request) {
+	caller, _, form, ok := h.tokenEndpointClient(w, r, "revocation")
+	if !ok {
+		return
+	}
+	if err := h.revoke(r.Context(), caller, form); err != nil {
+		h.fail(w, r, caller.ID, "revocation", err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *Handler) revoke(ctx context.Context, caller store.Client, form url.Values) error {
+	raw := form.Get("token")
+	if raw == "" {
+		return errInvalidRequest("token is missing")
+	}
+	tok, err := h.identify(ctx, raw)
+	if err != nil || tok == nil {
+		return err
+	}
+	if tok.clientID != caller.ID {
+		return errUnauthorizedClient("the token was not issued to this client")
+	}
+	if tok.refresh != nil {
+		err := h.st.RevokeFamily(ctx, tok.refresh.FamilyID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err == nil {
+			h.log.InfoContext(ctx, "refresh token family revoked", "client_id", caller.ID, "family", tok.refresh.FamilyID)
+		}
+		return err
+	}
+	if err := h.st.RevokeToken(ctx, tok.access.ID, tok.access.ExpiresAt.Time); err != nil {
+		return err
+	}
+	h.log.InfoContext(ctx, "access token revoked", "client_id", caller.ID, "jti", tok.access.ID)
+	return nil
+}
+
+// tokenEndpointClient does what the token, introspection and revocation
+// endpoints share: POST only, a bounded form body, client authentication.
+// It returns the client and the secret it presented.
+func (h *Handler) tokenEndpointClient(w http.ResponseWriter, r *http.Request, what string) (store.Client, string, url.Values, bool) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		WriteError(w, &Error{"invalid_request", "the " + what + " endpoint accepts only POST", http.StatusMethodNotAllowed})
+		return store.Client{}, "", nil, false
+	}
+	form, oerr := ParseForm(w, r, h.cfg.MaxBodyBytes)
+	if oerr != nil {
+		WriteError(w, oerr)
+		return store.Client{}, "", nil, false
+	}
+	c, sec, oerr := h.Authenticate(r, form)
+	if oerr != nil {
+		h.fail(w, r, "", form.Get("grant_type"), oerr)
+		return store.Client{}, "", nil, false
+	}
+	return c, sec, form, true
+}
+
+// writeJSON writes a 200 JSON response that must not be cached.
+func writeJSON(w http.ResponseWriter, v any) {
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Pragma", "no-cache")
+	_ = json.NewEncoder(w).Encode(v)
+}
