@@ -61,12 +61,23 @@ func TestMetadata(t *testing.T) {
 }
 
 // TestIssuerURLWithPath: an issuer behind a path prefix advertises URLs
-// under it and puts it in iss.
+// under it, and serves its metadata where RFC 8414 §3.1 puts it as well.
 func TestIssuerURLWithPath(t *testing.T) {
-	ti := startIssuer(t)
+	ti := startIssuer(t, func(c *config.Config) { c.URL += "/auth" })
 	md := ti.metadata(t)
-	if strings.HasSuffix(md["issuer"].(string), "/") {
-		t.Errorf("issuer has a trailing slash: %v", md["issuer"])
+	if md["issuer"] != ti.URL || !strings.HasSuffix(ti.URL, "/auth") {
+		t.Fatalf("issuer = %v, want %s", md["issuer"], ti.URL)
+	}
+	if got := md["token_endpoint"]; got != ti.URL+"/oauth2/token" {
+		t.Errorf("token_endpoint = %v", got)
+	}
+	resp, err := http.Get(ti.base + "/.well-known/oauth-authorization-server/auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("RFC 8414 §3.1 metadata location: %d, want 200", resp.StatusCode)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -79,6 +80,11 @@ func New(cfg Config) (*Server, error) {
 	s.mux.Handle(PathIntrospect, cfg.Introspect)
 	s.mux.Handle(PathRevoke, cfg.Revoke)
 	s.mux.HandleFunc("GET "+PathMetadata, s.serveMetadata)
+	// RFC 8414 §3.1: an issuer with a path (https://host/auth) has its
+	// metadata at /.well-known/oauth-authorization-server/auth on the host.
+	if u, err := url.Parse(cfg.Issuer); err == nil && strings.Trim(u.Path, "/") != "" {
+		s.mux.HandleFunc("GET "+PathMetadata+"/"+strings.Trim(u.Path, "/"), s.serveMetadata)
+	}
 	s.mux.HandleFunc("GET "+PathJWKS, s.serveJWKS)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")

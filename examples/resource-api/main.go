@@ -1,0 +1,208 @@
+// Command resource-api is an example resource API that verifies the
+// issuer's access tokens on its own, offline, with the public package
+// github.com/issuer-oauth/issuer/verify.
+//
+// It discovers the issuer's keys from ISSUER_URL's RFC 8414 metadata,
+// requires tokens whose aud contains RESOURCE_AUDIENCE, and listens on
+// RESOURCE_ADDR (default :8090):
+//
+//	GET  /v1/items   needs scope read
+//	POST /v1/items   needs scope write
+//	GET  /healthz    needs nothing
+//
+// Failures follow RFC 6750: 401 with WWW-Authenticate: Bearer (plus
+// error="invalid_token" when a token was presented but is not valid), 403
+// with error="insufficient_scope" when a scope is missing.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/issuer-oauth/issuer/verify"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	if err := run(log); err != nil {
+		fmt.Fprintln(os.Stderr, "resource-api:", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger) error {
+	issuer := envOr("ISSUER_URL", "http://localhost:8080")
+	aud := os.Getenv("RESOURCE_AUDIENCE")
+	if aud == "" {
+		return errors.New("RESOURCE_AUDIENCE is empty; set it to the audience (aud) this API requires, such as https://api.example.com")
+	}
+	addr := envOr("RESOURCE_ADDR", ":8090")
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	v, err := newVerifier(ctx, log, issuer, aud)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("RESOURCE_ADDR: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           logRequests(log, newHandler(v)),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "issuer", issuer, "audience", aud)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
+
+// newVerifier discovers the issuer's keys, retrying for a minute: in a
+// compose file or a pod the issuer may start after this API.
+func newVerifier(ctx context.Context, log *slog.Logger, issuer, aud string) (*verify.Verifier, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	wait := 500 * time.Millisecond
+	for {
+		v, err := verify.New(ctx, issuer, aud)
+		if err == nil {
+			return v, nil
+		}
+		log.Warn("discovering the issuer's keys failed; retrying", "issuer", issuer, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("ISSUER_URL %s: %w; check that the issuer runs and that ISSUER_URL is its issuer identifier", issuer, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// item is what the API stores.
+type item struct {
+	ID        int       `json:"id"`
+	Name      string    `json:"name"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+type store struct {
+	mu    sync.Mutex
+	items []item
+}
+
+// newHandler routes the API; each route states the scope it needs.
+func newHandler(v *verify.Verifier) http.Handler {
+	s := &store{items: []item{}}
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/items", v.Middleware("read")(http.HandlerFunc(s.list)))
+	mux.Handle("POST /v1/items", v.Middleware("write")(http.HandlerFunc(s.create)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	return mux
+}
+
+func (s *store) list(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	items := append([]item(nil), s.items...)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+func (s *store) create(w http.ResponseWriter, r *http.Request) {
+	claims, _ := verify.ClaimsFromContext(r.Context())
+	var in struct {
+		Name string `json:"name"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil || strings.TrimSpace(in.Name) == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{
+			"error": "invalid_request", "error_description": `send a JSON object {"name": "…"}`,
+		})
+		return
+	}
+	s.mu.Lock()
+	it := item{ID: len(s.items) + 1, Name: in.Name, CreatedBy: claims.ClientID, CreatedAt: time.Now().UTC()}
+	s.items = append(s.items, it)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusCreated, it)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// logRequests logs one line per request, with the client of a verified
+// token; never the token.
+func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		attrs := []slog.Attr{
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		}
+		if ch := rec.Header().Get("WWW-Authenticate"); ch != "" {
+			attrs = append(attrs, slog.String("challenge", ch))
+		}
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/issuer-oauth/issuer/verify"
+	"github.com/issuer-oauth/issuer/verify/verifytest"
+)
+
+// TestRoutes tests the API with tokens from a verifytest issuer, as a
+// resource API's own tests would.
+func TestRoutes(t *testing.T) {
+	const aud = "https://api.example.com"
+	iss := verifytest.NewIssuer(t)
+	v, err := verify.New(context.Background(), iss.URL, aud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHandler(v)
+	tests := []struct {
+		name, method, path, token, body string
+		status                          int
+		challenge                       string // a substring of WWW-Authenticate
+	}{
+		{"healthz", "GET", "/healthz", "", "", 200, ""},
+		{"list with read", "GET", "/v1/items", iss.Token(t, aud, "read"), "", 200, ""},
+		{"list with write only", "GET", "/v1/items", iss.Token(t, aud, "write"), "", 403, `error="insufficient_scope"`},
+		{"create with write", "POST", "/v1/items", iss.Token(t, aud, "write"), `{"name":"widget"}`, 201, ""},
+		{"create with read only", "POST", "/v1/items", iss.Token(t, aud, "read"), `{"name":"widget"}`, 403, `scope="write"`},
+		{"create with a bad body", "POST", "/v1/items", iss.Token(t, aud, "write"), `{"nom":1}`, 400, ""},
+		{"token for another API", "GET", "/v1/items", iss.Token(t, "https://other.example.com", "read"), "", 401, `error="invalid_token"`},
+		{"no token", "GET", "/v1/items", "", "", 401, `Bearer realm="` + aud + `"`},
+		{"wrong method", "DELETE", "/v1/items", iss.Token(t, aud, "write"), "", 405, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+			if tc.token != "" {
+				r.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tc.status {
+				t.Fatalf("status = %d, want %d; body %s", w.Code, tc.status, w.Body)
+			}
+			if got := w.Header().Get("WWW-Authenticate"); !strings.Contains(got, tc.challenge) || (tc.challenge == "") != (got == "") {
+				t.Errorf("WWW-Authenticate = %q, want it to contain %q", got, tc.challenge)
+			}
+			if tc.status == http.StatusCreated && !strings.Contains(w.Body.String(), `"created_by":"test-client"`) {
+				t.Errorf("body = %s, want created_by test-client", w.Body)
+			}
+		})
+	}
+}

@@ -1,0 +1,52 @@
+// Package verify lets a resource API verify the access tokens of an OAuth
+// 2.0 authorization server on its own, offline, with the public keys the
+// server publishes as a JWK Set (RFC 7517).
+//
+// New discovers the server's jwks_uri from its RFC 8414 metadata and caches
+// the keys; Verify checks a token as RFC 9068 §4 ("JSON Web Token Profile
+// for OAuth 2.0 Access Tokens") and RFC 8725 ("JWT Best Current Practices")
+// ask; Middleware guards net/http handlers and answers failures as RFC 6750
+// §3 says:
+//
+//	v, err := verify.New(ctx, "https://auth.example.com", "https://api.example.com")
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	mux := http.NewServeMux()
+//	mux.Handle("GET /v1/items", v.Middleware("read")(listItems))
+//	mux.Handle("POST /v1/items", v.Middleware("write")(createItem))
+//
+//	func listItems(w http.ResponseWriter, r *http.Request) {
+//		claims, _ := verify.ClaimsFromContext(r.Context())
+//		// claims.ClientID, claims.Scopes, …
+//	}
+//
+// # What is checked
+//
+// The token's alg header never chooses the algorithm: each key carries the
+// one algorithm it verifies (the JWK "alg", or the one its type implies),
+// and a token whose alg differs is refused, which rules out "none" and the
+// HS256-with-the-public-key confusion. Keys come only from the issuer's key
+// set, looked up by kid: jku, x5u, jwk and x5c headers are refused, as is
+// any crit header. The typ header must be at+jwt, so refresh tokens and ID
+// tokens never pass. iss must equal the issuer, aud must contain the
+// audience, exp, nbf and iat are checked with a small leeway
+// (DefaultLeeway), and iss, sub, aud, exp, iat, jti and client_id must be
+// present. Tokens longer than DefaultMaxTokenSize, and tokens whose JSON
+// repeats a member name, are refused. Every failure wraps one of the
+// sentinel errors (ErrExpired, ErrSignature, …), for errors.Is.
+//
+// # Key cache
+//
+// The key set is cached for the lifetime its Cache-Control header gives
+// (within DefaultMinCacheAge and DefaultMaxCacheAge) and refreshed in the
+// background when that has passed; a token naming an unknown kid (after a
+// key rotation) triggers a refresh that the request waits for. At most one
+// fetch runs at a time, shared by all callers, and fetches start at most
+// once per DefaultRefreshInterval, so tokens with made-up kids cannot flood
+// the issuer. When the issuer is unreachable, verification goes on with the
+// cached keys.
+//
+// Package verifytest mints tokens and serves a JWK Set, to test resource
+// APIs without a running issuer.
+package verify

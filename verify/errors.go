@@ -1,0 +1,50 @@
+package verify
+
+import "errors"
+
+// Sentinel errors. Every error Verify returns wraps exactly one of the
+// token errors below, so callers can tell failures apart with errors.Is:
+//
+//	if errors.Is(err, verify.ErrExpired) { ... }
+//
+// The wrapped message adds detail for logs; it may quote (truncated) values
+// taken from the token, so do not echo it to clients verbatim. Middleware
+// answers with fixed descriptions instead.
+var (
+	// ErrMalformed: the token is not a compact JWS with a JSON object
+	// header and claims set (bad segments, base64, JSON, claim types, or
+	// duplicate member names).
+	ErrMalformed = errors.New("verify: malformed token")
+	// ErrTooLarge: the token is longer than the size limit.
+	ErrTooLarge = errors.New("verify: token too large")
+	// ErrHeader: the token carries a header this package refuses: jku, x5u,
+	// jwk or x5c (keys are never taken from the token) or crit (no
+	// extension is understood).
+	ErrHeader = errors.New("verify: forbidden header")
+	// ErrType: the typ header is not at+jwt (RFC 9068 §4), as with a
+	// refresh token or an ID token.
+	ErrType = errors.New("verify: not an access token")
+	// ErrAlgorithm: the token's alg is not an asymmetric algorithm this
+	// package verifies, or not the algorithm of the key its kid names.
+	ErrAlgorithm = errors.New("verify: wrong algorithm")
+	// ErrUnknownKey: no key of the issuer has the token's kid, even after
+	// refreshing the key set (when a refresh was allowed).
+	ErrUnknownKey = errors.New("verify: unknown signing key")
+	// ErrSignature: the signature does not verify with the issuer's key.
+	ErrSignature = errors.New("verify: invalid signature")
+	// ErrIssuer: the iss claim is not the issuer.
+	ErrIssuer = errors.New("verify: wrong issuer")
+	// ErrAudience: the aud claim does not contain the audience.
+	ErrAudience = errors.New("verify: wrong audience")
+	// ErrExpired: the token has expired (exp, plus the leeway, has passed).
+	ErrExpired = errors.New("verify: token expired")
+	// ErrNotYetValid: nbf or iat lies in the future (beyond the leeway).
+	ErrNotYetValid = errors.New("verify: token not valid yet")
+	// ErrMissingClaim: a claim RFC 9068 requires (iss, sub, aud, exp, iat,
+	// jti, client_id) is absent or empty.
+	ErrMissingClaim = errors.New("verify: required claim missing")
+
+	// ErrDiscovery: New could not discover the issuer's metadata or fetch
+	// its key set.
+	ErrDiscovery = errors.New("verify: discovery failed")
+)
