@@ -91,7 +91,8 @@ const keyReloadInterval = 30 * time.Second
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (st store.Store, master []byte, changes <-chan struct{}, err error) {
 	master = []byte(cfg.Secret)
 	if cfg.RedisURL != "" {
-		rs, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.WithNow(now), redisstore.WithLogger(log))
+		rs, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.WithSentinelMaster(cfg.RedisSentinelMaster),
+			redisstore.WithNow(now), redisstore.WithLogger(log))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("ISSUER_REDIS_URL (redis_url): %w", err)
 		}

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -43,9 +44,18 @@ type Config struct {
 	AdminToken string `yaml:"admin_token" env:"ISSUER_ADMIN_TOKEN"`
 
 	// RedisURL is one redis:// or rediss:// URL, or for Redis Cluster a
-	// comma-separated list of seed-node URLs. Empty, the default, selects the
-	// embedded store in DataDir. Load removes spaces around the commas.
+	// comma-separated list of seed-node URLs; with RedisSentinelMaster, the
+	// URL or comma-separated URLs of the Sentinels. Empty, the default,
+	// selects the embedded store in DataDir. Load removes spaces around the
+	// commas.
 	RedisURL string `yaml:"redis_url" env:"ISSUER_REDIS_URL"`
+
+	// RedisSentinelMaster is the name of the master that Redis Sentinels
+	// monitor (the name in their "sentinel monitor" line), without spaces or
+	// control characters. When set, RedisURL names the Sentinels, and the
+	// store asks them for the master and follows its failovers. Empty, the
+	// default, means RedisURL names Redis itself.
+	RedisSentinelMaster string `yaml:"redis_sentinel_master" env:"ISSUER_REDIS_SENTINEL_MASTER"`
 
 	// DataDir is the directory of the embedded store. Default ./data.
 	DataDir string `yaml:"data_dir" env:"ISSUER_DATA_DIR"`
@@ -226,8 +236,18 @@ func (c Config) problems() []problem {
 		add("admin_token", "looks guessable (too few different characters); use random characters "+
 			"(for example from openssl rand -base64 32)")
 	}
-	for _, msg := range checkRedisURL(c.RedisURL) {
+	sentinel := c.RedisSentinelMaster != ""
+	for _, msg := range checkRedisURL(c.RedisURL, sentinel) {
 		add("redis_url", "%s", msg)
+	}
+	switch {
+	case sentinel && !printableWord(c.RedisSentinelMaster):
+		add("redis_sentinel_master", "%q contains a space or a control character; use the master name of "+
+			"the Sentinels' \"sentinel monitor\" line, such as mymaster", c.RedisSentinelMaster)
+	case sentinel && c.RedisURL == "":
+		add("redis_sentinel_master", "is set but ISSUER_REDIS_URL (redis_url) is empty; set redis_url to "+
+			"the Sentinel URLs, such as redis://sentinel-1:26379,redis://sentinel-2:26379,redis://sentinel-3:26379, "+
+			"or leave redis_sentinel_master empty")
 	}
 	if c.DataDir == "" {
 		add("data_dir", "is empty; set the directory of the embedded store, such as ./data")
@@ -340,11 +360,27 @@ func checkAddr(addr string) string {
 	return ""
 }
 
+// printableWord reports whether s is made of printable characters other
+// than spaces.
+func printableWord(s string) bool {
+	for _, r := range s {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
+}
+
 // checkRedisURL returns what is wrong with each element of the
-// comma-separated list of Redis URLs raw. A message never shows a password.
-func checkRedisURL(raw string) []string {
+// comma-separated list of Redis URLs raw, which are the URLs of Sentinels
+// when sentinel is true. A message never shows a password.
+func checkRedisURL(raw string, sentinel bool) []string {
 	if raw == "" {
 		return nil
+	}
+	list := "the seed-node URLs of a cluster"
+	if sentinel {
+		list = "the Sentinel URLs"
 	}
 	elems := strings.Split(raw, ",")
 	var msgs []string
@@ -355,7 +391,7 @@ func checkRedisURL(raw string) []string {
 		}
 		e = strings.TrimSpace(e)
 		if e == "" {
-			msgs = append(msgs, fmt.Sprintf("%s is empty; separate the seed-node URLs of a cluster with single commas", name))
+			msgs = append(msgs, fmt.Sprintf("%s is empty; separate %s with single commas", name, list))
 			continue
 		}
 		u, ok := parseRedisURL(e)
@@ -365,12 +401,16 @@ func checkRedisURL(raw string) []string {
 				"or rediss:// for TLS, and percent-encode special characters in the password", name))
 			continue
 		}
-		shown := strconv.Quote(redactURL(u))
+		shown := strconv.Quote(redactRedis(u))
+		eg := "redis://host:6379"
+		if sentinel {
+			eg = "redis://sentinel-host:26379"
+		}
 		switch {
 		case u.Scheme != "redis" && u.Scheme != "rediss" || u.Opaque != "":
-			msgs = append(msgs, fmt.Sprintf("%s %s is not a redis:// or rediss:// URL; use redis://host:6379 or rediss:// for TLS", name, shown))
+			msgs = append(msgs, fmt.Sprintf("%s %s is not a redis:// or rediss:// URL; use %s or rediss:// for TLS", name, shown, eg))
 		case u.Hostname() == "":
-			msgs = append(msgs, fmt.Sprintf("%s %s has no host; use redis://host:6379", name, shown))
+			msgs = append(msgs, fmt.Sprintf("%s %s has no host; use %s", name, shown, eg))
 		}
 	}
 	return msgs
@@ -402,6 +442,26 @@ func formatDuration(d time.Duration) string {
 // redacted stands in for secrets in String, GoString, LogValue and errors.
 const redacted = "REDACTED"
 
+// plainOption reports whether the value of the URL query option key is not
+// secret: go-redis's timeouts, sizes, switches and names. The values of all
+// other options (password and sentinel_password of a Sentinel URL, a
+// misspelling of them) are redacted.
+func plainOption(key string) bool {
+	switch key {
+	case "db", "addr", "protocol", "client_name", "master_name", "username", "sentinel_username",
+		"skip_verify", "read_only", "replica_only", "route_by_latency", "route_randomly",
+		"pool_fifo", "context_timeout_enabled", "use_disconnected_replicas", "unstable_resp3":
+		return true
+	}
+	for _, suffix := range []string{"_timeout", "_tolerance", "_retries", "_backoff", "_size", "_conns",
+		"_dials", "_lifetime", "_jitter", "_idle_time", "_age", "_redirects", "_seconds"} {
+		if strings.HasSuffix(key, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
 // redactURL returns u as a string with its password, if any, replaced by
 // REDACTED.
 func redactURL(u *url.URL) string {
@@ -414,6 +474,25 @@ func redactURL(u *url.URL) string {
 	v := *u
 	v.User = url.UserPassword(u.User.Username(), redacted)
 	return v.String()
+}
+
+// redactRedis returns the Redis URL u as a string with its password, if any,
+// and the values of query options that may be secret (see plainOption)
+// replaced by REDACTED.
+func redactRedis(u *url.URL) string {
+	if u.RawQuery == "" {
+		return redactURL(u)
+	}
+	v := *u
+	// Pairs that do not parse are left out.
+	q, _ := url.ParseQuery(u.RawQuery)
+	for k := range q {
+		if !plainOption(k) {
+			q.Set(k, redacted)
+		}
+	}
+	v.RawQuery = q.Encode()
+	return redactURL(&v)
 }
 
 // redactRedisURL replaces the password in each URL of the list raw by
@@ -429,7 +508,7 @@ func redactRedisURL(raw string) string {
 			elems[i] = redacted
 			continue
 		}
-		elems[i] = redactURL(u)
+		elems[i] = redactRedis(u)
 	}
 	return strings.Join(elems, ",")
 }

@@ -107,6 +107,7 @@ url: https://auth.example.com/
 addr: 127.0.0.1:9000
 admin_token: `+token+`
 redis_url: "redis://:`+redisP+`@r1:6379, rediss://r2:6380"
+redis_sentinel_master: mymaster
 data_dir: /var/lib/issuer
 signing_alg: EdDSA
 access_token_ttl: 10m
@@ -121,22 +122,23 @@ shutdown_timeout: 30s
 log_level: debug
 `)
 	want := Config{
-		URL:               "https://auth.example.com",
-		Addr:              "127.0.0.1:9000",
-		AdminToken:        token,
-		RedisURL:          "redis://:" + redisP + "@r1:6379,rediss://r2:6380",
-		DataDir:           "/var/lib/issuer",
-		SigningAlg:        "EdDSA",
-		AccessTokenTTL:    10 * time.Minute,
-		RefreshTokenTTL:   720 * time.Hour,
-		Secret:            secret,
-		MaxBodyBytes:      1 << 20,
-		ReadHeaderTimeout: 2 * time.Second,
-		ReadTimeout:       3 * time.Second,
-		WriteTimeout:      4 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ShutdownTimeout:   30 * time.Second,
-		LogLevel:          "debug",
+		URL:                 "https://auth.example.com",
+		Addr:                "127.0.0.1:9000",
+		AdminToken:          token,
+		RedisURL:            "redis://:" + redisP + "@r1:6379,rediss://r2:6380",
+		RedisSentinelMaster: "mymaster",
+		DataDir:             "/var/lib/issuer",
+		SigningAlg:          "EdDSA",
+		AccessTokenTTL:      10 * time.Minute,
+		RefreshTokenTTL:     720 * time.Hour,
+		Secret:              secret,
+		MaxBodyBytes:        1 << 20,
+		ReadHeaderTimeout:   2 * time.Second,
+		ReadTimeout:         3 * time.Second,
+		WriteTimeout:        4 * time.Second,
+		IdleTimeout:         2 * time.Minute,
+		ShutdownTimeout:     30 * time.Second,
+		LogLevel:            "debug",
 	}
 	got, err := Load(path, nil)
 	if err != nil {
@@ -215,7 +217,8 @@ func TestEnvOverridesFile(t *testing.T) {
 func TestEveryEnvVar(t *testing.T) {
 	values := map[string]string{
 		"url": "https://x.example.com", "addr": ":1", "admin_token": token,
-		"redis_url": "redis://r:6379", "data_dir": "/d", "signing_alg": "RS256",
+		"redis_url": "redis://r:6379", "redis_sentinel_master": "mymaster",
+		"data_dir": "/d", "signing_alg": "RS256",
 		"access_token_ttl": "2m", "refresh_token_ttl": "48h", "secret": secret,
 		"max_body_bytes": "2048", "read_header_timeout": "1s", "read_timeout": "2s",
 		"write_timeout": "3s", "idle_timeout": "4s", "shutdown_timeout": "5s",
@@ -228,7 +231,9 @@ func TestEveryEnvVar(t *testing.T) {
 				t.Fatalf("no test value for %s", s.key)
 			}
 			m := map[string]string{s.env: raw}
-			if s.key == "redis_url" {
+			needsRedis := s.key == "redis_url" || s.key == "redis_sentinel_master"
+			if needsRedis {
+				m["ISSUER_REDIS_URL"] = values["redis_url"]
 				m["ISSUER_SECRET"] = secret
 			}
 			got, err := Load("", env(m))
@@ -239,7 +244,8 @@ func TestEveryEnvVar(t *testing.T) {
 			if err := s.set(&want, raw); err != nil {
 				t.Fatal(err)
 			}
-			if s.key == "redis_url" {
+			if needsRedis {
+				want.RedisURL = values["redis_url"]
 				want.Secret = secret
 			}
 			if got != want {
@@ -326,6 +332,25 @@ func TestValidate(t *testing.T) {
 		{"redis password with ?", func(c *Config) { c.RedisURL, c.Secret = "redis://:12?"+redisP+"@r:6379", secret }, `ISSUER_REDIS_URL (redis_url): the URL is not a valid URL; use redis://[:password@]host:port[/db] or rediss:// for TLS, and percent-encode special characters in the password`},
 		{"redis user password with /", func(c *Config) { c.RedisURL, c.Secret = "redis://u:12/"+redisP+"@r:6379", secret }, `ISSUER_REDIS_URL (redis_url): the URL is not a valid URL; use redis://[:password@]host:port[/db] or rediss:// for TLS, and percent-encode special characters in the password`},
 		{"redis encoded password", func(c *Config) { c.RedisURL, c.Secret = "redis://u:a%2Fb%40c@r:6379", secret }, ""},
+		// redis_sentinel_master
+		{"sentinel", func(c *Config) {
+			c.RedisURL, c.RedisSentinelMaster, c.Secret = "redis://:p@s1:26379,redis://s2,rediss://s3", "mymaster", secret
+		}, ""},
+		{"sentinel password option", func(c *Config) {
+			c.RedisURL, c.RedisSentinelMaster, c.Secret = "redis://s1:26379?sentinel_password="+redisP, "m-1.x", secret
+		}, ""},
+		{"sentinel without redis_url", func(c *Config) { c.RedisSentinelMaster = "mymaster" }, `ISSUER_REDIS_SENTINEL_MASTER (redis_sentinel_master): is set but ISSUER_REDIS_URL (redis_url) is empty; set redis_url to the Sentinel URLs, such as redis://sentinel-1:26379,redis://sentinel-2:26379,redis://sentinel-3:26379, or leave redis_sentinel_master empty`},
+		{"sentinel name with space", func(c *Config) { c.RedisURL, c.RedisSentinelMaster, c.Secret = "redis://s:26379", "my master", secret }, `ISSUER_REDIS_SENTINEL_MASTER (redis_sentinel_master): "my master" contains a space or a control character; use the master name of the Sentinels' "sentinel monitor" line, such as mymaster`},
+		{"sentinel name only space", func(c *Config) { c.RedisURL, c.RedisSentinelMaster, c.Secret = "redis://s:26379", " ", secret }, `ISSUER_REDIS_SENTINEL_MASTER (redis_sentinel_master): " " contains a space or a control character; use the master name of the Sentinels' "sentinel monitor" line, such as mymaster`},
+		{"sentinel name control", func(c *Config) { c.RedisURL, c.RedisSentinelMaster, c.Secret = "redis://s:26379", "m\n", secret }, `ISSUER_REDIS_SENTINEL_MASTER (redis_sentinel_master): "m\n" contains a space or a control character; use the master name of the Sentinels' "sentinel monitor" line, such as mymaster`},
+		{"sentinel scheme", func(c *Config) {
+			c.RedisURL, c.RedisSentinelMaster, c.Secret = "redis://s1:26379,sentinel://:"+redisP+"@s2:26379?sentinel_password="+redisP, "mymaster", secret
+		}, `ISSUER_REDIS_URL (redis_url): URL 2 of 2 "sentinel://:REDACTED@s2:26379?sentinel_password=REDACTED" is not a redis:// or rediss:// URL; use redis://sentinel-host:26379 or rediss:// for TLS`},
+		{"sentinel bare host", func(c *Config) { c.RedisURL, c.RedisSentinelMaster, c.Secret = "s1:26379", "mymaster", secret }, `ISSUER_REDIS_URL (redis_url): the URL "s1:26379" is not a redis:// or rediss:// URL; use redis://sentinel-host:26379 or rediss:// for TLS`},
+		{"sentinel empty element", func(c *Config) {
+			c.RedisURL, c.RedisSentinelMaster, c.Secret = "redis://s1:26379,,redis://s3:26379", "mymaster", secret
+		}, `ISSUER_REDIS_URL (redis_url): URL 2 of 3 is empty; separate the Sentinel URLs with single commas`},
+		{"sentinel bad name and no url", func(c *Config) { c.RedisSentinelMaster = "a b" }, `ISSUER_REDIS_SENTINEL_MASTER (redis_sentinel_master): "a b" contains a space or a control character; use the master name of the Sentinels' "sentinel monitor" line, such as mymaster`},
 		// data_dir
 		{"data dir empty", func(c *Config) { c.DataDir = "" }, `ISSUER_DATA_DIR (data_dir): is empty; set the directory of the embedded store, such as ./data`},
 		// signing_alg
@@ -467,6 +492,16 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`ISSUER_LOG_LEVEL (log_level): "trace" is not a log level; use one of debug, info, warn, error`},
 		},
 		{
+			name: "sentinel master without redis_url",
+			file: "redis_sentinel_master: mymaster\n",
+			want: []string{`ISSUER_REDIS_SENTINEL_MASTER (redis_sentinel_master): is set but ISSUER_REDIS_URL (redis_url) is empty; set redis_url to the Sentinel URLs, such as redis://sentinel-1:26379,redis://sentinel-2:26379,redis://sentinel-3:26379, or leave redis_sentinel_master empty ({path} line 1)`},
+		},
+		{
+			name: "sentinel master name from the environment",
+			env:  map[string]string{"ISSUER_REDIS_SENTINEL_MASTER": "my\tmaster", "ISSUER_REDIS_URL": "redis://s:26379", "ISSUER_SECRET": secret},
+			want: []string{`ISSUER_REDIS_SENTINEL_MASTER (redis_sentinel_master): "my\tmaster" contains a space or a control character; use the master name of the Sentinels' "sentinel monitor" line, such as mymaster`},
+		},
+		{
 			name: "unknown key with a suggestion",
 			file: "url: https://a.example.com\nacess_token_ttl: 5m\n",
 			want: []string{`config file {path} line 2: unknown setting "acess_token_ttl"; did you mean access_token_ttl?`},
@@ -474,15 +509,15 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown key listing the settings",
 			file: "issuer:\n  url: https://a.example.com\n",
-			want: []string{`config file {path} line 1: unknown setting "issuer"; the settings are url, addr, admin_token, redis_url, data_dir, signing_alg, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, log_level`},
+			want: []string{`config file {path} line 1: unknown setting "issuer"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, log_level`},
 		},
 		{
 			name: "unknown keys and bad values together",
 			file: "foo: 1\nbar: 2\nmax_body_bytes: lots\n",
 			env:  map[string]string{"ISSUER_URL": "localhost"},
 			want: []string{
-				`config file {path} line 1: unknown setting "foo"; the settings are url, addr, admin_token, redis_url, data_dir, signing_alg, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, log_level`,
-				`config file {path} line 2: unknown setting "bar"; the settings are url, addr, admin_token, redis_url, data_dir, signing_alg, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, log_level`,
+				`config file {path} line 1: unknown setting "foo"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, log_level`,
+				`config file {path} line 2: unknown setting "bar"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, log_level`,
 				`ISSUER_MAX_BODY_BYTES (max_body_bytes): "lots" is not a whole number such as 65536 ({path} line 3)`,
 				`ISSUER_URL (url): "localhost" is not an absolute http or https URL; use one such as https://auth.example.com`,
 			},
@@ -552,7 +587,9 @@ func TestRedaction(t *testing.T) {
 	c := Default()
 	c.AdminToken = token
 	c.Secret = secret
-	c.RedisURL = "redis://user:" + redisP + "@r1:6379/0,rediss://:" + redisP + "@r2:6380,redis://:pa/" + redisP + "@bad,redis://u:1/" + redisP + "@r3"
+	c.RedisURL = "redis://user:" + redisP + "@r1:6379/0,rediss://:" + redisP + "@r2:6380,redis://:pa/" + redisP + "@bad,redis://u:1/" + redisP + "@r3," +
+		"redis://s1:26379?dial_timeout=3s&sentinel_password=" + redisP + "&sentinel_pasword=" + redisP + "&password=" + redisP + "&x=%zz" + redisP
+	c.RedisSentinelMaster = "mymaster"
 
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", "config", c)
@@ -583,9 +620,11 @@ func TestRedaction(t *testing.T) {
 	for key, want := range map[string]string{
 		"admin_token": "REDACTED",
 		"secret":      "REDACTED",
-		"redis_url":   "redis://user:REDACTED@r1:6379/0,rediss://:REDACTED@r2:6380,REDACTED,REDACTED",
-		"url":         "http://localhost:8080",
-		"addr":        ":8080",
+		"redis_url": "redis://user:REDACTED@r1:6379/0,rediss://:REDACTED@r2:6380,REDACTED,REDACTED," +
+			"redis://s1:26379?dial_timeout=3s&password=REDACTED&sentinel_password=REDACTED&sentinel_pasword=REDACTED",
+		"redis_sentinel_master": "mymaster",
+		"url":                   "http://localhost:8080",
+		"addr":                  ":8080",
 	} {
 		if got := attrs[key].String(); got != want {
 			t.Errorf("LogValue %s = %q, want %q", key, got, want)
@@ -608,7 +647,7 @@ func TestRedaction(t *testing.T) {
 			t.Errorf("LogValue of Default: %s = %q, want empty", a.Key, a.Value)
 		}
 	}
-	want := `url="http://localhost:8080" addr=":8080" admin_token="" redis_url="" data_dir="./data" signing_alg="ES256" access_token_ttl=5m refresh_token_ttl=24h secret="" max_body_bytes=65536 read_header_timeout=5s read_timeout=10s write_timeout=10s idle_timeout=1m shutdown_timeout=15s log_level="info"`
+	want := `url="http://localhost:8080" addr=":8080" admin_token="" redis_url="" redis_sentinel_master="" data_dir="./data" signing_alg="ES256" access_token_ttl=5m refresh_token_ttl=24h secret="" max_body_bytes=65536 read_header_timeout=5s read_timeout=10s write_timeout=10s idle_timeout=1m shutdown_timeout=15s log_level="info"`
 	if got := d.String(); got != want {
 		t.Errorf("Default().String() =\n%s\nwant\n%s", got, want)
 	}

@@ -1,5 +1,6 @@
-// Package redis is the store.Store backend on Redis (a single server, or Redis
-// Cluster), shared by any number of issuer instances.
+// Package redis is the store.Store backend on Redis (a single server, a
+// master found through Redis Sentinel, or Redis Cluster), shared by any
+// number of issuer instances.
 //
 // # Keys
 //

@@ -32,9 +32,10 @@ type Store struct {
 	client goredis.UniversalClient
 	owned  bool // Close closes client: Open created it
 
-	now    func() time.Time
-	prefix string
-	logger *slog.Logger
+	now            func() time.Time
+	prefix         string
+	logger         *slog.Logger
+	sentinelMaster string // read by Open only
 
 	clientsKey, keysKey   string
 	clientsChan, keysChan string
