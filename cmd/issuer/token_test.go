@@ -401,6 +401,13 @@ func TestConcurrentRefresh(t *testing.T) {
 	ti := startIssuer(t)
 	id, sec := ti.createClient(t, map[string]any{})
 	rt := ti.issue(t, id, sec)["refresh_token"].(string)
+	refreshRace(t, rt, id, sec, ti)
+}
+
+// refreshRace sends 50 refreshes of one token at once, spread over the given
+// instances, and checks that exactly one succeeds.
+func refreshRace(t *testing.T, rt, id, sec string, instances ...*testIssuer) {
+	t.Helper()
 	const n = 50
 	var (
 		wg       sync.WaitGroup
@@ -408,7 +415,8 @@ func TestConcurrentRefresh(t *testing.T) {
 		statuses = map[int]int{}
 	)
 	start := make(chan struct{})
-	for range n {
+	for i := range n {
+		ti := instances[i%len(instances)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
