@@ -2,6 +2,7 @@ package grant
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"net/url"
@@ -31,6 +32,7 @@ type clientCredentials struct {
 // ccRequest is what the library hooks of one request share.
 type ccRequest struct {
 	client   store.Client
+	secret   string // as presented and verified
 	form     url.Values
 	audience []string
 	family   *store.Family // set when a refresh token is issued
@@ -46,7 +48,7 @@ func newClientCredentials(h *Handler) *clientCredentials {
 		RefreshTokenExp:   h.cfg.RefreshTTL,
 		IsGenerateRefresh: true,
 	})
-	m.MapClientStorage(authenticatedClients{h.hasher})
+	m.MapClientStorage(authenticatedClients{})
 	m.MapAccessGenerate(cc)
 	m.MapTokenStorage(familyStore{h.st})
 	cc.srv = server.NewServer(&server.Config{
@@ -59,7 +61,7 @@ func newClientCredentials(h *Handler) *clientCredentials {
 
 // token issues tokens for an authenticated client.
 func (cc *clientCredentials) token(r *http.Request, form url.Values, c store.Client, sec string) (*tokenResponse, error) {
-	req := &ccRequest{client: c, form: form}
+	req := &ccRequest{client: c, secret: sec, form: form}
 	ctx := context.WithValue(r.Context(), ccKey{}, req)
 	tgr := &oauth2.TokenGenerateRequest{
 		ClientID:     c.ID,
@@ -196,11 +198,13 @@ func (h *Handler) signRefresh(fam store.Family, now time.Time) (string, error) {
 }
 
 // authenticatedClients is the library's ClientStore. It serves only the
-// client this request authenticated, and re-checks the secret through
-// ClientPasswordVerifier (constant time), never the library's plain !=.
-type authenticatedClients struct{ hasher *secret.Hasher }
+// client this request authenticated (Authenticate already checked its
+// secret against the stored hash), and the library's secret check goes
+// through ClientPasswordVerifier: a constant-time comparison with the
+// secret that was authenticated, never the library's plain !=.
+type authenticatedClients struct{}
 
-func (a authenticatedClients) GetByID(ctx context.Context, id string) (oauth2.ClientInfo, error) {
+func (authenticatedClients) GetByID(ctx context.Context, id string) (oauth2.ClientInfo, error) {
 	req, err := requestOf(ctx)
 	if err != nil {
 		return nil, err
@@ -208,12 +212,12 @@ func (a authenticatedClients) GetByID(ctx context.Context, id string) (oauth2.Cl
 	if req.client.ID != id {
 		return nil, oerrors.ErrInvalidClient
 	}
-	return clientInfo{req.client, a.hasher}, nil
+	return clientInfo{req.client, req.secret}, nil
 }
 
 type clientInfo struct {
 	c      store.Client
-	hasher *secret.Hasher
+	secret string // the secret Authenticate verified
 }
 
 func (c clientInfo) GetID() string     { return c.c.ID }
@@ -224,7 +228,7 @@ func (c clientInfo) GetUserID() string { return "" }
 
 // VerifyPassword implements oauth2.ClientPasswordVerifier.
 func (c clientInfo) VerifyPassword(s string) bool {
-	return c.hasher.Verify(c.c.ID, s, c.c.SecretHash)
+	return subtle.ConstantTimeCompare([]byte(s), []byte(c.secret)) == 1
 }
 
 // familyStore is the library's TokenStore. Access tokens are self-contained
