@@ -36,6 +36,14 @@
 // repeats a member name, are refused. Every failure wraps one of the
 // sentinel errors (ErrExpired, ErrSignature, …), for errors.Is.
 //
+// # HS256
+//
+// For an issuer that signs access tokens with HS256, the resource API
+// needs the shared secret, which no JWK Set carries: build the key with
+// NewHMACKey and give it with WithKeys (New does no discovery then). An
+// HMAC key works only that way, so neither a fetched key set nor a public
+// key can ever serve as an HMAC secret.
+//
 // # Key cache
 //
 // The key set is cached for the lifetime its Cache-Control header gives

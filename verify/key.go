@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -20,13 +21,49 @@ import (
 // (RFC 7518 §3.3 requires 2048 bits).
 const MinRSABits = 2048
 
-// Key is a public verification key: its kid, the one algorithm it verifies
-// and the public key. Build one with NewKey or ParseJWKS.
+// Key is a verification key: its kid, the one algorithm it verifies and
+// the public key (or, for HS256, the shared secret). Build one with NewKey,
+// ParseJWKS or NewHMACKey.
 type Key struct {
 	id     string
 	alg    string
 	pub    crypto.PublicKey
+	secret []byte // HS256 only; then pub is nil
 	method jwt.SigningMethod
+}
+
+// MinHMACKeyLen is the shortest HS256 secret NewHMACKey accepts (RFC 7518
+// §3.2: at least the size of the hash).
+const MinHMACKeyLen = 32
+
+// NewHMACKey returns the HS256 key kid with the shared secret, for an
+// issuer that signs access tokens with HS256 (its admin command `issuer
+// keys secret KID` prints kid and secret as an "oct" JWK; k is the base64url
+// of the secret). secret must be at least MinHMACKeyLen bytes.
+//
+// An HMAC key works only in a Verifier built with WithKeys: New refuses to
+// combine one with WithJWKSURL, and a Verifier refuses HMAC keys that come
+// from any other KeySet. So a key set fetched over the network can never
+// supply HMAC material (ParseJWKS skips "oct" keys), and since each key
+// verifies only its own algorithm, no public key is ever used as an HMAC
+// secret.
+func NewHMACKey(kid string, secret []byte) (*Key, error) {
+	if len(secret) < MinHMACKeyLen {
+		return nil, fmt.Errorf("verify: the HS256 secret is %d bytes; it must be at least %d", len(secret), MinHMACKeyLen)
+	}
+	return &Key{id: kid, alg: "HS256", secret: bytes.Clone(secret), method: jwt.SigningMethodHS256}, nil
+}
+
+// hmac reports whether k is an HS256 key.
+func (k *Key) hmac() bool { return k.secret != nil }
+
+// verifyKey is what the signature check uses: the public key, or the
+// secret of an HS256 key.
+func (k *Key) verifyKey() any {
+	if k.hmac() {
+		return k.secret
+	}
+	return k.pub
 }
 
 // ID returns the key's kid.
@@ -36,7 +73,7 @@ func (k *Key) ID() string { return k.id }
 func (k *Key) Alg() string { return k.alg }
 
 // Public returns the public key (*ecdsa.PublicKey, ed25519.PublicKey or
-// *rsa.PublicKey).
+// *rsa.PublicKey); nil for an HS256 key, whose secret it never returns.
 func (k *Key) Public() crypto.PublicKey { return k.pub }
 
 // NewKey returns the key kid that verifies signatures of algorithm alg with

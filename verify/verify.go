@@ -39,11 +39,13 @@ type Verifier struct {
 	issuer   string
 	audience string
 	keys     KeySet
-	leeway   time.Duration
-	now      func() time.Time
-	maxSize  int
-	realm    string
-	parser   *jwt.Parser
+	// hmac: the keys, given with WithKeys, include an HS256 key.
+	hmac    bool
+	leeway  time.Duration
+	now     func() time.Time
+	maxSize int
+	realm   string
+	parser  *jwt.Parser
 }
 
 // Option configures New.
@@ -65,7 +67,8 @@ type options struct {
 // issuer's metadata; New skips discovery.
 func WithJWKSURL(url string) Option { return func(o *options) { o.jwksURL = url } }
 
-// WithKeys verifies with these keys only; New does no network I/O.
+// WithKeys verifies with these keys only; New does no network I/O. It is
+// the only way to give a Verifier an HS256 key (NewHMACKey).
 func WithKeys(keys ...*Key) Option {
 	return func(o *options) {
 		m := make(staticKeySet, len(keys))
@@ -163,6 +166,15 @@ func New(ctx context.Context, issuer, audience string, opts ...Option) (*Verifie
 		// Claims are checked in the key function, before the signature;
 		// the key, not the token, decides the algorithm (see keyFor).
 		parser: jwt.NewParser(jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding()),
+	}
+	if static, ok := v.keys.(staticKeySet); ok {
+		for _, k := range static {
+			v.hmac = v.hmac || k.hmac()
+		}
+	}
+	if v.hmac && o.jwksURL != "" {
+		return nil, errors.New("verify: an HS256 key (NewHMACKey) cannot be combined with WithJWKSURL: " +
+			"give every key with WithKeys, or verify an issuer's asymmetric keys with a separate Verifier")
 	}
 	if v.keys != nil {
 		return v, nil
@@ -350,7 +362,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 			reason = err
 			return nil, err
 		}
-		return k.pub, nil
+		return k.verifyKey(), nil
 	})
 	switch {
 	case reason != nil:
@@ -394,7 +406,7 @@ func (v *Verifier) keyFor(ctx context.Context, raw string, t *jwt.Token, c *acce
 		}
 	}
 	alg := t.Method.Alg()
-	if !supportedAlg(alg) {
+	if !supportedAlg(alg) && (alg != "HS256" || !v.hmac) {
 		return nil, fmt.Errorf("%w: alg %.32q", ErrAlgorithm, alg)
 	}
 	kid, ok := t.Header["kid"].(string)
@@ -413,6 +425,11 @@ func (v *Verifier) keyFor(ctx context.Context, raw string, t *jwt.Token, c *acce
 	}
 	if k.alg != alg {
 		return nil, fmt.Errorf("%w: alg %.32q, but key %.64q is %s", ErrAlgorithm, alg, kid, k.alg)
+	}
+	if k.hmac() && !v.hmac {
+		// Only WithKeys may supply secrets: never a key set that could
+		// be fetched or influenced by someone else.
+		return nil, fmt.Errorf("%w: HS256 key %.64q did not come from WithKeys", ErrAlgorithm, kid)
 	}
 	return k, nil
 }

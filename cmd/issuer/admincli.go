@@ -3,7 +3,8 @@ package main
 // The admin commands: `issuer clients …` and `issuer keys …` call the admin API
 // of a running issuer (SPEC.md, "Admin API") over HTTP with the admin bearer
 // token. Each subcommand has its own flag.FlagSet, so flags follow the
-// subcommand; a positional client ID may come before or after the flags.
+// subcommand; a positional ID (a client ID, a kid) may come before or after
+// the flags.
 
 import (
 	"bytes"
@@ -16,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -36,14 +38,15 @@ func runClients(ctx context.Context, args []string, getenv func(string) string, 
 	return clientsGroup.run(ctx, args, getenv, stdout, stderr)
 }
 
-// runKeys implements `issuer keys list|rotate [flags]`.
+// runKeys implements `issuer keys list|rotate|revoke|secret [flags]`.
 func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	return keysGroup.run(ctx, args, getenv, stdout, stderr)
 }
 
 var clientsGroup = adminGroup{
-	name: "clients",
-	doc:  "Manage the OAuth clients of a running issuer through its admin API.",
+	name:   "clients",
+	doc:    "Manage the OAuth clients of a running issuer through its admin API.",
+	idName: "client ID",
 	commands: []adminCommand{
 		{
 			name:     "create",
@@ -85,18 +88,32 @@ var clientsGroup = adminGroup{
 }
 
 var keysGroup = adminGroup{
-	name: "keys",
-	doc:  "Manage the token signing keys of a running issuer through its admin API.",
+	name:   "keys",
+	doc:    "Manage the token signing keys of a running issuer through its admin API.",
+	idName: "kid",
 	commands: []adminCommand{
 		{
 			name:    "list",
-			summary: "list the signing keys and their states (next, current, retired)",
+			summary: "list the signing keys, their states (next, current, retired) and dates",
 			bind:    bindKeysList,
 		},
 		{
-			name:    "rotate",
-			summary: "emergency rotation: a new key signs tokens at once",
-			bind:    bindKeysRotate,
+			name:     "rotate",
+			synopsis: "[--in DURATION]",
+			summary:  "emergency rotation: a new key signs tokens at once (--in: a next key that starts signing later)",
+			bind:     bindKeysRotate,
+		},
+		{
+			name:    "revoke",
+			summary: "remove a (compromised) key at once; every token it signed stops being valid",
+			takesID: true,
+			bind:    bindKeysRevoke,
+		},
+		{
+			name:    "secret",
+			summary: "print an HS256 key's shared secret as a JWK, for resource APIs",
+			takesID: true,
+			bind:    bindKeysSecret,
 		},
 	},
 }
@@ -105,6 +122,7 @@ var keysGroup = adminGroup{
 type adminGroup struct {
 	name     string // "clients"
 	doc      string // one sentence for the usage
+	idName   string // what the positional ID is: "client ID", "kid"
 	commands []adminCommand
 }
 
@@ -113,7 +131,7 @@ type adminCommand struct {
 	name     string // "rotate-secret"
 	synopsis string // flags shown after the name (and ID) in the usage line
 	summary  string // one line in the group's usage
-	takesID  bool   // exactly one positional client ID
+	takesID  bool   // exactly one positional ID
 	// bind registers the subcommand's own flags on fs and returns the function
 	// that runs the subcommand once the flags are parsed.
 	bind func(fs *flag.FlagSet) runFunc
@@ -211,11 +229,11 @@ func (g adminGroup) runCommand(ctx context.Context, c adminCommand, args []strin
 	var id string
 	if c.takesID {
 		if len(pos) == 0 {
-			return usageFail(usageErrorf("missing client ID: run \"issuer %s %s ID\"; \"issuer clients list\" shows the IDs", g.name, c.name))
+			return usageFail(usageErrorf("missing %s: run \"issuer %s %s ID\"; \"issuer %s list\" shows them", g.idName, g.name, c.name, g.name))
 		}
 		id, pos = pos[0], pos[1:]
 		if id == "" || id == "." || id == ".." {
-			return usageFail(usageErrorf("invalid client ID %q: \"issuer clients list\" shows the IDs", id))
+			return usageFail(usageErrorf("invalid %s %q: \"issuer %s list\" shows them", g.idName, id, g.name))
 		}
 	}
 	if len(pos) > 0 {
@@ -523,6 +541,9 @@ type signingKey struct {
 	State     string `json:"state"`
 	CreatedAt string `json:"created_at"`
 	NotBefore string `json:"not_before"`
+	RetiresAt string `json:"retires_at"`
+	RemovedAt string `json:"removed_at"`
+	File      string `json:"file"`
 }
 
 // metadataFlags are the client metadata flags of `clients create` and `clients update`.
@@ -796,19 +817,36 @@ func bindKeysList(*flag.FlagSet) runFunc {
 			fmt.Fprintln(a.stderr, "The issuer has no signing keys yet: they are generated when it first starts.")
 			return nil
 		}
+		files := slices.ContainsFunc(resp.Keys, func(k signingKey) bool { return k.File != "" })
 		tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "KID\tALG\tSTATE\tNOT_BEFORE")
+		header := "KID\tALG\tSTATE\tNOT_BEFORE\tRETIRES_AT\tREMOVED_AT"
+		if files {
+			header += "\tFILE"
+		}
+		fmt.Fprintln(tw, header)
 		for _, k := range resp.Keys {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cell(k.KID), cell(k.Alg), cell(k.State), cell(k.NotBefore))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s", cell(k.KID), cell(k.Alg), cell(k.State), cell(k.NotBefore), cell(k.RetiresAt), cell(k.RemovedAt))
+			if files {
+				fmt.Fprintf(tw, "\t%s", cell(k.File))
+			}
+			fmt.Fprintln(tw)
 		}
 		return tw.Flush()
 	}
 }
 
-func bindKeysRotate(*flag.FlagSet) runFunc {
+func bindKeysRotate(fs *flag.FlagSet) runFunc {
+	in := fs.Duration("in", 0, "schedule instead: the new key is published now and starts signing after this `duration` (at least 2 × the server's jwks_max_age), e.g. 24h")
 	return func(ctx context.Context, a *adminCLI, _ string) error {
+		var body any
+		if *in < 0 {
+			return usageErrorf("invalid --in %s: use a positive duration such as 24h", *in)
+		}
+		if *in > 0 {
+			body = map[string]string{"not_before": time.Now().Add(*in).UTC().Format(time.RFC3339)}
+		}
 		var k signingKey
-		raw, err := a.call(ctx, http.MethodPost, "/admin/keys/rotate", nil, &k)
+		raw, err := a.call(ctx, http.MethodPost, "/admin/keys/rotate", body, &k)
 		if err != nil {
 			return err
 		}
@@ -818,9 +856,58 @@ func bindKeysRotate(*flag.FlagSet) runFunc {
 		if k.KID == "" {
 			return errors.New("the issuer's answer has no kid: check that the CLI and the server are the same version")
 		}
+		if *in > 0 {
+			_, err = fmt.Fprintf(a.stdout, "kid: %s\nKey %s (%s) is published now and starts signing at %s.\n",
+				clean(k.KID), clean(k.KID), clean(k.Alg), clean(k.NotBefore))
+			if err == nil && k.Alg == "HS256" {
+				fmt.Fprintf(a.stderr, "Give its secret to every resource API before then: issuer keys secret %s\n", clean(k.KID))
+			}
+			return err
+		}
 		_, err = fmt.Fprintf(a.stdout, "kid: %s\nKey %s (%s) signs new tokens from now on; the previous key stays in the JWKS until the tokens it signed expire.\n",
 			clean(k.KID), clean(k.KID), clean(k.Alg))
+		if err == nil && k.Alg == "HS256" {
+			fmt.Fprintf(a.stderr, "Resource APIs reject its tokens until they have its secret: issuer keys secret %s\n", clean(k.KID))
+		}
 		return err
+	}
+}
+
+func keyPath(kid string) string { return "/admin/keys/" + url.PathEscape(kid) }
+
+func bindKeysRevoke(*flag.FlagSet) runFunc {
+	return func(ctx context.Context, a *adminCLI, kid string) error {
+		var resp struct {
+			Revoked signingKey `json:"revoked"`
+			Current signingKey `json:"current"`
+		}
+		raw, err := a.call(ctx, http.MethodDelete, keyPath(kid), nil, &resp)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return a.printJSON(raw)
+		}
+		if resp.Current.KID == "" {
+			return errors.New("the issuer's answer has no current kid: check that the CLI and the server are the same version")
+		}
+		_, err = fmt.Fprintf(a.stdout, "revoked: %s\ncurrent: %s\nKey %s is out of the JWKS, and the issuer no longer accepts its tokens (introspection says inactive). Resource APIs that cached the JWKS accept them until their cache expires (the JWKS max-age).\n",
+			clean(kid), clean(resp.Current.KID), clean(kid))
+		return err
+	}
+}
+
+func bindKeysSecret(*flag.FlagSet) runFunc {
+	return func(ctx context.Context, a *adminCLI, kid string) error {
+		raw, err := a.call(ctx, http.MethodGet, keyPath(kid)+"/secret", nil, &struct{}{})
+		if err != nil {
+			return err
+		}
+		if err := a.printJSON(raw); err != nil {
+			return err
+		}
+		fmt.Fprintln(a.stderr, `This is the HS256 secret as a JWK ("k" is its base64url). Give it only to the resource APIs that verify tokens, over a secure channel; whoever has it can mint tokens.`)
+		return nil
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // testToken is the admin token of fakeIssuer; no output may contain it.
@@ -50,6 +51,8 @@ type wireKey struct {
 	State     string `json:"state"`
 	CreatedAt string `json:"created_at"`
 	NotBefore string `json:"not_before"`
+	RetiresAt string `json:"retires_at,omitempty"`
+	RemovedAt string `json:"removed_at,omitempty"`
 }
 
 // fakeIssuer implements the admin API in memory. It checks the headers and
@@ -73,7 +76,7 @@ func newFakeIssuer(t *testing.T) (*fakeIssuer, *httptest.Server) {
 		clients: map[string]*wireClient{},
 		bodies:  map[string]json.RawMessage{},
 		keys: []wireKey{
-			{KID: "k1", Alg: "ES256", State: "current", CreatedAt: "2025-01-01T00:00:00Z", NotBefore: "2025-01-01T00:00:00Z"},
+			{KID: "k1", Alg: "ES256", State: "current", CreatedAt: "2025-01-01T00:00:00Z", NotBefore: "2025-01-01T00:00:00Z", RetiresAt: "2025-01-03T00:00:00Z", RemovedAt: "2025-01-03T00:06:00Z"},
 			{KID: "k2", Alg: "ES256", State: "next", CreatedAt: "2025-01-02T00:00:00Z", NotBefore: "2025-01-03T00:00:00Z"},
 		},
 	}
@@ -165,6 +168,19 @@ func (f *fakeIssuer) handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"keys": f.keys})
 	})
 	mux.HandleFunc("POST /admin/keys/rotate", func(w http.ResponseWriter, r *http.Request) {
+		if nb, _ := io.ReadAll(r.Body); len(nb) > 0 {
+			var req struct {
+				NotBefore time.Time `json:"not_before"`
+			}
+			if err := json.Unmarshal(nb, &req); err != nil || req.NotBefore.IsZero() {
+				writeError(w, http.StatusBadRequest, "invalid_request", "bad not_before")
+				return
+			}
+			k := wireKey{KID: fmt.Sprintf("k%d", len(f.keys)+1), Alg: "HS256", State: "next", CreatedAt: "2025-02-01T00:00:00Z", NotBefore: req.NotBefore.Format(time.RFC3339)}
+			f.keys = append(f.keys, k)
+			writeJSON(w, http.StatusCreated, k)
+			return
+		}
 		for i := range f.keys {
 			if f.keys[i].State == "current" {
 				f.keys[i].State = "retired"
@@ -173,6 +189,33 @@ func (f *fakeIssuer) handler() http.Handler {
 		k := wireKey{KID: fmt.Sprintf("k%d", len(f.keys)+1), Alg: "ES256", State: "current", CreatedAt: "2025-02-01T00:00:00Z", NotBefore: "2025-02-01T00:00:00Z"}
 		f.keys = append(f.keys, k)
 		writeJSON(w, http.StatusCreated, k)
+	})
+	mux.HandleFunc("DELETE /admin/keys/{kid}", func(w http.ResponseWriter, r *http.Request) {
+		i := slices.IndexFunc(f.keys, func(k wireKey) bool { return k.KID == r.PathValue("kid") })
+		if i < 0 {
+			writeError(w, http.StatusNotFound, "not_found", "no signing key with this kid")
+			return
+		}
+		revoked := f.keys[i]
+		f.keys = slices.Delete(f.keys, i, i+1)
+		cur := slices.IndexFunc(f.keys, func(k wireKey) bool { return k.State == "current" })
+		if cur < 0 {
+			f.keys = append(f.keys, wireKey{KID: fmt.Sprintf("k%d", len(f.keys)+10), Alg: "ES256", State: "current"})
+			cur = len(f.keys) - 1
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"revoked": revoked, "current": f.keys[cur]})
+	})
+	mux.HandleFunc("GET /admin/keys/{kid}/secret", func(w http.ResponseWriter, r *http.Request) {
+		kid := r.PathValue("kid")
+		i := slices.IndexFunc(f.keys, func(k wireKey) bool { return k.KID == kid })
+		switch {
+		case i < 0:
+			writeError(w, http.StatusNotFound, "not_found", "no signing key with this kid")
+		case f.keys[i].Alg != "HS256":
+			writeError(w, http.StatusConflict, "not_symmetric", "this key is asymmetric")
+		default:
+			writeJSON(w, http.StatusOK, map[string]string{"kty": "oct", "kid": kid, "alg": "HS256", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"})
+		}
 	})
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -625,9 +668,9 @@ func TestKeys(t *testing.T) {
 	if res.code != 0 || res.stderr != "" {
 		t.Fatalf("exit code = %d, stderr = %q; want 0 and nothing", res.code, res.stderr)
 	}
-	want := "KID  ALG    STATE    NOT_BEFORE\n" +
-		"k1   ES256  current  2025-01-01T00:00:00Z\n" +
-		"k2   ES256  next     2025-01-03T00:00:00Z\n"
+	want := "KID  ALG    STATE    NOT_BEFORE            RETIRES_AT            REMOVED_AT\n" +
+		"k1   ES256  current  2025-01-01T00:00:00Z  2025-01-03T00:00:00Z  2025-01-03T00:06:00Z\n" +
+		"k2   ES256  next     2025-01-03T00:00:00Z  -                     -\n"
 	if got := res.stdout; got != want {
 		t.Errorf("keys list stdout =\n%s\nwant\n%s", got, want)
 	}
@@ -817,6 +860,36 @@ func TestErrors(t *testing.T) {
 			args:       []string{"--json", "list"},
 			wantCode:   2,
 			wantStderr: []string{"flags go after the subcommand"},
+			wantNoReqs: true,
+		},
+		{
+			name:       "revoke without kid",
+			run:        runKeys,
+			args:       []string{"revoke"},
+			wantCode:   2,
+			wantStderr: []string{"issuer: missing kid", "Usage: issuer keys revoke ID", "issuer keys list"},
+			wantNoReqs: true,
+		},
+		{
+			name:       "revoke unknown kid",
+			run:        runKeys,
+			args:       []string{"revoke", "nope"},
+			wantCode:   1,
+			wantStderr: []string{"issuer: 404: not_found: no signing key with this kid"},
+		},
+		{
+			name:       "secret of an asymmetric key",
+			run:        runKeys,
+			args:       []string{"secret", "k1"},
+			wantCode:   1,
+			wantStderr: []string{"issuer: 409: not_symmetric"},
+		},
+		{
+			name:       "rotate negative --in",
+			run:        runKeys,
+			args:       []string{"rotate", "--in", "-1h"},
+			wantCode:   2,
+			wantStderr: []string{"invalid --in -1h0m0s"},
 			wantNoReqs: true,
 		},
 		{
@@ -1028,5 +1101,42 @@ func TestClean(t *testing.T) {
 	}
 	if got, want := cell(""), "-"; got != want {
 		t.Errorf("cell(\"\") = %q, want %q", got, want)
+	}
+}
+
+func TestKeysRevokeSecretSchedule(t *testing.T) {
+	f, srv := newFakeIssuer(t)
+	res := runCLI(t, runKeys, envFor(srv), "rotate", "--in", "24h")
+	if res.code != 0 || !strings.HasPrefix(res.stdout, "kid: k3\n") || !strings.Contains(res.stdout, "starts signing at") ||
+		!strings.Contains(res.stderr, "issuer keys secret k3") {
+		t.Errorf("rotate --in: exit %d\nstdout %q\nstderr %q", res.code, res.stdout, res.stderr)
+	}
+	nb, _ := time.Parse(time.RFC3339, f.body("POST /admin/keys/rotate")["not_before"].(string))
+	if d := time.Until(nb); d < 23*time.Hour || d > 25*time.Hour {
+		t.Errorf("not_before sent = %v, want about 24h from now", nb)
+	}
+
+	res = runCLI(t, runKeys, envFor(srv), "secret", "k3")
+	var jwk map[string]string
+	if err := json.Unmarshal([]byte(res.stdout), &jwk); err != nil || res.code != 0 || jwk["kty"] != "oct" || jwk["kid"] != "k3" || jwk["k"] == "" {
+		t.Errorf("secret: exit %d, stdout %q (%v); want the oct JWK", res.code, res.stdout, err)
+	}
+	if !strings.Contains(res.stderr, "whoever has it can mint tokens") {
+		t.Errorf("secret: stderr %q, want a warning", res.stderr)
+	}
+
+	res = runCLI(t, runKeys, envFor(srv), "revoke", "k1")
+	if res.code != 0 || !strings.Contains(res.stdout, "revoked: k1\n") || !strings.Contains(res.stdout, "current: k") ||
+		!strings.Contains(res.stdout, "until their cache expires") {
+		t.Errorf("revoke: exit %d\nstdout %q\nstderr %q", res.code, res.stdout, res.stderr)
+	}
+	res = runCLI(t, runKeys, envFor(srv), "revoke", "k2", "--json")
+	var out struct{ Revoked, Current wireKey }
+	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || out.Revoked.KID != "k2" {
+		t.Errorf("revoke --json: %q (%v)", res.stdout, err)
+	}
+	want := []string{"POST /admin/keys/rotate", "GET /admin/keys/k3/secret", "DELETE /admin/keys/k1", "DELETE /admin/keys/k2"}
+	if got := f.log(); !slices.Equal(got, want) {
+		t.Errorf("requests = %q, want %q", got, want)
 	}
 }

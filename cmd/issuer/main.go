@@ -22,7 +22,8 @@ Usage:
   issuer serve [--config FILE]     run the server
   issuer clients SUBCOMMAND        manage clients through the admin API
                                    (create, list, get, update, rotate-secret, delete)
-  issuer keys list|rotate          manage signing keys through the admin API
+  issuer keys SUBCOMMAND           manage signing keys through the admin API
+                                   (list, rotate, revoke, secret)
   issuer healthcheck [--config F]  exit 0 when the local server is ready
   issuer version                   print the version
 

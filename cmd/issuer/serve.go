@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -17,6 +20,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/grant"
 	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/request"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/server"
 	"github.com/issuer-oauth/issuer/internal/store"
@@ -113,16 +117,24 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now fun
 // newApp opens the store, loads the keys and builds the handler; now is the
 // clock of every component (tests inject one).
 func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*app, error) {
+	log = slog.New(request.NewLogHandler(log.Handler())) // request_id on every line of a request
 	st, master, changes, err := openStore(ctx, cfg, log, now)
 	if err != nil {
 		return nil, err
 	}
+	obs := newObservability(cfg, st, log, now)
+	st = obs.store
 	k, err := keys.New(ctx, st, keys.Config{
-		Issuer:        cfg.URL,
-		Alg:           cfg.SigningAlg,
-		EncryptionKey: secret.Derive(master, secret.PurposeKeyEncryption),
-		RefreshKey:    secret.Derive(master, secret.PurposeRefreshTokens),
-		Now:           now,
+		Issuer:         cfg.URL,
+		Alg:            cfg.SigningAlg,
+		RSAKeyBits:     int(cfg.RSAKeyBits),
+		EncryptionKey:  secret.Derive(master, secret.PurposeKeyEncryption),
+		RefreshKey:     secret.Derive(master, secret.PurposeRefreshTokens),
+		JWKSMaxAge:     cfg.JWKSMaxAge,
+		AccessTTL:      cfg.AccessTokenTTL,
+		RotationPeriod: cfg.KeyRotationPeriod,
+		Dir:            cfg.KeysDir,
+		Now:            now,
 	})
 	if err != nil {
 		st.Close()
@@ -135,6 +147,8 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func()
 		RefreshTTL:   cfg.RefreshTokenTTL,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Now:          now,
+		Limiter:      obs.limiter,
+		Metrics:      obs.metrics,
 	}, st, k, hasher, log)
 	var adm http.Handler
 	if cfg.AdminToken != "" {
@@ -142,6 +156,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func()
 	}
 	h, err := server.New(server.Config{
 		Issuer:     cfg.URL,
+		SigningAlg: k.Alg(),
 		Token:      tokens,
 		Introspect: http.HandlerFunc(tokens.Introspection),
 		Revoke:     http.HandlerFunc(tokens.Revocation),
@@ -149,19 +164,26 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func()
 		Keys:       k,
 		Store:      st,
 		Logger:     log,
+
+		Metrics:        obs.metrics,
+		TrustedProxies: obs.proxies,
 	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
+	obs.watchKeys(k, now)
 	bg, stop := context.WithCancel(context.Background())
 	a := &app{handler: h, store: st, keys: k, storeName: "embedded", stop: stop, done: make(chan struct{})}
 	if cfg.RedisURL != "" {
 		a.storeName = "redis"
 	}
+	hup := make(chan os.Signal, 1) // SIGHUP rereads the keys (keys_dir)
+	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		defer close(a.done)
-		k.Watch(bg, keyReloadInterval, changes, log)
+		defer signal.Stop(hup)
+		k.Watch(bg, keyReloadInterval, changes, hup, log)
 	}()
 	return a, nil
 }
@@ -197,8 +219,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, now func() 
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
+	// Readiness fails first; the listener stays open for the drain delay, so
+	// that load balancers stop sending requests before it closes.
+	log.Info("shutting down", "drain_delay", cfg.ShutdownDrainDelay.String())
 	a.handler.Drain()
+	if cfg.ShutdownDrainDelay > 0 {
+		select {
+		case <-time.After(cfg.ShutdownDrainDelay):
+		case err := <-errc:
+			return err
+		}
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

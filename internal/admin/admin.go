@@ -1,10 +1,11 @@
 // Package admin implements the issuer's admin API: client registration in the
 // shape of RFC 7591 (with the management operations of RFC 7592 under
-// /admin/clients/{id}) and signing-key listing and rotation. Every call needs
-// the admin bearer token.
+// /admin/clients/{id}) and signing-key listing, rotation, revocation and
+// HS256 secret retrieval. Every call needs the admin bearer token.
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -35,10 +36,13 @@ type Store interface {
 	DeleteClient(ctx context.Context, id string) error
 }
 
-// KeyManager lists and rotates signing keys (keys.Keys).
+// KeyManager lists, rotates and revokes signing keys (keys.Keys).
 type KeyManager interface {
 	List() []keys.KeyInfo
 	Rotate(ctx context.Context) (keys.KeyInfo, error)
+	Schedule(ctx context.Context, notBefore time.Time) (keys.KeyInfo, error)
+	Revoke(ctx context.Context, kid string) (revoked, current keys.KeyInfo, err error)
+	Secret(kid string) (keys.Secret, error)
 }
 
 // Config configures the admin API.
@@ -80,6 +84,8 @@ func New(cfg Config, st Store, km KeyManager, hasher *secret.Hasher, log *slog.L
 	mux.HandleFunc("POST /admin/clients/{id}/secret", h.rotateSecret)
 	mux.HandleFunc("GET /admin/keys", h.listKeys)
 	mux.HandleFunc("POST /admin/keys/rotate", h.rotateKey)
+	mux.HandleFunc("DELETE /admin/keys/{kid}", h.revokeKey)
+	mux.HandleFunc("GET /admin/keys/{kid}/secret", h.keySecret)
 	mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no admin endpoint at this path")
 	})
@@ -304,19 +310,102 @@ func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) {
 	}{h.keys.List()})
 }
 
+// RotateRequest is the optional body of POST /admin/keys/rotate.
+type RotateRequest struct {
+	// NotBefore, when set, schedules the new key to start signing then
+	// (at least the publish lead from now) instead of at once.
+	NotBefore *time.Time `json:"not_before"`
+}
+
+// rotateKey is the emergency rotation (the new key signs at once), or with
+// a not_before a scheduled one.
 func (h *Handler) rotateKey(w http.ResponseWriter, r *http.Request) {
-	k, err := h.keys.Rotate(r.Context())
-	if err != nil {
-		h.storeError(w, r, err)
+	var req RotateRequest
+	body, ok := h.readBody(w, r)
+	if !ok {
 		return
 	}
-	h.log.InfoContext(r.Context(), "signing key rotated", "kid", k.ID)
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request", `the body must be empty or {"not_before":"<RFC 3339 time>"}: `+err.Error())
+			return
+		}
+	}
+	var (
+		k   keys.KeyInfo
+		err error
+	)
+	if req.NotBefore != nil {
+		k, err = h.keys.Schedule(r.Context(), *req.NotBefore)
+	} else {
+		k, err = h.keys.Rotate(r.Context())
+	}
+	if err != nil {
+		h.keyError(w, r, err)
+		return
+	}
+	if req.NotBefore != nil {
+		h.log.InfoContext(r.Context(), "signing key scheduled", "kid", k.ID, "not_before", k.NotBefore)
+	} else {
+		h.log.InfoContext(r.Context(), "signing key rotated", "kid", k.ID)
+	}
 	writeJSON(w, http.StatusCreated, k)
 }
 
-// readMetadata decodes and validates a JSON client-metadata body.
-func (h *Handler) readMetadata(w http.ResponseWriter, r *http.Request) (Metadata, bool) {
-	var m Metadata
+// RevokeResponse is the answer of DELETE /admin/keys/{kid}.
+type RevokeResponse struct {
+	// Revoked is the key removed, as it was.
+	Revoked keys.KeyInfo `json:"revoked"`
+	// Current is the key that signs now: a new one when the current key
+	// was revoked.
+	Current keys.KeyInfo `json:"current"`
+}
+
+// revokeKey removes a key at once: it leaves the JWKS, and its tokens stop
+// being active here at once.
+func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request) {
+	revoked, current, err := h.keys.Revoke(r.Context(), r.PathValue("kid"))
+	if err != nil {
+		h.keyError(w, r, err)
+		return
+	}
+	h.log.WarnContext(r.Context(), "signing key revoked", "kid", revoked.ID, "state", revoked.State, "current_kid", current.ID)
+	writeJSON(w, http.StatusOK, RevokeResponse{Revoked: revoked, Current: current})
+}
+
+// keySecret returns an HS256 key as an RFC 7517 "oct" JWK, for the resource
+// APIs that verify HS256 tokens.
+func (h *Handler) keySecret(w http.ResponseWriter, r *http.Request) {
+	sec, err := h.keys.Secret(r.PathValue("kid"))
+	if err != nil {
+		h.keyError(w, r, err)
+		return
+	}
+	h.log.InfoContext(r.Context(), "signing key secret read", "kid", sec.Kid)
+	writeJSON(w, http.StatusOK, sec)
+}
+
+// keyError answers the errors of the key operations.
+func (h *Handler) keyError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, keys.ErrUnknownKey):
+		writeError(w, http.StatusNotFound, "not_found", "no signing key with this kid; \"issuer keys list\" shows them")
+	case errors.Is(err, keys.ErrFileKeys):
+		writeError(w, http.StatusConflict, "keys_in_files", "signing keys are managed in files (ISSUER_KEYS_DIR): add a key file to rotate or remove one to revoke, then send SIGHUP to the issuer or wait for its next poll")
+	case errors.Is(err, keys.ErrNotSymmetric):
+		writeError(w, http.StatusConflict, "not_symmetric", "this key is asymmetric: its public key is in the JWKS, and it has no shared secret; only HS256 keys do")
+	case errors.Is(err, keys.ErrNextPending):
+		writeError(w, http.StatusConflict, "next_key_pending", "a next key is already waiting to start signing; revoke it first to schedule another")
+	case errors.Is(err, keys.ErrTooSoon):
+		writeError(w, http.StatusBadRequest, "invalid_request", "not_before must be at least the publish lead (2 × ISSUER_JWKS_MAX_AGE) from now, so that the key is published before it signs")
+	default:
+		h.storeError(w, r, err)
+	}
+}
+
+// readBody reads the request body within the size limit, or answers the
+// error.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -325,6 +414,16 @@ func (h *Handler) readMetadata(w http.ResponseWriter, r *http.Request) (Metadata
 		} else {
 			writeError(w, http.StatusBadRequest, "invalid_request", "the request body could not be read")
 		}
+		return nil, false
+	}
+	return body, true
+}
+
+// readMetadata decodes and validates a JSON client-metadata body.
+func (h *Handler) readMetadata(w http.ResponseWriter, r *http.Request) (Metadata, bool) {
+	var m Metadata
+	body, ok := h.readBody(w, r)
+	if !ok {
 		return m, false
 	}
 	// Unknown metadata is ignored, as RFC 7591 §2 requires.

@@ -64,6 +64,25 @@ type Config struct {
 	// PS256 or HS256. Default ES256.
 	SigningAlg string `yaml:"signing_alg" env:"ISSUER_SIGNING_ALG"`
 
+	// RSAKeyBits is the size of new RS256 and PS256 keys: 2048, 3072 or
+	// 4096. Default 2048.
+	RSAKeyBits int64 `yaml:"rsa_key_bits" env:"ISSUER_RSA_KEY_BITS"`
+
+	// KeyRotationPeriod is how long each generated signing key signs before
+	// the next one takes over; 0 turns scheduled rotation off. When not 0,
+	// longer than 4 × JWKSMaxAge + AccessTokenTTL. Ignored with KeysDir and
+	// for HS256 keys. Default 720h.
+	KeyRotationPeriod time.Duration `yaml:"key_rotation_period" env:"ISSUER_KEY_ROTATION_PERIOD"`
+
+	// JWKSMaxAge is the Cache-Control max-age of the JWK Set, 1m to 24h;
+	// twice it is how long a key is published before it signs. Default 5m.
+	JWKSMaxAge time.Duration `yaml:"jwks_max_age" env:"ISSUER_JWKS_MAX_AGE"`
+
+	// KeysDir, when not empty, is a directory of signing-key files (*.pem
+	// private keys, *.key HS256 secrets) used instead of generated keys.
+	// Default empty.
+	KeysDir string `yaml:"keys_dir" env:"ISSUER_KEYS_DIR"`
+
 	// AccessTokenTTL is the lifetime of access tokens, 1s to 24h. Default 5m.
 	AccessTokenTTL time.Duration `yaml:"access_token_ttl" env:"ISSUER_ACCESS_TOKEN_TTL"`
 
@@ -97,6 +116,38 @@ type Config struct {
 	// flight after SIGTERM, more than 0. Default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"ISSUER_SHUTDOWN_TIMEOUT"`
 
+	// ShutdownDrainDelay is how long the server keeps serving after SIGTERM
+	// with /readyz already answering 503, so that load balancers stop sending
+	// requests before the listener closes; 0 to 5m. Default 5s.
+	ShutdownDrainDelay time.Duration `yaml:"shutdown_drain_delay" env:"ISSUER_SHUTDOWN_DRAIN_DELAY"`
+
+	// TrustedProxies is a comma-separated list of the networks (CIDRs such as
+	// 10.0.0.0/8, or single addresses) of the reverse proxies in front of the
+	// issuer. Only from a peer in them are X-Forwarded-For (the client address
+	// is its rightmost address not in them) and X-Request-Id believed. Empty,
+	// the default, trusts no proxy.
+	TrustedProxies string `yaml:"trusted_proxies" env:"ISSUER_TRUSTED_PROXIES"`
+
+	// AuthFailureWindow is the window in which failed client authentications
+	// are counted, 1s to 24h. Default 1m.
+	AuthFailureWindow time.Duration `yaml:"auth_failure_window" env:"ISSUER_AUTH_FAILURE_WINDOW"`
+
+	// AuthFailuresPerAddress is how many failed client authentications one
+	// source address may make per AuthFailureWindow before every client
+	// authentication from it is refused (429) until the window ends; 0 turns
+	// the limit off. 0 to 1000000. Default 20.
+	AuthFailuresPerAddress int64 `yaml:"auth_failures_per_address" env:"ISSUER_AUTH_FAILURES_PER_ADDRESS"`
+
+	// AuthFailuresPerClient is how many failed authentications one client id
+	// may get per AuthFailureWindow before addresses that failed are refused
+	// (429) for it until the window ends; addresses without failures are
+	// still served. 0 turns the limit off. 0 to 1000000. Default 50.
+	AuthFailuresPerClient int64 `yaml:"auth_failures_per_client" env:"ISSUER_AUTH_FAILURES_PER_CLIENT"`
+
+	// TokenQuotaPerMinute is how many token requests one client may make per
+	// minute (429 beyond); 0, the default, means no quota. 0 to 1000000.
+	TokenQuotaPerMinute int64 `yaml:"token_quota_per_minute" env:"ISSUER_TOKEN_QUOTA_PER_MINUTE"`
+
 	// LogLevel is the minimum level logged: debug, info, warn or error.
 	// Default info.
 	LogLevel string `yaml:"log_level" env:"ISSUER_LOG_LEVEL"`
@@ -110,6 +161,9 @@ func Default() Config {
 		Addr:              ":8080",
 		DataDir:           "./data",
 		SigningAlg:        "ES256",
+		RSAKeyBits:        2048,
+		KeyRotationPeriod: 720 * time.Hour,
+		JWKSMaxAge:        5 * time.Minute,
 		AccessTokenTTL:    5 * time.Minute,
 		RefreshTokenTTL:   24 * time.Hour,
 		MaxBodyBytes:      64 << 10,
@@ -119,6 +173,11 @@ func Default() Config {
 		IdleTimeout:       60 * time.Second,
 		ShutdownTimeout:   15 * time.Second,
 		LogLevel:          "info",
+
+		ShutdownDrainDelay:     5 * time.Second,
+		AuthFailureWindow:      time.Minute,
+		AuthFailuresPerAddress: 20,
+		AuthFailuresPerClient:  50,
 	}
 }
 
@@ -128,6 +187,8 @@ const (
 	minAccessTokenTTL  = time.Second
 	maxAccessTokenTTL  = 24 * time.Hour
 	maxRefreshTokenTTL = 8760 * time.Hour
+	minJWKSMaxAge      = time.Minute
+	maxJWKSMaxAge      = 24 * time.Hour
 	minMaxBodyBytes    = 1 << 10
 	maxMaxBodyBytes    = 10 << 20
 )
@@ -255,6 +316,7 @@ func (c Config) problems() []problem {
 	if !slices.Contains(signingAlgs, c.SigningAlg) {
 		add("signing_alg", "%q is not supported; use one of %s", c.SigningAlg, strings.Join(signingAlgs, ", "))
 	}
+	ps = append(ps, c.keyProblems()...)
 	accessOK := c.AccessTokenTTL >= minAccessTokenTTL && c.AccessTokenTTL <= maxAccessTokenTTL
 	if !accessOK {
 		add("access_token_ttl", "%s is out of range; use %s to %s",
@@ -300,8 +362,37 @@ func (c Config) problems() []problem {
 			add(t.key, "%s must be more than 0, such as %s", formatDuration(t.d), formatDuration(t.eg))
 		}
 	}
+	ps = append(ps, c.serverProblems()...)
 	if !slices.Contains(logLevels, c.LogLevel) {
 		add("log_level", "%q is not a log level; use one of %s", c.LogLevel, strings.Join(logLevels, ", "))
+	}
+	return ps
+}
+
+// keyProblems checks the signing-key settings.
+func (c Config) keyProblems() []problem {
+	var ps []problem
+	add := func(key, format string, args ...any) {
+		ps = append(ps, problem{key, fmt.Sprintf(format, args...)})
+	}
+	switch c.RSAKeyBits {
+	case 2048, 3072, 4096:
+	default:
+		add("rsa_key_bits", "%d is not supported; use 2048, 3072 or 4096", c.RSAKeyBits)
+	}
+	maxAgeOK := c.JWKSMaxAge >= minJWKSMaxAge && c.JWKSMaxAge <= maxJWKSMaxAge
+	if !maxAgeOK {
+		add("jwks_max_age", "%s is out of range; use %s to %s, such as 5m",
+			formatDuration(c.JWKSMaxAge), formatDuration(minJWKSMaxAge), formatDuration(maxJWKSMaxAge))
+	}
+	minPeriod := 4*c.JWKSMaxAge + c.AccessTokenTTL
+	switch {
+	case c.KeyRotationPeriod < 0:
+		add("key_rotation_period", "%s must be 0 (no scheduled rotation) or more, such as 720h", formatDuration(c.KeyRotationPeriod))
+	case c.KeyRotationPeriod > 0 && maxAgeOK && c.KeyRotationPeriod <= minPeriod:
+		add("key_rotation_period", "%s is too short: each key is published 2 × ISSUER_JWKS_MAX_AGE (jwks_max_age) before it signs "+
+			"and stays until its tokens expire, so the period must be longer than 4 × jwks_max_age + access_token_ttl = %s; "+
+			"use 0 (no scheduled rotation) or a longer period such as 720h", formatDuration(c.KeyRotationPeriod), formatDuration(minPeriod))
 	}
 	return ps
 }

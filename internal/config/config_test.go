@@ -51,6 +51,9 @@ func TestDefault(t *testing.T) {
 		Addr:              ":8080",
 		DataDir:           "./data",
 		SigningAlg:        "ES256",
+		RSAKeyBits:        2048,
+		KeyRotationPeriod: 720 * time.Hour,
+		JWKSMaxAge:        5 * time.Minute,
 		AccessTokenTTL:    5 * time.Minute,
 		RefreshTokenTTL:   24 * time.Hour,
 		MaxBodyBytes:      65536,
@@ -60,6 +63,11 @@ func TestDefault(t *testing.T) {
 		IdleTimeout:       60 * time.Second,
 		ShutdownTimeout:   15 * time.Second,
 		LogLevel:          "info",
+
+		ShutdownDrainDelay:     5 * time.Second,
+		AuthFailureWindow:      time.Minute,
+		AuthFailuresPerAddress: 20,
+		AuthFailuresPerClient:  50,
 	}
 	if got := Default(); got != want {
 		t.Errorf("Default() = %v, want %v", got, want)
@@ -110,6 +118,10 @@ redis_url: "redis://:`+redisP+`@r1:6379, rediss://r2:6380"
 redis_sentinel_master: mymaster
 data_dir: /var/lib/issuer
 signing_alg: EdDSA
+rsa_key_bits: 4096
+key_rotation_period: 240h
+jwks_max_age: 10m
+keys_dir: /etc/issuer/keys
 access_token_ttl: 10m
 refresh_token_ttl: 720h
 secret: `+secret+`
@@ -119,6 +131,12 @@ read_timeout: 3s
 write_timeout: 4s
 idle_timeout: 2m
 shutdown_timeout: 30s
+shutdown_drain_delay: 0s
+trusted_proxies: 10.0.0.0/8, fd00::/8
+auth_failure_window: 10m
+auth_failures_per_address: 5
+auth_failures_per_client: 0
+token_quota_per_minute: 120
 log_level: debug
 `)
 	want := Config{
@@ -129,6 +147,10 @@ log_level: debug
 		RedisSentinelMaster: "mymaster",
 		DataDir:             "/var/lib/issuer",
 		SigningAlg:          "EdDSA",
+		RSAKeyBits:          4096,
+		KeyRotationPeriod:   240 * time.Hour,
+		JWKSMaxAge:          10 * time.Minute,
+		KeysDir:             "/etc/issuer/keys",
 		AccessTokenTTL:      10 * time.Minute,
 		RefreshTokenTTL:     720 * time.Hour,
 		Secret:              secret,
@@ -139,6 +161,11 @@ log_level: debug
 		IdleTimeout:         2 * time.Minute,
 		ShutdownTimeout:     30 * time.Second,
 		LogLevel:            "debug",
+
+		TrustedProxies:         "10.0.0.0/8, fd00::/8",
+		AuthFailureWindow:      10 * time.Minute,
+		AuthFailuresPerAddress: 5,
+		TokenQuotaPerMinute:    120,
 	}
 	got, err := Load(path, nil)
 	if err != nil {
@@ -219,10 +246,13 @@ func TestEveryEnvVar(t *testing.T) {
 		"url": "https://x.example.com", "addr": ":1", "admin_token": token,
 		"redis_url": "redis://r:6379", "redis_sentinel_master": "mymaster",
 		"data_dir": "/d", "signing_alg": "RS256",
+		"rsa_key_bits": "3072", "key_rotation_period": "0s", "jwks_max_age": "1m", "keys_dir": "/keys",
 		"access_token_ttl": "2m", "refresh_token_ttl": "48h", "secret": secret,
 		"max_body_bytes": "2048", "read_header_timeout": "1s", "read_timeout": "2s",
 		"write_timeout": "3s", "idle_timeout": "4s", "shutdown_timeout": "5s",
-		"log_level": "error",
+		"log_level":            "error",
+		"shutdown_drain_delay": "0s", "trusted_proxies": "10.0.0.0/8,192.0.2.1", "auth_failure_window": "5m",
+		"auth_failures_per_address": "0", "auth_failures_per_client": "7", "token_quota_per_minute": "600",
 	}
 	for _, s := range settings {
 		t.Run(s.env, func(t *testing.T) {
@@ -357,6 +387,21 @@ func TestValidate(t *testing.T) {
 		{"alg HS256", func(c *Config) { c.SigningAlg = "HS256" }, ""},
 		{"alg lower case", func(c *Config) { c.SigningAlg = "es256" }, `ISSUER_SIGNING_ALG (signing_alg): "es256" is not supported; use one of ES256, EdDSA, RS256, PS256, HS256`},
 		{"alg none", func(c *Config) { c.SigningAlg = "none" }, `ISSUER_SIGNING_ALG (signing_alg): "none" is not supported; use one of ES256, EdDSA, RS256, PS256, HS256`},
+		// rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir
+		{"rsa 3072", func(c *Config) { c.RSAKeyBits = 3072 }, ""},
+		{"rsa 4096", func(c *Config) { c.RSAKeyBits = 4096 }, ""},
+		{"rsa 1024", func(c *Config) { c.RSAKeyBits = 1024 }, `ISSUER_RSA_KEY_BITS (rsa_key_bits): 1024 is not supported; use 2048, 3072 or 4096`},
+		{"rsa 8192", func(c *Config) { c.RSAKeyBits = 8192 }, `ISSUER_RSA_KEY_BITS (rsa_key_bits): 8192 is not supported; use 2048, 3072 or 4096`},
+		{"rotation off", func(c *Config) { c.KeyRotationPeriod = 0 }, ""},
+		{"rotation just long enough", func(c *Config) { c.KeyRotationPeriod = 25*time.Minute + time.Second }, ""},
+		{"rotation too short", func(c *Config) { c.KeyRotationPeriod = 25 * time.Minute }, `ISSUER_KEY_ROTATION_PERIOD (key_rotation_period): 25m is too short: each key is published 2 × ISSUER_JWKS_MAX_AGE (jwks_max_age) before it signs and stays until its tokens expire, so the period must be longer than 4 × jwks_max_age + access_token_ttl = 25m; use 0 (no scheduled rotation) or a longer period such as 720h`},
+		{"rotation too short for a long max-age", func(c *Config) { c.JWKSMaxAge = 12 * time.Hour; c.KeyRotationPeriod = 24 * time.Hour }, `ISSUER_KEY_ROTATION_PERIOD (key_rotation_period): 24h is too short: each key is published 2 × ISSUER_JWKS_MAX_AGE (jwks_max_age) before it signs and stays until its tokens expire, so the period must be longer than 4 × jwks_max_age + access_token_ttl = 48h5m; use 0 (no scheduled rotation) or a longer period such as 720h`},
+		{"rotation negative", func(c *Config) { c.KeyRotationPeriod = -time.Hour }, `ISSUER_KEY_ROTATION_PERIOD (key_rotation_period): -1h must be 0 (no scheduled rotation) or more, such as 720h`},
+		{"max-age 1m", func(c *Config) { c.JWKSMaxAge = time.Minute }, ""},
+		{"max-age 24h", func(c *Config) { c.JWKSMaxAge = 24 * time.Hour }, ""},
+		{"max-age short", func(c *Config) { c.JWKSMaxAge = 59 * time.Second }, `ISSUER_JWKS_MAX_AGE (jwks_max_age): 59s is out of range; use 1m to 24h, such as 5m`},
+		{"max-age long", func(c *Config) { c.JWKSMaxAge = 25 * time.Hour; c.KeyRotationPeriod = 0 }, `ISSUER_JWKS_MAX_AGE (jwks_max_age): 25h is out of range; use 1m to 24h, such as 5m`},
+		{"keys dir", func(c *Config) { c.KeysDir = "/etc/issuer/keys" }, ""},
 		// access_token_ttl
 		{"access ttl 1s", func(c *Config) { c.AccessTokenTTL = time.Second }, ""},
 		{"access ttl 24h", func(c *Config) { c.AccessTokenTTL, c.RefreshTokenTTL = 24*time.Hour, 48*time.Hour }, ""},
@@ -382,6 +427,20 @@ func TestValidate(t *testing.T) {
 		{"write timeout", func(c *Config) { c.WriteTimeout = 0 }, `ISSUER_WRITE_TIMEOUT (write_timeout): 0s must be more than 0, such as 10s`},
 		{"idle timeout", func(c *Config) { c.IdleTimeout = 0 }, `ISSUER_IDLE_TIMEOUT (idle_timeout): 0s must be more than 0, such as 1m`},
 		{"shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, `ISSUER_SHUTDOWN_TIMEOUT (shutdown_timeout): 0s must be more than 0, such as 15s`},
+		// shutdown_drain_delay, trusted_proxies, abuse limits
+		{"drain delay 0", func(c *Config) { c.ShutdownDrainDelay = 0 }, ""},
+		{"drain delay negative", func(c *Config) { c.ShutdownDrainDelay = -time.Second }, `ISSUER_SHUTDOWN_DRAIN_DELAY (shutdown_drain_delay): -1s is out of range; use 0 to 5m, such as 5s (0 closes the listener at once)`},
+		{"drain delay long", func(c *Config) { c.ShutdownDrainDelay = 6 * time.Minute }, `ISSUER_SHUTDOWN_DRAIN_DELAY (shutdown_drain_delay): 6m is out of range; use 0 to 5m, such as 5s (0 closes the listener at once)`},
+		{"proxies", func(c *Config) { c.TrustedProxies = "10.0.0.0/8, 172.16.0.0/12,fd00::/8, 127.0.0.1 ,::1" }, ""},
+		{"proxies garbage", func(c *Config) { c.TrustedProxies = "10.0.0.0/8,nginx" }, `ISSUER_TRUSTED_PROXIES (trusted_proxies): "nginx" is not a network such as 10.0.0.0/8 or fd00::/8, nor an address such as 192.0.2.10`},
+		{"proxies host bits", func(c *Config) { c.TrustedProxies = "10.1.2.3/8" }, `ISSUER_TRUSTED_PROXIES (trusted_proxies): "10.1.2.3/8" has host bits set; write the network as 10.0.0.0/8`},
+		{"proxies empty entry", func(c *Config) { c.TrustedProxies = "10.0.0.0/8,,::1" }, `ISSUER_TRUSTED_PROXIES (trusted_proxies): has an empty entry; separate the networks with single commas`},
+		{"proxies bad prefix", func(c *Config) { c.TrustedProxies = "10.0.0.0/33" }, `ISSUER_TRUSTED_PROXIES (trusted_proxies): "10.0.0.0/33" is not a network such as 10.0.0.0/8 or fd00::/8, nor an address such as 192.0.2.10`},
+		{"window short", func(c *Config) { c.AuthFailureWindow = 0 }, `ISSUER_AUTH_FAILURE_WINDOW (auth_failure_window): 0s is out of range; use 1s to 24h, such as 1m`},
+		{"limits off", func(c *Config) { c.AuthFailuresPerAddress, c.AuthFailuresPerClient, c.TokenQuotaPerMinute = 0, 0, 0 }, ""},
+		{"address limit negative", func(c *Config) { c.AuthFailuresPerAddress = -1 }, `ISSUER_AUTH_FAILURES_PER_ADDRESS (auth_failures_per_address): -1 is out of range; use 0 (no limit) to 1000000`},
+		{"client limit large", func(c *Config) { c.AuthFailuresPerClient = 1_000_001 }, `ISSUER_AUTH_FAILURES_PER_CLIENT (auth_failures_per_client): 1000001 is out of range; use 0 (no limit) to 1000000`},
+		{"quota negative", func(c *Config) { c.TokenQuotaPerMinute = -5 }, `ISSUER_TOKEN_QUOTA_PER_MINUTE (token_quota_per_minute): -5 is out of range; use 0 (no limit) to 1000000`},
 		// log_level
 		{"log level warn", func(c *Config) { c.LogLevel = "warn" }, ""},
 		{"log level", func(c *Config) { c.LogLevel = "verbose" }, `ISSUER_LOG_LEVEL (log_level): "verbose" is not a log level; use one of debug, info, warn, error`},
@@ -410,6 +469,8 @@ func TestValidateReportsEverything(t *testing.T) {
 		"ISSUER_ADDR (addr): ",
 		"ISSUER_DATA_DIR (data_dir): ",
 		"ISSUER_SIGNING_ALG (signing_alg): ",
+		"ISSUER_RSA_KEY_BITS (rsa_key_bits): ",
+		"ISSUER_JWKS_MAX_AGE (jwks_max_age): ",
 		"ISSUER_ACCESS_TOKEN_TTL (access_token_ttl): ",
 		"ISSUER_REFRESH_TOKEN_TTL (refresh_token_ttl): ",
 		"ISSUER_MAX_BODY_BYTES (max_body_bytes): ",
@@ -418,6 +479,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		"ISSUER_WRITE_TIMEOUT (write_timeout): ",
 		"ISSUER_IDLE_TIMEOUT (idle_timeout): ",
 		"ISSUER_SHUTDOWN_TIMEOUT (shutdown_timeout): ",
+		"ISSUER_AUTH_FAILURE_WINDOW (auth_failure_window): ",
 		"ISSUER_LOG_LEVEL (log_level): ",
 	}
 	got := lines(c.Validate())
@@ -509,15 +571,15 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown key listing the settings",
 			file: "issuer:\n  url: https://a.example.com\n",
-			want: []string{`config file {path} line 1: unknown setting "issuer"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, log_level`},
+			want: []string{`config file {path} line 1: unknown setting "issuer"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level`},
 		},
 		{
 			name: "unknown keys and bad values together",
 			file: "foo: 1\nbar: 2\nmax_body_bytes: lots\n",
 			env:  map[string]string{"ISSUER_URL": "localhost"},
 			want: []string{
-				`config file {path} line 1: unknown setting "foo"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, log_level`,
-				`config file {path} line 2: unknown setting "bar"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, log_level`,
+				`config file {path} line 1: unknown setting "foo"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level`,
+				`config file {path} line 2: unknown setting "bar"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level`,
 				`ISSUER_MAX_BODY_BYTES (max_body_bytes): "lots" is not a whole number such as 65536 ({path} line 3)`,
 				`ISSUER_URL (url): "localhost" is not an absolute http or https URL; use one such as https://auth.example.com`,
 			},
@@ -647,7 +709,7 @@ func TestRedaction(t *testing.T) {
 			t.Errorf("LogValue of Default: %s = %q, want empty", a.Key, a.Value)
 		}
 	}
-	want := `url="http://localhost:8080" addr=":8080" admin_token="" redis_url="" redis_sentinel_master="" data_dir="./data" signing_alg="ES256" access_token_ttl=5m refresh_token_ttl=24h secret="" max_body_bytes=65536 read_header_timeout=5s read_timeout=10s write_timeout=10s idle_timeout=1m shutdown_timeout=15s log_level="info"`
+	want := `url="http://localhost:8080" addr=":8080" admin_token="" redis_url="" redis_sentinel_master="" data_dir="./data" signing_alg="ES256" rsa_key_bits=2048 key_rotation_period=720h jwks_max_age=5m keys_dir="" access_token_ttl=5m refresh_token_ttl=24h secret="" max_body_bytes=65536 read_header_timeout=5s read_timeout=10s write_timeout=10s idle_timeout=1m shutdown_timeout=15s shutdown_drain_delay=5s trusted_proxies="" auth_failure_window=1m auth_failures_per_address=20 auth_failures_per_client=50 token_quota_per_minute=0 log_level="info"`
 	if got := d.String(); got != want {
 		t.Errorf("Default().String() =\n%s\nwant\n%s", got, want)
 	}
@@ -709,6 +771,21 @@ func TestConfigYAML(t *testing.T) {
 	}
 	if !strings.Contains(doc.HeadComment+root.HeadComment, "issuer serve --config config.yaml") {
 		t.Errorf("%s: the header comment does not say how to use it", path)
+	}
+}
+
+func TestTrustedProxyNets(t *testing.T) {
+	c := Default()
+	if got := c.TrustedProxyNets(); got != nil {
+		t.Errorf("default: %v, want none", got)
+	}
+	c.TrustedProxies = "10.0.0.0/8, 192.0.2.1,fd00::/8,::ffff:198.51.100.1"
+	var got []string
+	for _, p := range c.TrustedProxyNets() {
+		got = append(got, p.String())
+	}
+	if want := "10.0.0.0/8 192.0.2.1/32 fd00::/8 198.51.100.1/32"; strings.Join(got, " ") != want {
+		t.Errorf("TrustedProxyNets = %v, want %s", got, want)
 	}
 }
 

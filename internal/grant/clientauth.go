@@ -5,9 +5,12 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/issuer-oauth/issuer/internal/ratelimit"
+	"github.com/issuer-oauth/issuer/internal/request"
 	"github.com/issuer-oauth/issuer/internal/store"
 )
 
@@ -23,13 +26,37 @@ const maxClientIDLen = 128
 // HMAC work, and no sooner than FailureFloor after the request began: a store
 // finds a missing record faster than it decodes a present one (microseconds,
 // but measurable with enough samples), and the floor hides that difference.
+//
+// With a Limiter, a request whose source address (request.ClientAddr) or
+// client id is over its failure limit gets 429 temporarily_unavailable with
+// Retry-After before its credentials are checked (see package ratelimit for
+// the rules), and every wrong secret or unknown client id counts as a failure
+// of both. Requests without credentials, with malformed ones, or with the
+// right secret over the wrong method do not count.
 func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, string, *Error) {
 	start := time.Now()
 	id, sec, method, oerr := credentials(r, form)
 	if oerr != nil {
 		return store.Client{}, "", oerr
 	}
+	addr, limitID := request.ClientAddr(r), id
+	if len(id) > maxClientIDLen {
+		limitID = "" // not a client id worth a counter
+	}
+	if h.cfg.Limiter != nil {
+		if d := h.cfg.Limiter.AllowAuth(r.Context(), limitID, addr); d.Refused() {
+			what := "from this address"
+			if d.Limit == ratelimit.LimitClient {
+				what = "of this client"
+			}
+			return store.Client{}, "", errRateLimited("too many failed client authentications "+what+
+				"; retry after "+seconds(d.RetryAfter), d.RetryAfter)
+		}
+	}
 	fail := func() (store.Client, string, *Error) {
+		if h.cfg.Limiter != nil {
+			h.cfg.Limiter.AuthFailed(r.Context(), limitID, addr)
+		}
 		h.waitFloor(r.Context(), start)
 		return store.Client{}, "", errInvalidClient("client authentication failed")
 	}
@@ -56,6 +83,15 @@ func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, 
 		return store.Client{}, "", errInvalidClient("the client is registered for " + c.AuthMethod + ", not " + method)
 	}
 	return c, sec, nil
+}
+
+// seconds formats d as whole seconds, rounded up, as Retry-After does.
+func seconds(d time.Duration) string {
+	n := int64((d + time.Second - 1) / time.Second)
+	if n == 1 {
+		return "1 second"
+	}
+	return strconv.FormatInt(n, 10) + " seconds"
 }
 
 // waitFloor returns once FailureFloor has passed since start, or ctx ends.

@@ -18,11 +18,13 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"time"
 
 	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/ratelimit"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/store"
 )
@@ -44,6 +46,21 @@ type Signer interface {
 	SignRefresh(keys.RefreshClaims) (string, error)
 	ParseRefresh(token string) (keys.RefreshClaims, error)
 	ParseAccess(token string) (keys.AccessClaims, error)
+}
+
+// Limiter applies the abuse limits (ratelimit.Limiter): failed client
+// authentications per source address and client id, and token requests per
+// client.
+type Limiter interface {
+	AllowAuth(ctx context.Context, clientID string, addr netip.Addr) ratelimit.Decision
+	AuthFailed(ctx context.Context, clientID string, addr netip.Addr)
+	AllowToken(ctx context.Context, clientID string) ratelimit.Decision
+}
+
+// Metrics counts token requests by grant type and outcome: "success" or the
+// error code (metrics.Metrics).
+type Metrics interface {
+	TokenRequest(grantType, outcome string)
 }
 
 // Grant types and authentication methods.
@@ -68,6 +85,10 @@ type Config struct {
 	FailureFloor time.Duration
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// Limiter, when not nil, applies the abuse limits.
+	Limiter Limiter
+	// Metrics, when not nil, counts token requests.
+	Metrics Metrics
 }
 
 // DefaultFailureFloor is the default Config.FailureFloor: well above the
@@ -111,6 +132,12 @@ type tokenResponse struct {
 
 // ServeHTTP handles POST requests to the token endpoint.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Metrics != nil {
+		ow := &outcomeWriter{ResponseWriter: w}
+		// ParseForm sets r.PostForm, also when authentication fails.
+		defer func() { h.cfg.Metrics.TokenRequest(r.PostForm.Get("grant_type"), ow.outcome()) }()
+		w = ow
+	}
 	client, secretValue, form, ok := h.tokenEndpointClient(w, r, "token")
 	if !ok {
 		return
@@ -128,6 +155,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err = errUnauthorizedClient("the client may not use the " + gt + " grant")
 			break
 		}
+		if oe := h.quota(r, client.ID); oe != nil {
+			err = oe
+			break
+		}
 		if gt == ClientCredentials {
 			resp, err = h.cc.token(r, form, client, secretValue)
 		} else {
@@ -141,6 +172,53 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, resp)
+}
+
+// quota counts a token request of the client against its quota, and returns
+// the error to answer when the quota is used up.
+func (h *Handler) quota(r *http.Request, clientID string) *Error {
+	if h.cfg.Limiter == nil {
+		return nil
+	}
+	d := h.cfg.Limiter.AllowToken(r.Context(), clientID)
+	if !d.Refused() {
+		return nil
+	}
+	return errRateLimited("the client's token quota is used up; retry after "+seconds(d.RetryAfter), d.RetryAfter)
+}
+
+// outcomeWriter remembers the outcome of a token request for the metrics:
+// WriteError tells it the error code.
+type outcomeWriter struct {
+	http.ResponseWriter
+	status int
+	code   string
+}
+
+func (o *outcomeWriter) WriteHeader(code int) {
+	if o.status == 0 {
+		o.status = code
+	}
+	o.ResponseWriter.WriteHeader(code)
+}
+
+func (o *outcomeWriter) Write(b []byte) (int, error) {
+	if o.status == 0 {
+		o.status = http.StatusOK
+	}
+	return o.ResponseWriter.Write(b)
+}
+
+// outcome is "success", the error code written, or "server_error" for any
+// other failure.
+func (o *outcomeWriter) outcome() string {
+	switch {
+	case o.code != "":
+		return o.code
+	case o.status == http.StatusOK || o.status == 0:
+		return "success"
+	}
+	return "server_error"
 }
 
 // fail writes err: protocol errors as they are, anything else as
@@ -175,7 +253,7 @@ func ParseForm(w http.ResponseWriter, r *http.Request, max int64) (url.Values, *
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, &Error{"invalid_request", "the request body is larger than the limit", http.StatusRequestEntityTooLarge}
+			return nil, &Error{Code: "invalid_request", Description: "the request body is larger than the limit", Status: http.StatusRequestEntityTooLarge}
 		}
 		return nil, errInvalidRequest("the request body could not be read")
 	}

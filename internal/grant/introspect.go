@@ -165,7 +165,7 @@ func (h *Handler) revoke(ctx context.Context, caller store.Client, form url.Valu
 func (h *Handler) tokenEndpointClient(w http.ResponseWriter, r *http.Request, what string) (store.Client, string, url.Values, bool) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		WriteError(w, &Error{"invalid_request", "the " + what + " endpoint accepts only POST", http.StatusMethodNotAllowed})
+		WriteError(w, &Error{Code: "invalid_request", Description: "the " + what + " endpoint accepts only POST", Status: http.StatusMethodNotAllowed})
 		return store.Client{}, "", nil, false
 	}
 	form, oerr := ParseForm(w, r, h.cfg.MaxBodyBytes)

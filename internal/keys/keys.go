@@ -1,13 +1,33 @@
-// Package keys owns the issuer's signing keys: it generates them, keeps their
-// private parts encrypted (AES-256-GCM) in the store, signs access tokens
-// (RFC 9068) and refresh tokens, and renders the public keys as a JWK Set
-// (RFC 7517) with a precomputed ETag.
+// Package keys owns the issuer's signing keys: it generates them (or loads
+// them from PEM files), keeps their private parts encrypted (AES-256-GCM) in
+// the store, signs access tokens (RFC 9068) and refresh tokens, renders the
+// public keys as a JWK Set (RFC 7517) with a precomputed ETag, and rotates
+// them without a resource API ever rejecting a valid token.
 //
-// Access tokens are signed with the current asymmetric key, whose public half
-// every resource API can fetch. Refresh tokens are signed with HS256 under a
-// key derived from the master secret that is never published: only the issuer
-// verifies them, no JWKS-based verifier can ever accept one, and signing one
-// costs microseconds.
+// Access tokens are signed with the current key: ES256, EdDSA, RS256 or
+// PS256, whose public half every resource API can fetch, or HS256, a shared
+// secret that is never published. Refresh tokens are signed with HS256 under
+// a key derived from the master secret that is never published: only the
+// issuer verifies them, no JWKS-based verifier can ever accept one, and
+// signing one costs microseconds.
+//
+// # Key states and rotation
+//
+// Every key has a NotBefore: the instant it may start signing. At any
+// instant the current key, the one that signs, is the newest key whose
+// NotBefore has passed; newer keys are next, older keys are retired. Every
+// asymmetric key, whatever its state, is in the JWK Set.
+//
+// Scheduled rotation (Config.RotationPeriod) adds the next key to the store
+// one publish lead (two JWK Set max-ages) before it starts signing, so that
+// every resource API's cached key set holds it before the first token it
+// signs. A retired key stays published until every token it signed has
+// expired (its successor's NotBefore plus the access-token lifetime plus
+// RetentionMargin), and is then deleted. Rotate is the emergency rotation:
+// its key signs at once. Revoke removes a key at once.
+//
+// With Config.Dir the keys are the files of a directory instead (see
+// Config.Dir for the rules); nothing is generated or stored.
 package keys
 
 import (
@@ -26,8 +46,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/big"
+	"slices"
 	"sync"
 	"time"
 
@@ -45,40 +65,120 @@ const (
 // MaxTokenLen bounds the size of a token this package will parse.
 const MaxTokenLen = 4096
 
-// ErrInvalidToken is returned by ParseRefresh for any token that is not a
-// valid, unexpired refresh token of this issuer.
-var ErrInvalidToken = errors.New("keys: invalid token")
+// RetentionMargin is how long, beyond the access-token lifetime, a retired
+// key stays published after its successor started signing: it covers clock
+// skew between instances and an instance that learns of the new key late.
+const RetentionMargin = time.Minute
+
+// minHMACKeyLen is the shortest HS256 secret accepted (RFC 7518 §3.2: at
+// least the hash size).
+const minHMACKeyLen = 32
+
+// Key states in KeyInfo.State.
+const (
+	StateNext    = "next"
+	StateCurrent = "current"
+	StateRetired = "retired"
+)
+
+// Errors of the key operations. The admin API maps them to status codes.
+var (
+	// ErrInvalidToken is returned by ParseRefresh and ParseAccess for any
+	// token that is not a valid, unexpired token of this issuer.
+	ErrInvalidToken = errors.New("keys: invalid token")
+	// ErrFileKeys means the keys come from files (Config.Dir) and cannot
+	// be changed through the issuer.
+	ErrFileKeys = errors.New("signing keys are managed in files (ISSUER_KEYS_DIR): add a key file to rotate, remove one to revoke, then send SIGHUP or wait for the next poll")
+	// ErrUnknownKey means no key has the kid.
+	ErrUnknownKey = errors.New("keys: no signing key with this kid")
+	// ErrNotSymmetric means the key has no shared secret: its public key
+	// is in the JWK Set.
+	ErrNotSymmetric = errors.New("keys: the key is asymmetric; its public key is in the JWK Set and it has no shared secret")
+	// ErrNextPending means a next key is already waiting to sign.
+	ErrNextPending = errors.New("keys: a next key is already waiting to start signing; revoke it first to schedule another")
+	// ErrTooSoon means a scheduled key would start signing before it has
+	// been published for the publish lead.
+	ErrTooSoon = errors.New("keys: a scheduled key must start signing at least the publish lead (2 × jwks_max_age) from now")
+)
 
 // Store is the part of the store this package needs.
 type Store interface {
 	InitKeys(ctx context.Context, k store.Key) ([]store.Key, error)
 	ListKeys(ctx context.Context) ([]store.Key, error)
 	AddKey(ctx context.Context, k store.Key) error
+	AddNextKey(ctx context.Context, k store.Key, now time.Time) ([]store.Key, error)
+	DeleteKey(ctx context.Context, id string) error
 }
 
 // Config configures Keys.
 type Config struct {
 	// Issuer is the iss claim of every token and the aud of refresh tokens.
 	Issuer string
-	// Alg is the access-token signing algorithm: ES256, EdDSA, RS256 or PS256.
+	// Alg is the access-token signing algorithm of new keys: ES256, EdDSA,
+	// RS256, PS256 or HS256. With Dir it only decides whether RSA key
+	// files sign with RS256 or PS256.
 	Alg string
+	// RSAKeyBits is the size of new RSA keys: 2048 (when 0), 3072 or 4096.
+	RSAKeyBits int
 	// EncryptionKey (32 bytes) encrypts private keys at rest.
 	EncryptionKey []byte
 	// RefreshKey (32 bytes) signs refresh tokens with HS256.
 	RefreshKey []byte
-	// JWKSMaxAge is the Cache-Control max-age of the JWK Set.
+	// JWKSMaxAge is the Cache-Control max-age of the JWK Set (5 minutes
+	// when 0). Twice it is the publish lead: how long a key is published
+	// before it starts signing.
 	JWKSMaxAge time.Duration
+	// AccessTTL is the lifetime of access tokens (5 minutes when 0): a
+	// retired key stays published this long (plus RetentionMargin) after
+	// its successor started signing.
+	AccessTTL time.Duration
+	// RotationPeriod is how long each generated key signs before the next
+	// one takes over; 0 turns scheduled rotation off. HS256 keys are never
+	// rotated on schedule: resource APIs would need each new secret before
+	// it signs (see Schedule).
+	RotationPeriod time.Duration
+	// Dir, when not empty, is a directory whose files are the signing
+	// keys: every *.pem file (a PKCS #8 "PRIVATE KEY", a SEC 1 "EC PRIVATE
+	// KEY" on P-256 or a PKCS #1 "RSA PRIVATE KEY" of at least 2048 bits)
+	// and every *.key file (the base64 of an HS256 secret of at least 32
+	// bytes). Nothing is generated or stored; Rotate, Schedule and Revoke
+	// fail with ErrFileKeys. The signer is the newest file (by
+	// modification time) published for at least the publish lead, or the
+	// oldest file when none has been.
+	Dir string
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 }
 
 // KeyInfo describes a signing key without its private part.
 type KeyInfo struct {
-	ID        string    `json:"kid"`
-	Alg       string    `json:"alg"`
-	State     string    `json:"state"` // next, current or retired
+	ID    string `json:"kid"`
+	Alg   string `json:"alg"`
+	State string `json:"state"` // next, current or retired
+	// CreatedAt is when the key was generated (for a file: its
+	// modification time).
 	CreatedAt time.Time `json:"created_at"`
+	// NotBefore is when the key starts (or started) signing.
 	NotBefore time.Time `json:"not_before"`
+	// RetiresAt is when the key stops signing: its successor's NotBefore,
+	// or for the current key without a successor the scheduled end of its
+	// rotation period. Zero when unknown.
+	RetiresAt time.Time `json:"retires_at,omitzero"`
+	// RemovedAt is when the key leaves the JWK Set and the store, once
+	// every token it signed has expired. Zero when unknown (no successor
+	// yet, or a key file, which stays until the file is removed).
+	RemovedAt time.Time `json:"removed_at,omitzero"`
+	// File is the key's file name, for keys loaded from Config.Dir.
+	File string `json:"file,omitempty"`
+}
+
+// Secret is an HS256 key as an RFC 7517 "oct" JSON Web Key, for resource
+// APIs that verify HS256 access tokens.
+type Secret struct {
+	Kty string `json:"kty"` // "oct"
+	Kid string `json:"kid"`
+	Alg string `json:"alg"` // "HS256"
+	K   string `json:"k"`   // the secret, base64url without padding
 }
 
 // Keys signs tokens and publishes the verification keys. It is safe for
@@ -90,30 +190,62 @@ type Keys struct {
 	refresh jwt.SigningMethod
 	now     func() time.Time
 
+	// opMu serializes the operations that read the store (or the
+	// directory) and replace the state, so that a slow one cannot put
+	// back an older key set.
+	opMu  sync.Mutex
+	files *fileSet // with Config.Dir
+
 	mu    sync.RWMutex
 	state *state
+	// floor is a lower bound on the clock: a key added by Rotate in the
+	// millisecond of an older one starts a millisecond later, and this
+	// instance treats that instant as reached.
+	floor time.Time
 }
 
+// state is one loaded key set.
 type state struct {
-	current *signer
-	byKid   map[string]*signer
-	infos   []KeyInfo
+	entries []*entry // in rotation order: oldest first
+	byKid   map[string]*entry
 	jwks    []byte
 	etag    string
 }
 
+// entry is a loaded key.
+type entry struct {
+	signer
+	createdAt time.Time
+	notBefore time.Time
+	file      string
+}
+
+// signer is a key that signs access tokens. For HS256, priv and pub are
+// both the secret ([]byte); otherwise priv is a crypto.Signer and pub its
+// public key.
 type signer struct {
 	kid    string
 	method jwt.SigningMethod
-	key    crypto.Signer
+	priv   any
+	pub    any
 }
 
-// New loads the signing keys from the store, generating the first one when
-// the store has none. When the newest key's algorithm is not cfg.Alg, a key of
-// cfg.Alg is added and signs from now on.
+func (s *signer) symmetric() bool { return s.method == jwt.SigningMethodHS256 }
+
+// New loads the signing keys: from Config.Dir when set, else from the
+// store, generating the first one when the store has none. When the current
+// stored key's algorithm is not cfg.Alg, a key of cfg.Alg is added and signs
+// from now on.
 func New(ctx context.Context, st Store, cfg Config) (*Keys, error) {
 	if _, err := methodFor(cfg.Alg); err != nil {
 		return nil, err
+	}
+	switch cfg.RSAKeyBits {
+	case 0:
+		cfg.RSAKeyBits = 2048
+	case 2048, 3072, 4096:
+	default:
+		return nil, fmt.Errorf("ISSUER_RSA_KEY_BITS (rsa_key_bits): %d is not supported; use 2048, 3072 or 4096", cfg.RSAKeyBits)
 	}
 	if len(cfg.EncryptionKey) != 32 || len(cfg.RefreshKey) != 32 {
 		return nil, errors.New("keys: encryption and refresh keys must be 32 bytes")
@@ -132,14 +264,26 @@ func New(ctx context.Context, st Store, cfg Config) (*Keys, error) {
 	if cfg.JWKSMaxAge <= 0 {
 		cfg.JWKSMaxAge = 5 * time.Minute
 	}
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = 5 * time.Minute
+	}
+	cfg.RotationPeriod = max(cfg.RotationPeriod, 0)
 	k := &Keys{st: st, cfg: cfg, aead: aead, refresh: jwt.SigningMethodHS256, now: cfg.Now}
+
+	if cfg.Dir != "" {
+		k.files = newFileSet(cfg.Dir)
+		if err := k.reloadFiles(true); err != nil {
+			return nil, err
+		}
+		return k, nil
+	}
 
 	stored, err := st.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("keys: load signing keys: %w", err)
 	}
 	if len(stored) == 0 {
-		first, err := k.generate(cfg.Alg, k.now())
+		first, err := k.generate(cfg.Alg, k.clock())
 		if err != nil {
 			return nil, err
 		}
@@ -151,6 +295,15 @@ func New(ctx context.Context, st Store, cfg Config) (*Keys, error) {
 		return nil, err
 	}
 	if k.current().method.Alg() != cfg.Alg {
+		// A next key of the old algorithm would take over again at its
+		// NotBefore: it has signed nothing yet, so it can go.
+		for _, in := range k.List() {
+			if in.State == StateNext && in.Alg != cfg.Alg {
+				if err := st.DeleteKey(ctx, in.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return nil, fmt.Errorf("keys: remove next key %s of the previous algorithm: %w", in.ID, err)
+				}
+			}
+		}
 		if _, err := k.Rotate(ctx); err != nil {
 			return nil, err
 		}
@@ -158,134 +311,146 @@ func New(ctx context.Context, st Store, cfg Config) (*Keys, error) {
 	return k, nil
 }
 
-// Rotate adds a new key of the configured algorithm that signs at once
-// (emergency rotation). Older keys stay published.
-func (k *Keys) Rotate(ctx context.Context) (KeyInfo, error) {
-	// The new key must be strictly the newest, or "current" would be
-	// ambiguous between keys that start in the same millisecond.
-	at := k.now()
-	for _, in := range k.List() {
-		if !in.NotBefore.Before(at) {
-			at = in.NotBefore.Add(time.Millisecond)
-		}
-	}
-	sk, err := k.generate(k.cfg.Alg, at)
-	if err != nil {
-		return KeyInfo{}, err
-	}
-	if err := k.st.AddKey(ctx, sk); err != nil {
-		return KeyInfo{}, fmt.Errorf("keys: store new key: %w", err)
-	}
-	// When at was pushed past now (a key started in this millisecond), the
-	// new key would otherwise stay "next" until some later Reload.
-	stored, err := k.st.ListKeys(ctx)
-	if err != nil {
-		return KeyInfo{}, fmt.Errorf("keys: list signing keys: %w", err)
-	}
-	now := k.now()
-	if now.Before(sk.NotBefore) {
-		now = sk.NotBefore
-	}
-	if err := k.loadAt(stored, now); err != nil {
-		return KeyInfo{}, err
-	}
-	for _, in := range k.List() {
-		if in.ID == sk.ID {
-			return in, nil
-		}
-	}
-	return KeyInfo{}, fmt.Errorf("keys: new key %s not found after reload", sk.ID)
-}
+// PublishLead is how long a key is in the JWK Set before it starts
+// signing: two JWK Set max-ages, so that a resource API that fetched the
+// set just before the key appeared has refetched it at least once, with
+// room to spare, before the first token the key signs.
+func (k *Keys) PublishLead() time.Duration { return 2 * k.cfg.JWKSMaxAge }
 
-// Reload reads the keys from the store again (another instance may have
-// rotated them).
-func (k *Keys) Reload(ctx context.Context) error {
-	stored, err := k.st.ListKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("keys: list signing keys: %w", err)
-	}
-	return k.load(stored)
-}
-
-// List describes every key, oldest first.
+// List describes every key, oldest first, with its state now.
 func (k *Keys) List() []KeyInfo {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return append([]KeyInfo(nil), k.state.infos...)
+	st := k.loaded()
+	now := k.clock()
+	cur := st.currentAt(now)
+	infos := make([]KeyInfo, len(st.entries))
+	for i, e := range st.entries {
+		in := KeyInfo{ID: e.kid, Alg: e.method.Alg(), CreatedAt: e.createdAt, NotBefore: e.notBefore, File: e.file}
+		switch {
+		case e == cur:
+			in.State = StateCurrent
+		case slices.Index(st.entries, cur) < i:
+			in.State = StateNext
+		default:
+			in.State = StateRetired
+		}
+		// A key stops signing when the first newer key starts.
+		for _, later := range st.entries[i+1:] {
+			if in.RetiresAt.IsZero() || later.notBefore.Before(in.RetiresAt) {
+				in.RetiresAt = later.notBefore
+			}
+		}
+		if in.RetiresAt.IsZero() && e == cur && k.files == nil && k.cfg.RotationPeriod > 0 && !e.symmetric() {
+			in.RetiresAt = e.notBefore.Add(k.cfg.RotationPeriod) // as scheduled
+		} else if !in.RetiresAt.IsZero() && k.files == nil {
+			in.RemovedAt = in.RetiresAt.Add(k.cfg.AccessTTL + RetentionMargin)
+		}
+		infos[i] = in
+	}
+	return infos
 }
 
 // JWKS returns the JWK Set document, its ETag and its Cache-Control max-age.
+// It holds every asymmetric key, whatever its state, and never an HS256
+// key: with HS256 keys only, its "keys" array is empty.
 func (k *Keys) JWKS() (body []byte, etag string, maxAge time.Duration) {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.state.jwks, k.state.etag, k.cfg.JWKSMaxAge
+	st := k.loaded()
+	return st.jwks, st.etag, k.cfg.JWKSMaxAge
 }
 
 // Alg returns the algorithm of the current signing key.
 func (k *Keys) Alg() string { return k.current().method.Alg() }
 
-func (k *Keys) current() *signer {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.state.current
+// Secret returns the HS256 key kid as an "oct" JSON Web Key, for the
+// resource APIs that verify HS256 tokens: ErrUnknownKey when there is no
+// such key, ErrNotSymmetric when it is asymmetric.
+func (k *Keys) Secret(kid string) (Secret, error) {
+	e, ok := k.loaded().byKid[kid]
+	switch {
+	case !ok:
+		return Secret{}, ErrUnknownKey
+	case !e.symmetric():
+		return Secret{}, ErrNotSymmetric
+	}
+	return Secret{Kty: "oct", Kid: e.kid, Alg: e.method.Alg(), K: b64.EncodeToString(e.priv.([]byte))}, nil
 }
 
-// load decrypts the stored keys and swaps in a new state: the current signer
-// is the newest key whose NotBefore has passed.
-func (k *Keys) load(stored []store.Key) error { return k.loadAt(stored, k.now()) }
+func (k *Keys) loaded() *state {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.state
+}
 
-// loadAt is load as of now.
-func (k *Keys) loadAt(stored []store.Key, now time.Time) error {
-	var (
-		cur   *signer
-		curAt time.Time
-		jwks  = jwkSet{Keys: []jwk{}}
-		infos []KeyInfo
-	)
-	signers := make([]*signer, len(stored))
+// clock is the current time, never before the floor.
+func (k *Keys) clock() time.Time {
+	now := k.now()
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if now.Before(k.floor) {
+		return k.floor
+	}
+	return now
+}
+
+// current is the key that signs now.
+func (k *Keys) current() *entry { return k.loaded().currentAt(k.clock()) }
+
+// currentAt is the newest key whose NotBefore is not after now, or the
+// oldest key when none is.
+func (s *state) currentAt(now time.Time) *entry {
+	for _, e := range slices.Backward(s.entries) {
+		if !e.notBefore.After(now) {
+			return e
+		}
+	}
+	return s.entries[0]
+}
+
+// load decrypts the stored keys (ordered by NotBefore) and swaps in a new
+// state.
+func (k *Keys) load(stored []store.Key) error {
+	if len(stored) == 0 {
+		return errors.New("keys: the store holds no signing key")
+	}
+	entries := make([]*entry, len(stored))
 	for i, sk := range stored {
 		s, err := k.decrypt(sk)
 		if err != nil {
 			return err
 		}
-		signers[i] = s
-		j, err := publicJWK(s)
+		entries[i] = &entry{signer: *s, createdAt: sk.CreatedAt, notBefore: sk.NotBefore}
+	}
+	st, err := newState(entries)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	k.state = st
+	k.mu.Unlock()
+	return nil
+}
+
+// newState builds the state of entries, which are in rotation order.
+func newState(entries []*entry) (*state, error) {
+	jwks := jwkSet{Keys: []jwk{}}
+	byKid := make(map[string]*entry, len(entries))
+	for _, e := range entries {
+		byKid[e.kid] = e
+		if e.symmetric() {
+			continue // never published
+		}
+		j, err := publicJWK(&e.signer)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		jwks.Keys = append(jwks.Keys, j)
-		if !sk.NotBefore.After(now) && (cur == nil || !sk.NotBefore.Before(curAt)) {
-			cur, curAt = s, sk.NotBefore
-		}
-	}
-	if cur == nil {
-		return errors.New("keys: the store holds no key that may sign yet")
-	}
-	for i, sk := range stored {
-		st := "retired"
-		switch {
-		case signers[i] == cur:
-			st = "current"
-		case sk.NotBefore.After(now):
-			st = "next"
-		}
-		infos = append(infos, KeyInfo{ID: sk.ID, Alg: sk.Alg, State: st, CreatedAt: sk.CreatedAt, NotBefore: sk.NotBefore})
 	}
 	body, err := json.Marshal(jwks)
 	if err != nil {
-		return fmt.Errorf("keys: encode JWKS: %w", err)
+		return nil, fmt.Errorf("keys: encode JWKS: %w", err)
 	}
 	sum := sha256.Sum256(body)
 	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
-
-	k.mu.Lock()
-	byKid := make(map[string]*signer, len(signers))
-	for _, s := range signers {
-		byKid[s.kid] = s
-	}
-	k.state = &state{current: cur, byKid: byKid, infos: infos, jwks: body, etag: etag}
-	k.mu.Unlock()
-	return nil
+	return &state{entries: entries, byKid: byKid, jwks: body, etag: etag}, nil
 }
 
 func methodFor(alg string) (jwt.SigningMethod, error) {
@@ -299,16 +464,21 @@ func methodFor(alg string) (jwt.SigningMethod, error) {
 	case "PS256":
 		return jwt.SigningMethodPS256, nil
 	case "HS256":
-		return nil, errors.New("ISSUER_SIGNING_ALG (signing_alg): HS256 access tokens are not supported yet; use ES256, EdDSA, RS256 or PS256")
+		return jwt.SigningMethodHS256, nil
 	}
-	return nil, fmt.Errorf("ISSUER_SIGNING_ALG (signing_alg): unknown algorithm %q; use ES256, EdDSA, RS256 or PS256", alg)
+	return nil, fmt.Errorf("ISSUER_SIGNING_ALG (signing_alg): unknown algorithm %q; use ES256, EdDSA, RS256, PS256 or HS256", alg)
 }
 
-// generate makes a new key of alg, encrypted for the store.
-func (k *Keys) generate(alg string, now time.Time) (store.Key, error) {
+// generate makes a new key of alg that starts signing at notBefore,
+// encrypted for the store.
+func (k *Keys) generate(alg string, notBefore time.Time) (store.Key, error) {
+	method, err := methodFor(alg)
+	if err != nil {
+		return store.Key{}, err
+	}
 	var (
-		priv crypto.Signer
-		err  error
+		priv  any
+		plain []byte // what is encrypted: PKCS #8 DER, or the HMAC secret
 	)
 	switch alg {
 	case "ES256":
@@ -316,27 +486,60 @@ func (k *Keys) generate(alg string, now time.Time) (store.Key, error) {
 	case "EdDSA":
 		_, priv, err = ed25519.GenerateKey(rand.Reader)
 	case "RS256", "PS256":
-		priv, err = rsa.GenerateKey(rand.Reader, 2048)
-	default:
-		_, err = methodFor(alg)
+		priv, err = rsa.GenerateKey(rand.Reader, k.cfg.RSAKeyBits)
+	case "HS256":
+		secret := make([]byte, minHMACKeyLen)
+		_, err = rand.Read(secret)
+		priv, plain = secret, secret
 	}
 	if err != nil {
 		return store.Key{}, fmt.Errorf("keys: generate %s key: %w", alg, err)
 	}
-	method, _ := methodFor(alg)
-	kid, err := thumbprint(&signer{method: method, key: priv})
+	s, err := newSigner(method, priv)
 	if err != nil {
 		return store.Key{}, err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return store.Key{}, fmt.Errorf("keys: encode private key: %w", err)
+	if plain == nil {
+		if plain, err = x509.MarshalPKCS8PrivateKey(priv); err != nil {
+			return store.Key{}, fmt.Errorf("keys: encode private key: %w", err)
+		}
 	}
 	nonce := make([]byte, k.aead.NonceSize())
 	_, _ = rand.Read(nonce)
-	sealed := k.aead.Seal(nonce, nonce, der, []byte(kid+"."+alg))
-	t := now.UTC().Truncate(time.Millisecond)
-	return store.Key{ID: kid, Alg: alg, Private: sealed, CreatedAt: t, NotBefore: t}, nil
+	sealed := k.aead.Seal(nonce, nonce, plain, []byte(s.kid+"."+alg))
+	return store.Key{
+		ID:        s.kid,
+		Alg:       alg,
+		Private:   sealed,
+		CreatedAt: k.clock().UTC().Truncate(time.Millisecond),
+		NotBefore: notBefore.UTC().Truncate(time.Millisecond),
+	}, nil
+}
+
+// newSigner returns the signer of priv (a crypto.Signer, or the []byte
+// secret of HS256) with its RFC 7638 thumbprint as kid.
+func newSigner(method jwt.SigningMethod, priv any) (*signer, error) {
+	s := &signer{method: method, priv: priv}
+	switch p := priv.(type) {
+	case []byte:
+		if method != jwt.SigningMethodHS256 || len(p) < minHMACKeyLen {
+			return nil, fmt.Errorf("keys: an HMAC secret needs HS256 and at least %d bytes", minHMACKeyLen)
+		}
+		s.pub = p
+	case crypto.Signer:
+		if method == jwt.SigningMethodHS256 {
+			return nil, errors.New("keys: HS256 needs a shared secret, not an asymmetric key")
+		}
+		s.pub = p.Public()
+	default:
+		return nil, fmt.Errorf("keys: unsupported private key %T", priv)
+	}
+	kid, err := thumbprint(s)
+	if err != nil {
+		return nil, err
+	}
+	s.kid = kid
+	return s, nil
 }
 
 func (k *Keys) decrypt(sk store.Key) (*signer, error) {
@@ -348,19 +551,46 @@ func (k *Keys) decrypt(sk store.Key) (*signer, error) {
 	if len(sk.Private) < n {
 		return nil, fmt.Errorf("keys: stored key %s is truncated", sk.ID)
 	}
-	der, err := k.aead.Open(nil, sk.Private[:n], sk.Private[n:], []byte(sk.ID+"."+sk.Alg))
+	plain, err := k.aead.Open(nil, sk.Private[:n], sk.Private[n:], []byte(sk.ID+"."+sk.Alg))
 	if err != nil {
 		return nil, fmt.Errorf("ISSUER_SECRET (secret) does not decrypt signing key %s in the store: set the secret the keys were created with", sk.ID)
 	}
-	priv, err := x509.ParsePKCS8PrivateKey(der)
+	var priv any = plain
+	if method != jwt.SigningMethodHS256 {
+		if priv, err = x509.ParsePKCS8PrivateKey(plain); err != nil {
+			return nil, fmt.Errorf("keys: stored key %s: %w", sk.ID, err)
+		}
+	}
+	s, err := newSigner(method, priv)
 	if err != nil {
 		return nil, fmt.Errorf("keys: stored key %s: %w", sk.ID, err)
 	}
-	s, ok := priv.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("keys: stored key %s is not a signing key", sk.ID)
+	if err := checkKeyFits(s); err != nil {
+		return nil, fmt.Errorf("keys: stored key %s: %w", sk.ID, err)
 	}
-	return &signer{kid: sk.ID, method: method, key: s}, nil
+	if s.kid != sk.ID {
+		return nil, fmt.Errorf("keys: stored key %s holds the key %s", sk.ID, s.kid)
+	}
+	return s, nil
+}
+
+// checkKeyFits reports whether the key of s suits its algorithm.
+func checkKeyFits(s *signer) error {
+	ok := false
+	switch pub := s.pub.(type) {
+	case *ecdsa.PublicKey:
+		ok = s.method == jwt.SigningMethodES256 && pub.Curve == elliptic.P256()
+	case ed25519.PublicKey:
+		ok = s.method == jwt.SigningMethodEdDSA
+	case *rsa.PublicKey:
+		ok = (s.method == jwt.SigningMethodRS256 || s.method == jwt.SigningMethodPS256) && pub.N.BitLen() >= 2048
+	case []byte:
+		ok = s.method == jwt.SigningMethodHS256
+	}
+	if !ok {
+		return fmt.Errorf("a %T does not fit %s", s.pub, s.method.Alg())
+	}
+	return nil
 }
 
 // jwk is a public JSON Web Key (RFC 7517, 7518, 8037).
@@ -382,10 +612,11 @@ type jwkSet struct {
 
 var b64 = base64.RawURLEncoding
 
-// publicJWK renders the public half of s; it never includes private members.
+// publicJWK renders the public half of s; it never includes private members
+// and refuses symmetric keys.
 func publicJWK(s *signer) (jwk, error) {
 	j := jwk{Kid: s.kid, Use: "sig", Alg: s.method.Alg()}
-	switch pub := s.key.Public().(type) {
+	switch pub := s.pub.(type) {
 	case *ecdsa.PublicKey:
 		raw, err := pub.Bytes() // 0x04 || X || Y
 		if err != nil {
@@ -401,52 +632,32 @@ func publicJWK(s *signer) (jwk, error) {
 		j.N = b64.EncodeToString(pub.N.Bytes())
 		j.E = b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes())
 	default:
-		return jwk{}, fmt.Errorf("keys: unsupported public key %T", pub)
+		return jwk{}, fmt.Errorf("keys: no public JWK for %T", pub)
 	}
 	return j, nil
 }
 
-// thumbprint is the RFC 7638 JWK thumbprint of s's public key, used as kid.
+// thumbprint is the RFC 7638 JWK thumbprint of s's key, used as kid. For
+// an HS256 secret it is the thumbprint of the "oct" JWK: a SHA-256 hash of
+// the secret, which does not reveal it.
 func thumbprint(s *signer) (string, error) {
-	j, err := publicJWK(s)
-	if err != nil {
-		return "", err
-	}
 	var members string
-	switch j.Kty { // required members in lexicographic order, no whitespace
-	case "EC":
-		members = fmt.Sprintf(`{"crv":%q,"kty":"EC","x":%q,"y":%q}`, j.Crv, j.X, j.Y)
-	case "OKP":
-		members = fmt.Sprintf(`{"crv":%q,"kty":"OKP","x":%q}`, j.Crv, j.X)
-	case "RSA":
-		members = fmt.Sprintf(`{"e":%q,"kty":"RSA","n":%q}`, j.E, j.N)
+	if secret, ok := s.pub.([]byte); ok {
+		members = fmt.Sprintf(`{"k":%q,"kty":"oct"}`, b64.EncodeToString(secret))
+	} else {
+		j, err := publicJWK(s)
+		if err != nil {
+			return "", err
+		}
+		switch j.Kty { // required members in lexicographic order, no whitespace
+		case "EC":
+			members = fmt.Sprintf(`{"crv":%q,"kty":"EC","x":%q,"y":%q}`, j.Crv, j.X, j.Y)
+		case "OKP":
+			members = fmt.Sprintf(`{"crv":%q,"kty":"OKP","x":%q}`, j.Crv, j.X)
+		case "RSA":
+			members = fmt.Sprintf(`{"e":%q,"kty":"RSA","n":%q}`, j.E, j.N)
+		}
 	}
 	sum := sha256.Sum256([]byte(members))
 	return b64.EncodeToString(sum[:]), nil
-}
-
-// Watch reloads the keys every interval, and at once whenever changes fires
-// (a store that tells of key changes made by other instances), until ctx
-// ends. A failed reload keeps the keys it had and is logged.
-func (k *Keys) Watch(ctx context.Context, interval time.Duration, changes <-chan struct{}, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-changes:
-		}
-		before := k.current().kid
-		if err := k.Reload(ctx); err != nil {
-			if ctx.Err() == nil {
-				log.WarnContext(ctx, "reloading signing keys failed; keeping the loaded ones", "err", err)
-			}
-			continue
-		}
-		if cur := k.current().kid; cur != before {
-			log.InfoContext(ctx, "signing key changed", "kid", cur)
-		}
-	}
 }

@@ -58,6 +58,31 @@ func (m *memStore) AddKey(_ context.Context, k store.Key) error {
 	return nil
 }
 
+func (m *memStore) AddNextKey(_ context.Context, k store.Key, now time.Time) ([]store.Key, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, have := range m.keys {
+		if have.ID == k.ID {
+			return nil, store.ErrExists
+		}
+	}
+	if !slices.ContainsFunc(m.keys, func(h store.Key) bool { return h.NotBefore.After(now) }) {
+		m.keys = append(m.keys, cloneKey(k))
+	}
+	return m.sortedLocked(), nil
+}
+
+func (m *memStore) DeleteKey(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := slices.IndexFunc(m.keys, func(k store.Key) bool { return k.ID == id })
+	if i < 0 {
+		return store.ErrNotFound
+	}
+	m.keys = slices.Delete(m.keys, i, i+1)
+	return nil
+}
+
 // sortedLocked returns copies ordered by NotBefore, then id, like the real stores.
 func (m *memStore) sortedLocked() []store.Key {
 	out := make([]store.Key, len(m.keys))
@@ -426,7 +451,7 @@ func TestNewAlgChange(t *testing.T) {
 }
 
 func TestNewRejectsAlg(t *testing.T) {
-	for _, alg := range []string{"HS256", "", "none", "es256", "RS512", "ES384", "Ed25519"} {
+	for _, alg := range []string{"", "none", "es256", "hs256", "RS512", "ES384", "Ed25519"} {
 		t.Run(alg, func(t *testing.T) {
 			st := &memStore{}
 			_, err := New(context.Background(), st, testConfig(alg, newClock(t0)))
@@ -774,7 +799,7 @@ func TestWatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		b.Watch(ctx, time.Hour, changes, slog.New(slog.DiscardHandler))
+		b.Watch(ctx, time.Hour, changes, nil, slog.New(slog.DiscardHandler))
 		close(done)
 	}()
 	defer func() { cancel(); <-done }()

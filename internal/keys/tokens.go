@@ -39,7 +39,7 @@ func (k *Keys) SignAccess(c AccessClaims) (string, error) {
 	t := jwt.NewWithClaims(s.method, c)
 	t.Header["typ"] = TypeAccess
 	t.Header["kid"] = s.kid
-	out, err := t.SignedString(s.key)
+	out, err := t.SignedString(s.priv)
 	if err != nil {
 		return "", fmt.Errorf("keys: sign access token: %w", err)
 	}
@@ -102,19 +102,19 @@ func (k *Keys) ParseRefresh(token string) (RefreshClaims, error) {
 }
 
 // ParseAccess verifies an access token signed by one of this issuer's keys
-// (found by kid; the algorithm is the key's, never the header's alone) and
-// returns its claims: typ at+jwt, iss, exp, iat, sub, client_id and jti are
-// required. It is the issuer's own check, for introspection and
-// revocation; resource APIs use the public verify package. Every failure
-// wraps ErrInvalidToken.
+// (found by kid; the algorithm is the key's, never the header's alone: an
+// HS256 token verifies only with an HS256 key, never with an asymmetric
+// key's public bytes as the secret) and returns its claims: typ at+jwt,
+// iss, exp, iat, sub, client_id and jti are required. It is the issuer's
+// own check, for introspection and revocation; resource APIs use the
+// public verify package. A revoked key's tokens fail at once. Every
+// failure wraps ErrInvalidToken.
 func (k *Keys) ParseAccess(token string) (AccessClaims, error) {
 	var c AccessClaims
 	if len(token) > MaxTokenLen {
 		return c, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenLen)
 	}
-	k.mu.RLock()
-	byKid := k.state.byKid
-	k.mu.RUnlock()
+	byKid := k.loaded().byKid
 	var method jwt.SigningMethod
 	_, err := jwt.NewParser(
 		jwt.WithIssuer(k.cfg.Issuer),
@@ -137,7 +137,7 @@ func (k *Keys) ParseAccess(token string) (AccessClaims, error) {
 			return nil, fmt.Errorf("alg %s does not match key %s", t.Method.Alg(), s.method.Alg())
 		}
 		method = s.method
-		return s.key.Public(), nil
+		return s.pub, nil
 	})
 	if err != nil {
 		return AccessClaims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -282,7 +283,7 @@ func TestParseRefreshRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	issuerKey := e.k.current().key
+	issuerKey := e.k.current().priv.(crypto.Signer)
 	jwksBody, _, _ := e.k.JWKS()
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`

@@ -1,6 +1,8 @@
 // Package server assembles the issuer's HTTP interface: the routes, the RFC
 // 8414 authorization-server metadata, the JWK Set endpoint, health checks,
-// request limits and structured request logging.
+// the Prometheus metrics endpoint, and what every request goes through: a
+// request id (X-Request-Id), the client address behind trusted proxies,
+// structured request logging and latency metrics.
 package server
 
 import (
@@ -11,10 +13,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/issuer-oauth/issuer/internal/request"
 )
 
 // Paths of the endpoints; the metadata document advertises them under the
@@ -27,6 +32,7 @@ const (
 	PathRevoke     = "/oauth2/revoke"
 	PathAdmin      = "/admin/"
 	PathRegister   = "/admin/clients"
+	PathMetrics    = "/metrics"
 )
 
 // JWKS provides the JWK Set document (keys.Keys).
@@ -39,10 +45,21 @@ type Checker interface {
 	Ping(ctx context.Context) error
 }
 
+// Metrics serves GET /metrics and observes every request (metrics.Metrics).
+type Metrics interface {
+	http.Handler
+	// ObserveRequest records one request to endpoint, the path of the route
+	// that served it ("other" when none did).
+	ObserveRequest(endpoint, method string, code int, d time.Duration)
+}
+
 // Config configures the HTTP interface.
 type Config struct {
 	// Issuer is the issuer identifier; every advertised URL starts with it.
 	Issuer string
+	// SigningAlg is the algorithm of the access-token signing key, advertised
+	// in the metadata so that resource APIs can pin it.
+	SigningAlg string
 	// Token serves the token endpoint.
 	Token http.Handler
 	// Introspect and Revoke serve RFC 7662 introspection and RFC 7009
@@ -56,6 +73,12 @@ type Config struct {
 	Store Checker
 	// Logger receives one line per request.
 	Logger *slog.Logger
+	// Metrics, when not nil, serves GET /metrics and observes every request.
+	Metrics Metrics
+	// TrustedProxies are the networks of the reverse proxies whose
+	// X-Forwarded-For (the client address) and X-Request-Id are believed;
+	// empty trusts nobody.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the issuer's HTTP handler.
@@ -65,11 +88,12 @@ type Server struct {
 	metadata []byte
 	metaETag string
 	draining chan struct{}
+	proxies  request.Proxies
 }
 
 // New builds the handler.
 func New(cfg Config) (*Server, error) {
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), draining: make(chan struct{})}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), draining: make(chan struct{}), proxies: request.Proxies(cfg.TrustedProxies)}
 	md, err := s.buildMetadata()
 	if err != nil {
 		return nil, err
@@ -90,6 +114,9 @@ func New(cfg Config) (*Server, error) {
 		writeStatus(w, http.StatusOK, "ok")
 	})
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET "+PathMetrics, cfg.Metrics)
+	}
 	if cfg.Admin != nil {
 		s.mux.Handle(PathAdmin, cfg.Admin)
 		s.mux.Handle(PathRegister, cfg.Admin)
@@ -102,25 +129,89 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP serves a request and logs it.
+// ServeHTTP serves a request. It gives the request an id — the
+// X-Request-Id of a trusted proxy when it sends a sane one, a new random one
+// otherwise — echoed in the X-Request-Id response header, and a client
+// address (see request.Proxies.ClientAddr); both travel in the request
+// context, and every log line written with that context carries the id.
+// Then it logs the request and observes it in the metrics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	client, viaProxy := s.proxies.ClientAddr(r)
+	id := r.Header.Get("X-Request-Id")
+	if !viaProxy || !request.ValidID(id) {
+		id = request.NewID()
+	}
+	ctx := request.WithClientAddr(request.WithID(r.Context(), id), client)
+	r = r.WithContext(ctx)
+
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	rec.Header().Set("X-Content-Type-Options", "nosniff")
+	h := rec.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Request-Id", id)
+	if s.isDraining() {
+		// Shutting down: the client opens its next connection elsewhere
+		// instead of reusing this one.
+		h.Set("Connection", "close")
+	}
 	s.mux.ServeHTTP(rec, r)
+	d := time.Since(start)
+
+	endpoint := endpointOf(r.Pattern) // the mux set it on this request
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.ObserveRequest(endpoint, r.Method, rec.status, d)
+	}
+	level := slog.LevelInfo
+	if quiet[endpoint] && rec.status < 400 {
+		level = slog.LevelDebug // probes and scrapes would drown the log
+	}
 	// The query string is not logged: it may carry credentials.
-	s.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+	s.cfg.Logger.LogAttrs(ctx, level, "request",
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
 		slog.Int("status", rec.status),
 		slog.Int64("bytes", rec.bytes),
-		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.String("client_addr", addrString(client)),
 		slog.String("remote", r.RemoteAddr),
 	)
 }
 
+// quiet are the endpoints whose successful requests are logged at debug
+// level.
+var quiet = map[string]bool{"/healthz": true, "/readyz": true, PathMetrics: true}
+
+// endpointOf returns the path of the route pattern p ("GET /healthz" gives
+// /healthz), or "other" for no route or the catch-all: a bounded set of
+// values for metrics.
+func endpointOf(p string) string {
+	if i := strings.IndexByte(p, ' '); i >= 0 {
+		p = p[i+1:]
+	}
+	if p == "" || p == "/" {
+		return "other"
+	}
+	return p
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+func (s *Server) isDraining() bool {
+	select {
+	case <-s.draining:
+		return true
+	default:
+		return false
+	}
+}
+
 // Drain makes /readyz fail, so load balancers stop sending traffic before
-// shutdown.
+// shutdown, and makes every response close its connection.
 func (s *Server) Drain() {
 	select {
 	case <-s.draining:
@@ -163,6 +254,10 @@ type metadata struct {
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	IntrospectionAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
 	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	// Extensions: the access-token algorithm, and whether verifying access
+	// tokens needs a shared secret (HS256), which the JWKS never holds.
+	AccessTokenSigningAlgs      []string `json:"access_token_signing_alg_values_supported,omitempty"`
+	AccessTokenSharedSecretUsed bool     `json:"access_token_shared_secret_required,omitempty"`
 }
 
 func (s *Server) buildMetadata() ([]byte, error) {
@@ -179,6 +274,10 @@ func (s *Server) buildMetadata() ([]byte, error) {
 		TokenEndpointAuthMethodsSupported: authMethods,
 		IntrospectionAuthMethodsSupported: authMethods,
 		RevocationAuthMethodsSupported:    authMethods,
+	}
+	if s.cfg.SigningAlg != "" {
+		md.AccessTokenSigningAlgs = []string{s.cfg.SigningAlg}
+		md.AccessTokenSharedSecretUsed = s.cfg.SigningAlg == "HS256"
 	}
 	if s.cfg.Admin != nil {
 		md.RegistrationEndpoint = iss + PathRegister
@@ -227,11 +326,9 @@ func etag(b []byte) string {
 }
 
 func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
-	select {
-	case <-s.draining:
+	if s.isDraining() {
 		writeStatus(w, http.StatusServiceUnavailable, "shutting down")
 		return
-	default:
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()

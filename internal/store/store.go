@@ -127,6 +127,12 @@ type Store interface {
 	ListKeys(ctx context.Context) ([]Key, error)
 	// AddKey stores a new key; ErrExists if the id is taken.
 	AddKey(ctx context.Context, k Key) error
+	// AddNextKey stores k only if no stored key has a NotBefore after now
+	// (no key is waiting to start signing yet), and returns the keys the
+	// store holds afterwards, ordered as ListKeys orders them; ErrExists if
+	// the id is taken. Several instances running scheduled rotation at once
+	// therefore add exactly one next key.
+	AddNextKey(ctx context.Context, k Key, now time.Time) ([]Key, error)
 	// DeleteKey removes a key; ErrNotFound if there is none.
 	DeleteKey(ctx context.Context, id string) error
 

@@ -433,6 +433,34 @@ func (s *Store) AddKey(ctx context.Context, k store.Key) error {
 	})
 }
 
+// AddNextKey stores k only if no stored key has a NotBefore after now, and
+// returns the keys it holds afterwards, ordered by NotBefore; store.ErrExists
+// if the id is taken. It is one transaction.
+func (s *Store) AddNextKey(ctx context.Context, k store.Key, now time.Time) ([]store.Key, error) {
+	var keys []store.Key
+	err := s.update(ctx, "add next key", k.ID, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		if b.Get([]byte(k.ID)) != nil {
+			return store.ErrExists
+		}
+		have, err := allKeys(b)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(have, func(h store.Key) bool { return h.NotBefore.After(now) }) {
+			if err := put(b, k.ID, k); err != nil {
+				return err
+			}
+		}
+		keys, err = allKeys(b)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
 // DeleteKey removes a key; store.ErrNotFound if there is none.
 func (s *Store) DeleteKey(ctx context.Context, id string) error {
 	return s.update(ctx, "delete key", id, func(tx *bbolt.Tx) error {

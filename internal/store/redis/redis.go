@@ -141,6 +141,11 @@ func (s *Store) revokedKey(jti string) string { return s.prefix + ":rev:{" + jti
 // arrive as one. It is never closed.
 func (s *Store) KeyChanges() <-chan struct{} { return s.keyChanges }
 
+// Client returns the Redis client of the store, for other state that every
+// instance must share (the rate-limit counters). It stays owned by the store:
+// do not close it, and do not use it after Close.
+func (s *Store) Client() goredis.UniversalClient { return s.client }
+
 // Ping reports whether Redis answers; on Redis Cluster, whether every
 // master answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -478,6 +483,36 @@ func (s *Store) AddKey(ctx context.Context, k store.Key) error {
 		return redisError(op, k.ID, err)
 	}
 	return statusError(op, k.ID, code)
+}
+
+// AddNextKey stores k only if no stored key has a NotBefore after now, and
+// returns the keys it holds afterwards, ordered by NotBefore;
+// store.ErrExists if the id is taken. It is one Lua script.
+func (s *Store) AddNextKey(ctx context.Context, k store.Key, now time.Time) ([]store.Key, error) {
+	const op = "add next key"
+	if err := s.begin(ctx, op, k.ID); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(k)
+	if err != nil {
+		return nil, opError(op, k.ID, fmt.Errorf("encode: %w", err))
+	}
+	res, err := scriptAddNextKey.Run(ctx, s.client, []string{s.keysKey}, k.ID, data, s.keysChan, now.Unix(), now.Nanosecond()).Slice()
+	if err != nil {
+		return nil, redisError(op, k.ID, err)
+	}
+	vals := make([]string, 0, len(res))
+	for _, v := range res {
+		switch v := v.(type) {
+		case string:
+			vals = append(vals, v)
+		case int64:
+			return nil, statusError(op, k.ID, int(v))
+		default:
+			return nil, opError(op, k.ID, fmt.Errorf("unexpected script reply %T", v))
+		}
+	}
+	return sortedKeys(op, k.ID, vals)
 }
 
 // DeleteKey removes a key; store.ErrNotFound if there is none.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -335,6 +336,17 @@ func testCacheInvalidation(t *testing.T, urls string) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("B: no KeyChanges signal within 2s of A's DeleteKey")
 	}
+	// Later than any key an earlier test may have left on the server.
+	future := time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	ks, err := a.AddNextKey(ctx, store.Key{ID: "next", NotBefore: future.Add(time.Hour)}, future)
+	if err != nil || !slices.ContainsFunc(ks, func(k store.Key) bool { return k.ID == "next" }) {
+		t.Fatalf("AddNextKey = %+v, %v; want the key stored", ks, err)
+	}
+	select {
+	case <-b.KeyChanges():
+	case <-time.After(2 * time.Second):
+		t.Fatal("B: no KeyChanges signal within 2s of A's AddNextKey")
+	}
 }
 
 // TestClientCacheTTL checks the bound on staleness when no message comes.
@@ -397,6 +409,10 @@ func calls(s store.Store) []struct {
 		{"InitKeys", func(ctx context.Context) error { _, err := s.InitKeys(ctx, store.Key{ID: "k"}); return err }},
 		{"ListKeys", func(ctx context.Context) error { _, err := s.ListKeys(ctx); return err }},
 		{"AddKey", func(ctx context.Context) error { return s.AddKey(ctx, store.Key{ID: "k-" + now.String()}) }},
+		{"AddNextKey", func(ctx context.Context) error {
+			_, err := s.AddNextKey(ctx, store.Key{ID: "n-" + now.String(), NotBefore: now.Add(time.Hour)}, now)
+			return err
+		}},
 		{"RotateRefresh", func(ctx context.Context) error {
 			f, err := s.GetFamily(ctx, "f")
 			if err != nil {

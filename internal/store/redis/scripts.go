@@ -51,6 +51,50 @@ redis.call('PUBLISH', ARGV[3], ARGV[1])
 return 1
 `)
 
+// scriptAddNextKey stores a signing key unless its id is taken ({2}) or a
+// stored key has a not_before after now, and returns every key afterwards;
+// it publishes the id when it stores the key. not_before is the RFC 3339
+// time encoding/json writes for a time.Time; it is compared with now as
+// (Unix seconds, nanoseconds), so that no precision is lost.
+//
+//	KEYS[1] keys hash
+//	ARGV    kid, JSON, channel, now Unix seconds, now nanoseconds
+var scriptAddNextKey = goredis.NewScript(`
+local function unix(s)
+	if type(s) ~= 'string' then return nil end
+	local y, mo, d, h, mi, sec, frac, zone =
+		string.match(s, '^(%d%d%d%d)-(%d%d)-(%d%d)T(%d%d):(%d%d):(%d%d)%.?(%d*)(.*)$')
+	if not y then return nil end
+	y, mo = tonumber(y), tonumber(mo)
+	if mo <= 2 then y = y - 1 end
+	local era = math.floor(y / 400)
+	local yoe = y - era * 400
+	local doy = math.floor((153 * ((mo + 9) % 12) + 2) / 5) + tonumber(d) - 1
+	local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+	local t = (era * 146097 + doe - 719468) * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+	if zone ~= 'Z' then
+		local sign, zh, zm = string.match(zone, '^([+-])(%d%d):(%d%d)$')
+		if not sign then return nil end
+		local off = tonumber(zh) * 3600 + tonumber(zm) * 60
+		if sign == '+' then t = t - off else t = t + off end
+	end
+	return t, tonumber(string.sub(frac .. '000000000', 1, 9))
+end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {2} end
+local now_s, now_ns = tonumber(ARGV[4]), tonumber(ARGV[5])
+local vals = redis.call('HVALS', KEYS[1])
+for _, v in ipairs(vals) do
+	local ok, k = pcall(cjson.decode, v)
+	if not ok or type(k) ~= 'table' then return redis.error_reply('stored key is not JSON') end
+	local s, ns = unix(k.not_before)
+	if not s then return redis.error_reply('stored key has no RFC 3339 not_before') end
+	if s > now_s or (s == now_s and ns > now_ns) then return vals end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return redis.call('HVALS', KEYS[1])
+`)
+
 // scriptInitKeys stores a signing key if there is none, and returns every
 // key.
 //

@@ -716,6 +716,7 @@ var keyTests = []subtest{
 	{"AddDuplicate", testKeyAddDuplicate},
 	{"Delete", testKeyDelete},
 	{"PrivateRoundTrip", testKeyPrivateRoundTrip},
+	{"AddNextKey", testAddNextKey},
 }
 
 func newKey(id string, notBefore time.Time) store.Key {
@@ -849,6 +850,72 @@ func testKeyPrivateRoundTrip(t *testing.T, open opener) {
 	}
 }
 
+// testAddNextKey checks that AddNextKey stores its key only while no stored
+// key has a NotBefore after now, whatever time zone the stored times are in.
+func testAddNextKey(t *testing.T, open opener) {
+	east := time.FixedZone("UTC+05:30", 5*3600+30*60)
+	west := time.FixedZone("UTC-07:00", -7*3600)
+	tests := []struct {
+		name   string
+		have   func(now time.Time) []store.Key
+		stored bool
+	}{
+		{"empty store", func(time.Time) []store.Key { return nil }, true},
+		{"only a current key", func(now time.Time) []store.Key {
+			return []store.Key{newKey("cur", now.Add(-time.Hour))}
+		}, true},
+		{"current and retired keys", func(now time.Time) []store.Key {
+			return []store.Key{newKey("old", now.Add(-48*time.Hour)), newKey("cur", now.Add(-time.Millisecond))}
+		}, true},
+		{"a next key one millisecond ahead", func(now time.Time) []store.Key {
+			return []store.Key{newKey("cur", now.Add(-time.Hour)), newKey("next", now.Add(time.Millisecond))}
+		}, false},
+		{"a next key a day ahead", func(now time.Time) []store.Key {
+			return []store.Key{newKey("cur", now.Add(-time.Hour)), newKey("next", now.Add(24*time.Hour))}
+		}, false},
+		{"a past key whose local time reads later than now", func(now time.Time) []store.Key {
+			return []store.Key{newKey("cur", now.Add(-time.Hour).In(east))}
+		}, true},
+		{"a next key whose local time reads earlier than now", func(now time.Time) []store.Key {
+			return []store.Key{newKey("cur", now.Add(-time.Hour)), newKey("next", now.Add(time.Hour).In(west))}
+		}, false},
+		{"a next key with sub-millisecond digits", func(now time.Time) []store.Key {
+			return []store.Key{newKey("next", now.Add(1500*time.Microsecond))}
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := open(t)
+			now := e.clock.Now()
+			have := tt.have(now)
+			for _, k := range have {
+				checkErr(t, fmt.Sprintf("AddKey(%q)", k.ID), e.s.AddKey(e.ctx, k), nil)
+			}
+			k := newKey("new", now.Add(2*time.Hour))
+			want := slices.Clone(have)
+			if tt.stored {
+				want = append(want, k)
+			}
+			got, err := e.s.AddNextKey(e.ctx, k, now)
+			checkKeys(t, "AddNextKey", got, err, want)
+			got, err = e.s.ListKeys(e.ctx)
+			checkKeys(t, "ListKeys", got, err, want)
+		})
+	}
+
+	t.Run("id taken", func(t *testing.T) {
+		e := open(t)
+		now := e.clock.Now()
+		k := newKey("k", now.Add(-time.Hour))
+		checkErr(t, "AddKey", e.s.AddKey(e.ctx, k), nil)
+		dup := newKey("k", now.Add(time.Hour))
+		_, err := e.s.AddNextKey(e.ctx, dup, now)
+		checkErr(t, "AddNextKey(duplicate)", err, store.ErrExists)
+		got, err := e.s.ListKeys(e.ctx)
+		checkKeys(t, "ListKeys", got, err, []store.Key{k})
+	})
+}
+
 // ---------------------------------------------------------------- ping, context
 
 func testPing(t *testing.T, open opener) {
@@ -890,6 +957,7 @@ func testCanceledContext(t *testing.T, open opener) {
 		{"InitKeys", func() error { _, err := e.s.InitKeys(ctx, newKey("new", now)); return err }},
 		{"ListKeys", func() error { _, err := e.s.ListKeys(ctx); return err }},
 		{"AddKey", func() error { return e.s.AddKey(ctx, newKey("new", now)) }},
+		{"AddNextKey", func() error { _, err := e.s.AddNextKey(ctx, newKey("new", now.Add(time.Hour)), now); return err }},
 		{"DeleteKey", func() error { return e.s.DeleteKey(ctx, "k") }},
 		{"Ping", func() error { return e.s.Ping(ctx) }},
 	}
@@ -919,6 +987,7 @@ func testCanceledContext(t *testing.T, open opener) {
 var concurrencyTests = []subtest{
 	{"RotateRace", testRotateRace},
 	{"InitKeysRace", testInitKeysRace},
+	{"AddNextKeyRace", testAddNextKeyRace},
 }
 
 // testRotateRace presents one refresh token 50 times at once: exactly one
@@ -1012,4 +1081,50 @@ func testInitKeysRace(t *testing.T, open opener) {
 	}
 	got, err := e.s.ListKeys(e.ctx)
 	checkKeys(t, "ListKeys", got, err, want)
+}
+
+// testAddNextKeyRace has 20 instances add a next key at once, as scheduled
+// rotation does: exactly one key is stored, and every call returns the same
+// keys.
+func testAddNextKeyRace(t *testing.T, open opener) {
+	e := open(t)
+	const n = 20
+	now := e.clock.Now()
+	cur := newKey("current", now.Add(-time.Hour))
+	checkErr(t, "AddKey", e.s.AddKey(e.ctx, cur), nil)
+
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	results := make([][]store.Key, n)
+	errs := make([]error, n)
+	next := func(i int) store.Key { return newKey(fmt.Sprintf("next-%02d", i), now.Add(time.Hour)) }
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			results[i], errs[i] = e.s.AddNextKey(e.ctx, next(i), now)
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	for i, err := range errs {
+		checkErr(t, fmt.Sprintf("AddNextKey %d", i), err, nil)
+	}
+	got, err := e.s.ListKeys(e.ctx)
+	checkErr(t, "ListKeys", err, nil)
+	if len(got) != 2 || !keyEqual(got[0], cur) {
+		t.Fatalf("ListKeys() = %+v, want the current key and one next key", got)
+	}
+	offered := false
+	for i := range n {
+		offered = offered || keyEqual(got[1], next(i))
+	}
+	if !offered {
+		t.Fatalf("stored next key %+v is none of the offered keys", got[1])
+	}
+	for i, r := range results {
+		if !slices.EqualFunc(r, got, keyEqual) {
+			t.Errorf("AddNextKey %d = %+v, want %+v", i, r, got)
+		}
+	}
 }

@@ -1,0 +1,215 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/issuer-oauth/issuer/internal/store"
+)
+
+// Store returns st instrumented: every operation observes
+// issuer_store_operation_duration_seconds, and every failure counts in
+// issuer_store_errors_total. It behaves exactly as st (same results, same
+// errors), and Close closes st.
+func (m *Metrics) Store(st store.Store) store.Store {
+	m.initStoreSeries()
+	return &instrumented{Store: st, m: m}
+}
+
+// instrumented is the decorator. It embeds the store, so that an operation
+// added to store.Store later passes through even before it is instrumented
+// here.
+type instrumented struct {
+	store.Store
+	m *Metrics
+}
+
+var _ store.Store = (*instrumented)(nil)
+
+// observe records one operation that began at start and ended with err.
+func (s *instrumented) observe(op string, start time.Time, err error) {
+	s.m.storeDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if kind := errorKind(err); kind != "" {
+		s.m.storeErrors.WithLabelValues(op, kind).Inc()
+	}
+}
+
+// errorKind classifies err: "" for success and for the answers the store
+// interface defines (not found, exists, reused, revoked) and for a caller
+// that went away; "unavailable" when the store could not be reached or timed
+// out; "other" for anything else.
+func errorKind(err error) string {
+	switch {
+	case err == nil,
+		errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExists),
+		errors.Is(err, store.ErrReused), errors.Is(err, store.ErrRevoked),
+		errors.Is(err, context.Canceled):
+		return ""
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return "unavailable"
+	}
+	return "other"
+}
+
+// The operations, as label values.
+const (
+	opCreateClient  = "create_client"
+	opGetClient     = "get_client"
+	opListClients   = "list_clients"
+	opUpdateClient  = "update_client"
+	opDeleteClient  = "delete_client"
+	opCreateFamily  = "create_family"
+	opGetFamily     = "get_family"
+	opRotateRefresh = "rotate_refresh"
+	opRevokeFamily  = "revoke_family"
+	opRevokeToken   = "revoke_token"
+	opIsRevoked     = "is_revoked"
+	opInitKeys      = "init_keys"
+	opListKeys      = "list_keys"
+	opAddKey        = "add_key"
+	opAddNextKey    = "add_next_key"
+	opDeleteKey     = "delete_key"
+	opPing          = "ping"
+)
+
+// operations lists every label value, so that the series exist (at zero)
+// before the first operation.
+var operations = []string{
+	opCreateClient, opGetClient, opListClients, opUpdateClient, opDeleteClient,
+	opCreateFamily, opGetFamily, opRotateRefresh, opRevokeFamily,
+	opRevokeToken, opIsRevoked, opInitKeys, opListKeys, opAddKey, opAddNextKey, opDeleteKey, opPing,
+}
+
+// errorKinds are the values of the kind label.
+var errorKinds = []string{"unavailable", "other"}
+
+// initStoreSeries creates every store series at zero, so that an alert on
+// the increase of issuer_store_errors_total sees the first error.
+func (m *Metrics) initStoreSeries() {
+	for _, op := range operations {
+		m.storeDuration.WithLabelValues(op)
+		for _, kind := range errorKinds {
+			m.storeErrors.WithLabelValues(op, kind)
+		}
+	}
+}
+
+func (s *instrumented) CreateClient(ctx context.Context, c store.Client) error {
+	start := time.Now()
+	err := s.Store.CreateClient(ctx, c)
+	s.observe(opCreateClient, start, err)
+	return err
+}
+
+func (s *instrumented) GetClient(ctx context.Context, id string) (store.Client, error) {
+	start := time.Now()
+	c, err := s.Store.GetClient(ctx, id)
+	s.observe(opGetClient, start, err)
+	return c, err
+}
+
+func (s *instrumented) ListClients(ctx context.Context) ([]store.Client, error) {
+	start := time.Now()
+	cs, err := s.Store.ListClients(ctx)
+	s.observe(opListClients, start, err)
+	return cs, err
+}
+
+func (s *instrumented) UpdateClient(ctx context.Context, c store.Client) error {
+	start := time.Now()
+	err := s.Store.UpdateClient(ctx, c)
+	s.observe(opUpdateClient, start, err)
+	return err
+}
+
+func (s *instrumented) DeleteClient(ctx context.Context, id string) error {
+	start := time.Now()
+	err := s.Store.DeleteClient(ctx, id)
+	s.observe(opDeleteClient, start, err)
+	return err
+}
+
+func (s *instrumented) CreateFamily(ctx context.Context, f store.Family) error {
+	start := time.Now()
+	err := s.Store.CreateFamily(ctx, f)
+	s.observe(opCreateFamily, start, err)
+	return err
+}
+
+func (s *instrumented) GetFamily(ctx context.Context, id string) (store.Family, error) {
+	start := time.Now()
+	f, err := s.Store.GetFamily(ctx, id)
+	s.observe(opGetFamily, start, err)
+	return f, err
+}
+
+func (s *instrumented) RotateRefresh(ctx context.Context, r store.Rotation) (store.Family, error) {
+	start := time.Now()
+	f, err := s.Store.RotateRefresh(ctx, r)
+	s.observe(opRotateRefresh, start, err)
+	return f, err
+}
+
+func (s *instrumented) RevokeFamily(ctx context.Context, id string) error {
+	start := time.Now()
+	err := s.Store.RevokeFamily(ctx, id)
+	s.observe(opRevokeFamily, start, err)
+	return err
+}
+
+func (s *instrumented) RevokeToken(ctx context.Context, jti string, until time.Time) error {
+	start := time.Now()
+	err := s.Store.RevokeToken(ctx, jti, until)
+	s.observe(opRevokeToken, start, err)
+	return err
+}
+
+func (s *instrumented) IsRevoked(ctx context.Context, jti string) (bool, error) {
+	start := time.Now()
+	ok, err := s.Store.IsRevoked(ctx, jti)
+	s.observe(opIsRevoked, start, err)
+	return ok, err
+}
+
+func (s *instrumented) InitKeys(ctx context.Context, k store.Key) ([]store.Key, error) {
+	start := time.Now()
+	ks, err := s.Store.InitKeys(ctx, k)
+	s.observe(opInitKeys, start, err)
+	return ks, err
+}
+
+func (s *instrumented) ListKeys(ctx context.Context) ([]store.Key, error) {
+	start := time.Now()
+	ks, err := s.Store.ListKeys(ctx)
+	s.observe(opListKeys, start, err)
+	return ks, err
+}
+
+func (s *instrumented) AddKey(ctx context.Context, k store.Key) error {
+	start := time.Now()
+	err := s.Store.AddKey(ctx, k)
+	s.observe(opAddKey, start, err)
+	return err
+}
+
+func (s *instrumented) AddNextKey(ctx context.Context, k store.Key, now time.Time) ([]store.Key, error) {
+	start := time.Now()
+	ks, err := s.Store.AddNextKey(ctx, k, now)
+	s.observe(opAddNextKey, start, err)
+	return ks, err
+}
+
+func (s *instrumented) DeleteKey(ctx context.Context, id string) error {
+	start := time.Now()
+	err := s.Store.DeleteKey(ctx, id)
+	s.observe(opDeleteKey, start, err)
+	return err
+}
+
+func (s *instrumented) Ping(ctx context.Context) error {
+	start := time.Now()
+	err := s.Store.Ping(ctx)
+	s.observe(opPing, start, err)
+	return err
+}

@@ -1,0 +1,171 @@
+// Package request carries what the issuer knows about the HTTP request it is
+// serving beyond what net/http says: its request id and the address of the
+// client behind trusted reverse proxies. The server puts both in the request
+// context; handlers read them from there, and the slog.Handler of this package
+// adds the request id to every log line written with that context.
+//
+// The client address comes from X-Forwarded-For only when the direct peer is
+// a trusted proxy, and is then the rightmost address of the header that is not
+// itself a trusted proxy: the leftmost entries are whatever the client chose
+// to send, and only the hops appended by our own proxies can be believed.
+package request
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+type ctxKey int
+
+const (
+	idKey ctxKey = iota
+	addrKey
+)
+
+// WithID returns ctx carrying the request id id.
+func WithID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, idKey, id)
+}
+
+// ID returns the request id carried by ctx, or "".
+func ID(ctx context.Context) string {
+	id, _ := ctx.Value(idKey).(string)
+	return id
+}
+
+// WithClientAddr returns ctx carrying the client address a.
+func WithClientAddr(ctx context.Context, a netip.Addr) context.Context {
+	return context.WithValue(ctx, addrKey, a)
+}
+
+// ClientAddr returns the client address of r: the one the server put in its
+// context, or else the address of the direct peer. It is the zero Addr when
+// neither is known.
+func ClientAddr(r *http.Request) netip.Addr {
+	if a, ok := r.Context().Value(addrKey).(netip.Addr); ok && a.IsValid() {
+		return a
+	}
+	return PeerAddr(r)
+}
+
+// PeerAddr returns the address of the direct peer of r (its RemoteAddr), or
+// the zero Addr when RemoteAddr is not an IP address.
+func PeerAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap().WithZone("")
+}
+
+// MaxIDLen is the longest incoming X-Request-Id accepted.
+const MaxIDLen = 128
+
+// NewID returns a new random request id: 32 hexadecimal digits.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error
+	return hex.EncodeToString(b[:])
+}
+
+// ValidID reports whether id is acceptable as a request id from a proxy:
+// 1 to MaxIDLen characters among letters, digits and - _ . : / + = @, so that
+// it cannot forge log lines, headers or label values.
+func ValidID(id string) bool {
+	if id == "" || len(id) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-_.:/+=@", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Proxies are the networks of the trusted reverse proxies in front of the
+// issuer. The zero value trusts nobody.
+type Proxies []netip.Prefix
+
+// Trusts reports whether a is in one of the networks.
+func (p Proxies) Trusts(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	a = a.Unmap()
+	for _, n := range p {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientAddr returns the address of the client of r: the direct peer, unless
+// the peer is a trusted proxy, in which case it is the rightmost address of
+// X-Forwarded-For (every such header, in order) that is not a trusted proxy.
+// When every address in the header is trusted, it is the leftmost one; when
+// an entry does not parse, the walk stops and the last trusted hop before it
+// is the client. trusted reports whether the direct peer is a trusted proxy.
+func (p Proxies) ClientAddr(r *http.Request) (client netip.Addr, trusted bool) {
+	peer := PeerAddr(r)
+	if !p.Trusts(peer) {
+		return peer, false
+	}
+	hops := forwardedFor(r.Header.Values("X-Forwarded-For"))
+	client = peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, ok := parseHop(hops[i])
+		if !ok {
+			break
+		}
+		client = a
+		if !p.Trusts(a) {
+			break
+		}
+	}
+	return client, true
+}
+
+// forwardedFor splits X-Forwarded-For header values into their entries.
+func forwardedFor(values []string) []string {
+	var hops []string
+	for _, v := range values {
+		for h := range strings.SplitSeq(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				hops = append(hops, h)
+			}
+		}
+	}
+	return hops
+}
+
+// parseHop parses one X-Forwarded-For entry: an IPv4 or IPv6 address,
+// optionally with a port (1.2.3.4:5, [::1]:5) or in brackets.
+func parseHop(h string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Unmap().WithZone(""), true
+	}
+	if ap, err := netip.ParseAddrPort(h); err == nil {
+		return ap.Addr().Unmap().WithZone(""), true
+	}
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		if a, err := netip.ParseAddr(h[1 : len(h)-1]); err == nil {
+			return a.Unmap().WithZone(""), true
+		}
+	}
+	return netip.Addr{}, false
+}
