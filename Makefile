@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test deps check unit fuzz bench clean
+.PHONY: run build test deps check unit fuzz bench load clean demo demo-down deploy-test
 
 run:
 	$(GO) run ./cmd/issuer serve
@@ -37,5 +37,34 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# load runs the load harness (bench/load): the issuer against the baseline
+# server of bench/baseline, interleaved, medians of 3 runs; BENCHMARKS.md
+# explains the figures. Override with e.g. LOAD_FLAGS="-scenario cc -redis".
+LOAD_FLAGS ?= -scenario all -store embedded,redis -runs 3
+load:
+	$(GO) run ./bench/load $(LOAD_FLAGS)
+
 clean:
 	rm -rf bin
+
+# demo starts deploy/compose.yaml: two issuers behind Nginx on Redis (AOF)
+# and the example resource API, at https://localhost:8443 and
+# http://localhost:8090. Needs Docker with compose v2 and openssl.
+COMPOSE := docker compose -f deploy/compose.yaml --env-file deploy/.env
+
+demo:
+	./deploy/demo-setup.sh
+	$(COMPOSE) up --build --wait
+	@echo "issuer: https://localhost:8443  (curl --cacert deploy/tls/issuer.crt ...)"
+	@echo "API:    http://localhost:8090/v1/items"
+	@echo "admin:  $(COMPOSE) exec issuer-1 issuer clients create --url http://localhost:8080 --name demo --scope 'read write' --audience https://api.example.com"
+	@echo "stop:   make demo-down"
+
+demo-down:
+	$(COMPOSE) down
+
+# deploy-test runs the deployment checks alone: the Dockerfile lint and
+# build stage, the manifests, and the issuer behind a real Nginx (part of
+# make test too).
+deploy-test:
+	$(GO) test -race -count=1 ./internal/deploytest

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh machine: staticcheck (Go
-# module proxy), redis-server and redis-cli (Debian), Node.js and the npm
-# packages of the interop check.
+# module proxy), redis-server and redis-cli (Debian), nginx (Debian), Node.js
+# and the npm packages of the interop check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +26,14 @@ fi
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
   echo "test-deps: installing redis-server (the Redis tests run a real one)"
   apt_install redis-server redis-tools
+fi
+
+# The deployment test (internal/deploytest) runs the built issuer behind a
+# real Nginx with deploy/nginx/issuer.conf. Debian's policy-rc.d keeps apt
+# from starting the packaged service; the test starts its own nginx.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  echo "test-deps: installing nginx (the deployment test runs a real one)"
+  apt_install nginx
 fi
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -121,7 +121,7 @@ func testSchedule(t *testing.T, ti *testIssuer) {
 		}
 		now := ti.clock.Now()
 		body, hdr := ti.jwksRaw(t)
-		if got, want := hdr.Get("Cache-Control"), "public, max-age=300"; got != want {
+		if got, want := hdr.Get("Cache-Control"), "public, max-age=300, s-maxage=150"; got != want {
 			t.Fatalf("JWKS Cache-Control = %q, want %q (jwks_max_age)", got, want)
 		}
 		keys, err := verify.ParseJWKS(body)
@@ -342,8 +342,8 @@ func TestHS256EndToEnd(t *testing.T) {
 // TestJWKSMaxAge: the JWKS Cache-Control max-age is jwks_max_age.
 func TestJWKSMaxAge(t *testing.T) {
 	ti := startIssuer(t, func(c *config.Config) { c.JWKSMaxAge = 7 * time.Minute })
-	if _, hdr := ti.jwksRaw(t); hdr.Get("Cache-Control") != "public, max-age=420" {
-		t.Errorf("Cache-Control = %q, want public, max-age=420", hdr.Get("Cache-Control"))
+	if _, hdr := ti.jwksRaw(t); hdr.Get("Cache-Control") != "public, max-age=420, s-maxage=210" {
+		t.Errorf("Cache-Control = %q, want public, max-age=420, s-maxage=210", hdr.Get("Cache-Control"))
 	}
 }
 

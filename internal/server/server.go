@@ -299,7 +299,13 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 func serveCached(w http.ResponseWriter, r *http.Request, body []byte, tag string, maxAge time.Duration) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge.Seconds())))
+	// A shared cache (Nginx) may hand out a copy at the end of its own
+	// lifetime without an Age header, and its client then keeps it for
+	// max-age again; s-maxage = max-age/2 keeps that sum (1.5 x max-age)
+	// inside the 2 x max-age for which a next key is published before it
+	// signs.
+	secs := int(maxAge.Seconds())
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(secs)+", s-maxage="+strconv.Itoa(secs/2))
 	h.Set("ETag", tag)
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, tag) {
 		w.WriteHeader(http.StatusNotModified)
