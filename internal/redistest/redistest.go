@@ -77,7 +77,7 @@ type Server struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	done <-chan struct{} // closed when cmd has exited
 }
 
 // Start starts a redis-server on a free loopback port with its files in a
@@ -189,26 +189,10 @@ func (s *Server) launch() error {
 	args = append(args, s.extra...)
 	args = append(args, s.config.args...)
 
-	logFile, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	cmd, done, err := startLogged(s.bin, s.dir, s.logPath(), args)
 	if err != nil {
 		return err
 	}
-	defer logFile.Close() // the child has its own descriptor
-	fmt.Fprintf(logFile, "--- redistest: %s %s\n", s.bin, strings.Join(args, " "))
-
-	cmd := exec.Command(s.bin, args...)
-	cmd.Dir = s.dir
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
 	s.cmd, s.done = cmd, done
 
 	if err := waitReady(s.Addr(), s.config.password, done); err != nil {
@@ -335,4 +319,31 @@ func roundTrip(conn net.Conn, r *bufio.Reader, args ...string) (string, error) {
 	default:
 		return "", fmt.Errorf("unsupported reply %q", line)
 	}
+}
+
+// startLogged starts bin with args in dir, its output appended to logPath
+// (after a line naming the command), killed with the test binary; done is
+// closed when it exits.
+func startLogged(bin, dir, logPath string, args []string) (*exec.Cmd, <-chan struct{}, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer logFile.Close() // the child has its own descriptor
+	fmt.Fprintf(logFile, "--- redistest: %s %s\n", bin, strings.Join(args, " "))
+
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	return cmd, done, nil
 }

@@ -30,7 +30,7 @@ type Sentinel struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	done <-chan struct{} // closed when cmd has exited
 }
 
 // StartSentinel starts a Redis Sentinel on a free loopback port that
@@ -144,26 +144,10 @@ func (s *Sentinel) launch() error {
 	}
 	args = append(args, s.config.args...)
 
-	logFile, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	cmd, done, err := startLogged(s.bin, s.dir, s.logPath(), args)
 	if err != nil {
 		return err
 	}
-	defer logFile.Close() // the child has its own descriptor
-	fmt.Fprintf(logFile, "--- redistest: %s %s\n", s.bin, strings.Join(args, " "))
-
-	cmd := exec.Command(s.bin, args...)
-	cmd.Dir = s.dir
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
 	s.cmd, s.done = cmd, done
 
 	if err := s.waitMaster(done); err != nil {

@@ -111,12 +111,7 @@ func connect(ctx context.Context, urls []string) (goredis.UniversalClient, error
 	if err != nil {
 		return nil, parseError(urls[0], err)
 	}
-	opt.DialTimeout = orDefault(opt.DialTimeout, dialTimeout)
-	opt.ReadTimeout = orDefault(opt.ReadTimeout, readTimeout)
-	opt.WriteTimeout = orDefault(opt.WriteTimeout, writeTimeout)
-	opt.PoolTimeout = orDefault(opt.PoolTimeout, poolTimeout)
-	opt.MaxRetries = orDefault(opt.MaxRetries, maxRetries)
-	opt.DialerRetries = orDefault(opt.DialerRetries, dialerRetries)
+	failFast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.PoolTimeout, &opt.MaxRetries, &opt.DialerRetries)
 	c := goredis.NewClient(opt)
 	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()
@@ -148,12 +143,7 @@ func connectCluster(ctx context.Context, urls []string) (goredis.UniversalClient
 		}
 		opt.Addrs = append(opt.Addrs, o.Addrs...)
 	}
-	opt.DialTimeout = orDefault(opt.DialTimeout, dialTimeout)
-	opt.ReadTimeout = orDefault(opt.ReadTimeout, readTimeout)
-	opt.WriteTimeout = orDefault(opt.WriteTimeout, writeTimeout)
-	opt.PoolTimeout = orDefault(opt.PoolTimeout, poolTimeout)
-	opt.MaxRetries = orDefault(opt.MaxRetries, maxRetries)
-	opt.DialerRetries = orDefault(opt.DialerRetries, dialerRetries)
+	failFast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.PoolTimeout, &opt.MaxRetries, &opt.DialerRetries)
 	c := goredis.NewClusterClient(opt)
 	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()
@@ -185,12 +175,7 @@ func connectSentinel(ctx context.Context, master string, urls []string) (goredis
 		opt.SentinelAddrs = append(opt.SentinelAddrs, o.SentinelAddrs...)
 	}
 	opt.MasterName = master
-	opt.DialTimeout = orDefault(opt.DialTimeout, dialTimeout)
-	opt.ReadTimeout = orDefault(opt.ReadTimeout, readTimeout)
-	opt.WriteTimeout = orDefault(opt.WriteTimeout, writeTimeout)
-	opt.PoolTimeout = orDefault(opt.PoolTimeout, poolTimeout)
-	opt.MaxRetries = orDefault(opt.MaxRetries, maxRetries)
-	opt.DialerRetries = orDefault(opt.DialerRetries, dialerRetries)
+	failFast(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout, &opt.PoolTimeout, &opt.MaxRetries, &opt.DialerRetries)
 	c := goredis.NewFailoverClient(opt)
 	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()
@@ -328,6 +313,17 @@ func masterName(entry any) string {
 		}
 	}
 	return ""
+}
+
+// failFast sets the fail-fast timeouts and retries that the URL left
+// unset; every kind of client (single, cluster, sentinel) gets the same.
+func failFast(dial, read, write, pool *time.Duration, retries, dialerRetriesOpt *int) {
+	*dial = orDefault(*dial, dialTimeout)
+	*read = orDefault(*read, readTimeout)
+	*write = orDefault(*write, writeTimeout)
+	*pool = orDefault(*pool, poolTimeout)
+	*retries = orDefault(*retries, maxRetries)
+	*dialerRetriesOpt = orDefault(*dialerRetriesOpt, dialerRetries)
 }
 
 func orDefault[T comparable](v, def T) T {
