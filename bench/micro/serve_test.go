@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/issuer-oauth/issuer/internal/metrics"
+	"github.com/issuer-oauth/issuer/internal/request"
 	"github.com/issuer-oauth/issuer/internal/server"
 )
 
@@ -34,16 +36,18 @@ func etag(b []byte) string {
 	return `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
 }
 
-// newIssuer is the issuer's handler with the given log level: Info logs
-// every request as the issuer does by default, Warn turns the request log
-// off.
+// newIssuer is the issuer's handler as cmd/issuer wires it (request-id
+// log handler, Prometheus metrics) with the given log level: at Info, the
+// default, the request lines of the public documents are not written (they
+// are debug lines); Debug writes them.
 func newIssuer(b *testing.B, level slog.Level) http.Handler {
 	b.Helper()
 	nop := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 	h, err := server.New(server.Config{
 		Issuer: issuer, Token: nop, Introspect: nop, Revoke: nop, Admin: nop,
 		Keys: staticKeys{etag(jwks)}, Store: okStore{},
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: level})),
+		Logger:  slog.New(request.NewLogHandler(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: level}))),
+		Metrics: metrics.New("bench"),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -88,14 +92,14 @@ func serve(b *testing.B, h http.Handler, path string) {
 // BenchmarkServeJWKS: the issuer's JWKS endpoint against static bytes.
 func BenchmarkServeJWKS(b *testing.B) {
 	b.Run("issuer", func(b *testing.B) { serve(b, newIssuer(b, slog.LevelInfo), server.PathJWKS) })
-	b.Run("issuer-log-off", func(b *testing.B) { serve(b, newIssuer(b, slog.LevelWarn), server.PathJWKS) })
+	b.Run("issuer-debug-log", func(b *testing.B) { serve(b, newIssuer(b, slog.LevelDebug), server.PathJWKS) })
 	b.Run("static", func(b *testing.B) { serve(b, static(server.PathJWKS, jwks, 5*time.Minute), server.PathJWKS) })
 }
 
 // BenchmarkServeMetadata: the RFC 8414 document against static bytes.
 func BenchmarkServeMetadata(b *testing.B) {
 	b.Run("issuer", func(b *testing.B) { serve(b, newIssuer(b, slog.LevelInfo), server.PathMetadata) })
-	b.Run("issuer-log-off", func(b *testing.B) { serve(b, newIssuer(b, slog.LevelWarn), server.PathMetadata) })
+	b.Run("issuer-debug-log", func(b *testing.B) { serve(b, newIssuer(b, slog.LevelDebug), server.PathMetadata) })
 	h := newIssuer(b, slog.LevelWarn)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, server.PathMetadata, nil))

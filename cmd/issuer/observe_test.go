@@ -363,3 +363,49 @@ func TestTrustedProxies(t *testing.T) {
 		}
 	})
 }
+
+// TestRequestLogLevels: probes, scrapes and successful fetches of the public
+// documents are request lines at debug level; everything else, and every
+// failure, at info.
+func TestRequestLogLevels(t *testing.T) {
+	ti := startIssuer(t)
+	resp, _ := ti.send(t, "GET", "/.well-known/jwks.json", nil, nil)
+	etag := resp.Header.Get("ETag")
+	for _, tc := range []struct {
+		method, path string
+		header       map[string]string
+		status       int
+		level        string
+	}{
+		{"GET", "/healthz", nil, 200, "DEBUG"},
+		{"GET", "/readyz", nil, 200, "DEBUG"},
+		{"GET", "/metrics", nil, 200, "DEBUG"},
+		{"GET", "/.well-known/jwks.json", nil, 200, "DEBUG"},
+		{"GET", "/.well-known/jwks.json", map[string]string{"If-None-Match": etag}, 304, "DEBUG"},
+		{"GET", "/.well-known/oauth-authorization-server", nil, 200, "DEBUG"},
+		{"POST", "/.well-known/jwks.json", nil, 405, "INFO"},
+		{"GET", "/.well-known/nothing-here", nil, 404, "INFO"},
+		{"POST", "/oauth2/token", nil, 400, "INFO"},
+	} {
+		resp, _ := ti.send(t, tc.method, tc.path, nil, tc.header)
+		if resp.StatusCode != tc.status {
+			t.Fatalf("%s %s: %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
+		}
+		lines := logLines(t, ti, "request_id", resp.Header.Get("X-Request-Id"))
+		if len(lines) == 0 {
+			t.Fatalf("%s %s: no log line with its request id", tc.method, tc.path)
+		}
+		var found bool
+		for _, l := range lines {
+			if l["msg"] == "request" {
+				found = true
+				if l["level"] != tc.level {
+					t.Errorf("%s %s (%d): request line at %v, want %s", tc.method, tc.path, tc.status, l["level"], tc.level)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s %s: no request line in %v", tc.method, tc.path, lines)
+		}
+	}
+}

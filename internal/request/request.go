@@ -18,37 +18,66 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 )
 
-type ctxKey int
+type ctxKey struct{}
 
-const (
-	idKey ctxKey = iota
-	addrKey
-)
+// reqContext carries the request id and the client address in one context
+// value: one allocation per request instead of one per value.
+type reqContext struct {
+	context.Context
+	id   string
+	addr netip.Addr
+}
 
-// WithID returns ctx carrying the request id id.
+func (c *reqContext) Value(key any) any {
+	if key == (ctxKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+func fromContext(ctx context.Context) *reqContext {
+	c, _ := ctx.Value(ctxKey{}).(*reqContext)
+	return c
+}
+
+// With returns ctx carrying the request id id and the client address a.
+func With(ctx context.Context, id string, a netip.Addr) context.Context {
+	return &reqContext{Context: ctx, id: id, addr: a}
+}
+
+// WithID returns ctx carrying the request id id (and the client address ctx
+// already carries, if any).
 func WithID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, idKey, id)
+	var a netip.Addr
+	if c := fromContext(ctx); c != nil {
+		a = c.addr
+	}
+	return With(ctx, id, a)
 }
 
 // ID returns the request id carried by ctx, or "".
 func ID(ctx context.Context) string {
-	id, _ := ctx.Value(idKey).(string)
-	return id
+	if c := fromContext(ctx); c != nil {
+		return c.id
+	}
+	return ""
 }
 
-// WithClientAddr returns ctx carrying the client address a.
+// WithClientAddr returns ctx carrying the client address a (and the request
+// id ctx already carries, if any).
 func WithClientAddr(ctx context.Context, a netip.Addr) context.Context {
-	return context.WithValue(ctx, addrKey, a)
+	return With(ctx, ID(ctx), a)
 }
 
 // ClientAddr returns the client address of r: the one the server put in its
 // context, or else the address of the direct peer. It is the zero Addr when
 // neither is known.
 func ClientAddr(r *http.Request) netip.Addr {
-	if a, ok := r.Context().Value(addrKey).(netip.Addr); ok && a.IsValid() {
-		return a
+	if c := fromContext(r.Context()); c != nil && c.addr.IsValid() {
+		return c.addr
 	}
 	return PeerAddr(r)
 }
@@ -70,11 +99,32 @@ func PeerAddr(r *http.Request) netip.Addr {
 // MaxIDLen is the longest incoming X-Request-Id accepted.
 const MaxIDLen = 128
 
-// NewID returns a new random request id: 32 hexadecimal digits.
-func NewID() string {
-	var b [16]byte
+// idPrefix is the first half of every request id of this process: 64
+// random bits, so that ids of different processes (instances, restarts) do
+// not collide.
+var idPrefix = func() [16]byte {
+	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error
-	return hex.EncodeToString(b[:])
+	var h [16]byte
+	hex.Encode(h[:], b[:])
+	return h
+}()
+
+var idCounter atomic.Uint64
+
+// NewID returns a new request id: 32 hexadecimal digits, the process's
+// random prefix and a counter. Ids are unique, not secret: a counter costs
+// far less per request than 128 bits from crypto/rand.
+func NewID() string {
+	var b [32]byte
+	copy(b[:16], idPrefix[:])
+	n := idCounter.Add(1)
+	const digits = "0123456789abcdef"
+	for i := 31; i >= 16; i-- {
+		b[i] = digits[n&0xf]
+		n >>= 4
+	}
+	return string(b[:])
 }
 
 // ValidID reports whether id is acceptable as a request id from a proxy:

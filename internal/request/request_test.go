@@ -148,3 +148,14 @@ func TestLogHandlerConformance(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestNewIDUnique(t *testing.T) {
+	seen := make(map[string]bool)
+	for range 10000 {
+		id := NewID()
+		if seen[id] || len(id) != 32 || !ValidID(id) || strings.Trim(id, "0123456789abcdef") != "" {
+			t.Fatalf("NewID gave %q (seen before: %v)", id, seen[id])
+		}
+		seen[id] = true
+	}
+}

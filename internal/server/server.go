@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/issuer-oauth/issuer/internal/request"
@@ -85,8 +86,8 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	mux      *http.ServeMux
-	metadata []byte
-	metaETag string
+	metaDoc  *document
+	jwksDoc  atomic.Pointer[document] // the last JWK Set served
 	draining chan struct{}
 	proxies  request.Proxies
 }
@@ -98,18 +99,18 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.metadata, s.metaETag = md, etag(md)
+	s.metaDoc = newDocument(md, etag(md), time.Hour)
 
 	s.mux.Handle(PathToken, cfg.Token)
 	s.mux.Handle(PathIntrospect, cfg.Introspect)
 	s.mux.Handle(PathRevoke, cfg.Revoke)
-	s.mux.HandleFunc("GET "+PathMetadata, s.serveMetadata)
+	s.handleGET(PathMetadata, s.serveMetadata)
 	// RFC 8414 §3.1: an issuer with a path (https://host/auth) has its
 	// metadata at /.well-known/oauth-authorization-server/auth on the host.
 	if u, err := url.Parse(cfg.Issuer); err == nil && strings.Trim(u.Path, "/") != "" {
-		s.mux.HandleFunc("GET "+PathMetadata+"/"+strings.Trim(u.Path, "/"), s.serveMetadata)
+		s.handleGET(PathMetadata+"/"+strings.Trim(u.Path, "/"), s.serveMetadata)
 	}
-	s.mux.HandleFunc("GET "+PathJWKS, s.serveJWKS)
+	s.handleGET(PathJWKS, s.serveJWKS)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})
@@ -129,6 +130,29 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// handleGET routes GET (and HEAD) of path to h, and other methods to a 405
+// that names the allowed ones: without it the catch-all would answer 404.
+func (s *Server) handleGET(path string, h http.HandlerFunc) {
+	s.mux.HandleFunc("GET "+path, h)
+	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		fmt.Fprintf(w, `{"error":"invalid_request","error_description":"method %s not allowed; use GET"}`+"\n", methodName(r.Method))
+	})
+}
+
+// methodName returns m when it is a standard method, else "other": the
+// method is client input and goes into a JSON string.
+func methodName(m string) string {
+	switch m {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
+		http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
 // ServeHTTP serves a request. It gives the request an id — the
 // X-Request-Id of a trusted proxy when it sends a sane one, a new random one
 // otherwise — echoed in the X-Request-Id response header, and a client
@@ -142,17 +166,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !viaProxy || !request.ValidID(id) {
 		id = request.NewID()
 	}
-	ctx := request.WithClientAddr(request.WithID(r.Context(), id), client)
+	ctx := request.With(r.Context(), id, client)
 	r = r.WithContext(ctx)
 
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	// Header keys are written in canonical form and fixed values shared:
+	// Header.Set would canonicalise and allocate on every request.
 	h := rec.Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Request-Id", id)
+	h["X-Content-Type-Options"] = nosniff
+	h["X-Request-Id"] = []string{id}
 	if s.isDraining() {
 		// Shutting down: the client opens its next connection elsewhere
 		// instead of reusing this one.
-		h.Set("Connection", "close")
+		h["Connection"] = connClose
 	}
 	s.mux.ServeHTTP(rec, r)
 	d := time.Since(start)
@@ -162,7 +188,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.ObserveRequest(endpoint, r.Method, rec.status, d)
 	}
 	level := slog.LevelInfo
-	if quiet[endpoint] && rec.status < 400 {
+	if rec.status < 400 && (quiet[endpoint] || strings.HasPrefix(endpoint, PathMetadata+"/")) {
 		level = slog.LevelDebug // probes and scrapes would drown the log
 	}
 	// The query string is not logged: it may carry credentials.
@@ -177,9 +203,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	)
 }
 
+// Shared header values; net/http never modifies them, and a handler that
+// adds to one gets a new slice (their capacity is their length).
+var (
+	nosniff   = []string{"nosniff"}
+	connClose = []string{"close"}
+	jsonType  = []string{"application/json"}
+)
+
 // quiet are the endpoints whose successful requests are logged at debug
-// level.
-var quiet = map[string]bool{"/healthz": true, "/readyz": true, PathMetrics: true}
+// level: probes, scrapes, and the two public documents, which every
+// resource API fetches anonymously and a flood of which would cost more in
+// log lines than in serving them. Their failures are logged at info.
+var quiet = map[string]bool{"/healthz": true, "/readyz": true, PathMetrics: true, PathJWKS: true, PathMetadata: true}
 
 // endpointOf returns the path of the route pattern p ("GET /healthz" gives
 // /healthz), or "other" for no route or the catch-all: a bounded set of
@@ -286,33 +322,58 @@ func (s *Server) buildMetadata() ([]byte, error) {
 }
 
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
-	serveCached(w, r, s.metadata, s.metaETag, time.Hour)
+	s.metaDoc.serve(w, r)
 }
 
 func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	body, tag, maxAge := s.cfg.Keys.JWKS()
-	serveCached(w, r, body, tag, maxAge)
+	d := s.jwksDoc.Load()
+	if d == nil || d.etag[0] != tag || len(d.body) != len(body) || d.maxAge != maxAge {
+		// The keys changed (or this is the first request): prepare the
+		// headers of the new set once. The ETag is a hash of the body.
+		d = newDocument(body, tag, maxAge)
+		s.jwksDoc.Store(d)
+	}
+	d.serve(w, r)
 }
 
-// serveCached serves a public JSON document with Cache-Control, ETag and
-// conditional GET (304 on a matching If-None-Match).
-func serveCached(w http.ResponseWriter, r *http.Request, body []byte, tag string, maxAge time.Duration) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
+// document is a public JSON document (the metadata, the JWK Set) with its
+// response headers computed once.
+type document struct {
+	body                              []byte
+	maxAge                            time.Duration
+	etag, cacheControl, contentLength []string
+}
+
+func newDocument(body []byte, tag string, maxAge time.Duration) *document {
 	// A shared cache (Nginx) may hand out a copy at the end of its own
 	// lifetime without an Age header, and its client then keeps it for
 	// max-age again; s-maxage = max-age/2 keeps that sum (1.5 x max-age)
 	// inside the 2 x max-age for which a next key is published before it
 	// signs.
 	secs := int(maxAge.Seconds())
-	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(secs)+", s-maxage="+strconv.Itoa(secs/2))
-	h.Set("ETag", tag)
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, tag) {
+	return &document{
+		body:          body,
+		maxAge:        maxAge,
+		etag:          []string{tag},
+		cacheControl:  []string{"public, max-age=" + strconv.Itoa(secs) + ", s-maxage=" + strconv.Itoa(secs/2)},
+		contentLength: []string{strconv.Itoa(len(body))},
+	}
+}
+
+// serve writes the document with Cache-Control, ETag and conditional GET
+// (304 on a matching If-None-Match).
+func (d *document) serve(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h["Content-Type"] = jsonType
+	h["Cache-Control"] = d.cacheControl
+	h["Etag"] = d.etag
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, d.etag[0]) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	_, _ = w.Write(body)
+	h["Content-Length"] = d.contentLength
+	_, _ = w.Write(d.body)
 }
 
 // etagMatch implements the weak comparison of If-None-Match (RFC 9110 §13.1.2).
