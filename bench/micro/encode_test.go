@@ -47,7 +47,7 @@ func jwtToken(now time.Time) *jwt.Token {
 // header encoded once.
 func appendSigningInput(dst []byte, hdr string, now time.Time) []byte {
 	claims := make([]byte, 0, 256)
-	claims = append(claims, `{"iss":"`+issuer+`","sub":"`+benchClient+`","aud":"https://api.example.com","exp":`...)
+	claims = append(claims, `{"iss":"`+issuer+`","sub":"`+benchClient+`","aud":["https://api.example.com"],"exp":`...)
 	claims = strconv.AppendInt(claims, now.Add(5*time.Minute).Unix(), 10)
 	claims = append(claims, `,"iat":`...)
 	claims = strconv.AppendInt(claims, now.Unix(), 10)

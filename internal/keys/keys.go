@@ -187,8 +187,15 @@ type Keys struct {
 	st      Store
 	cfg     Config
 	aead    cipher.AEAD
-	refresh jwt.SigningMethod
+	refresh *jws // HS256 under Config.RefreshKey, typ rt+jwt
 	now     func() time.Time
+	// refreshParser and accessParser are built once: a jwt.Parser is safe
+	// for concurrent use (ParseWithClaims only reads it; its one write, a
+	// missing validator filled in, never happens to a parser made by
+	// jwt.NewParser; checked in jwt/v5 v5.3.1). Their time function is
+	// k.now, so an injected clock keeps working.
+	refreshParser *jwt.Parser
+	accessParser  *jwt.Parser
 
 	// opMu serializes the operations that read the store (or the
 	// directory) and replace the state, so that a slow one cannot put
@@ -228,6 +235,7 @@ type signer struct {
 	method jwt.SigningMethod
 	priv   any
 	pub    any
+	access *jws // signs access tokens: the key's header, typ at+jwt
 }
 
 func (s *signer) symmetric() bool { return s.method == jwt.SigningMethodHS256 }
@@ -268,7 +276,10 @@ func New(ctx context.Context, st Store, cfg Config) (*Keys, error) {
 		cfg.AccessTTL = 5 * time.Minute
 	}
 	cfg.RotationPeriod = max(cfg.RotationPeriod, 0)
-	k := &Keys{st: st, cfg: cfg, aead: aead, refresh: jwt.SigningMethodHS256, now: cfg.Now}
+	cfg.RefreshKey = slices.Clone(cfg.RefreshKey) // signs and verifies; the caller's slice may change
+	k := &Keys{st: st, cfg: cfg, aead: aead, now: cfg.Now}
+	k.refresh = newJWS(jwt.SigningMethodHS256, cfg.RefreshKey, "", TypeRefresh)
+	k.refreshParser, k.accessParser = k.newRefreshParser(), k.newAccessParser()
 
 	if cfg.Dir != "" {
 		k.files = newFileSet(cfg.Dir)
@@ -539,6 +550,7 @@ func newSigner(method jwt.SigningMethod, priv any) (*signer, error) {
 		return nil, err
 	}
 	s.kid = kid
+	s.access = newJWS(method, priv, kid, TypeAccess)
 	return s, nil
 }
 

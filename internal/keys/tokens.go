@@ -36,10 +36,8 @@ const MaxClockSkew = time.Minute
 func (k *Keys) SignAccess(c AccessClaims) (string, error) {
 	s := k.current()
 	c.Issuer = k.cfg.Issuer
-	t := jwt.NewWithClaims(s.method, c)
-	t.Header["typ"] = TypeAccess
-	t.Header["kid"] = s.kid
-	out, err := t.SignedString(s.priv)
+	var claims [512]byte
+	out, err := s.access.sign(appendAccessClaims(claims[:0], &c))
 	if err != nil {
 		return "", fmt.Errorf("keys: sign access token: %w", err)
 	}
@@ -50,9 +48,8 @@ func (k *Keys) SignAccess(c AccessClaims) (string, error) {
 func (k *Keys) SignRefresh(c RefreshClaims) (string, error) {
 	c.Issuer = k.cfg.Issuer
 	c.Audience = jwt.ClaimStrings{k.cfg.Issuer}
-	t := jwt.NewWithClaims(k.refresh, c)
-	t.Header["typ"] = TypeRefresh
-	out, err := t.SignedString(k.cfg.RefreshKey)
+	var claims [512]byte
+	out, err := k.refresh.sign(appendRefreshClaims(claims[:0], &c))
 	if err != nil {
 		return "", fmt.Errorf("keys: sign refresh token: %w", err)
 	}
@@ -63,18 +60,27 @@ func (k *Keys) SignRefresh(c RefreshClaims) (string, error) {
 // claims. The algorithm is pinned to HS256, and typ, iss, aud, exp, jti,
 // fid and client_id are all required. Every failure wraps ErrInvalidToken.
 func (k *Keys) ParseRefresh(token string) (RefreshClaims, error) {
-	var c RefreshClaims
-	if len(token) > MaxTokenLen {
-		return c, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenLen)
-	}
-	p := jwt.NewParser(
-		jwt.WithValidMethods([]string{k.refresh.Alg()}),
+	return k.parseRefresh(k.refreshParser, token)
+}
+
+// newRefreshParser returns the parser of refresh tokens: HS256 only, iss
+// and aud the issuer, exp required, strict base64url, the time k.now.
+func (k *Keys) newRefreshParser() *jwt.Parser {
+	return jwt.NewParser(
+		jwt.WithValidMethods([]string{k.refresh.method.Alg()}),
 		jwt.WithIssuer(k.cfg.Issuer),
 		jwt.WithAudience(k.cfg.Issuer),
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(k.now),
 		jwt.WithStrictDecoding(),
 	)
+}
+
+func (k *Keys) parseRefresh(p *jwt.Parser, token string) (RefreshClaims, error) {
+	var c RefreshClaims
+	if len(token) > MaxTokenLen {
+		return c, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenLen)
+	}
 	_, err := p.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		if typ, _ := t.Header["typ"].(string); typ != TypeRefresh {
 			return nil, fmt.Errorf("typ %q is not %q", typ, TypeRefresh)
@@ -110,18 +116,29 @@ func (k *Keys) ParseRefresh(token string) (RefreshClaims, error) {
 // public verify package. A revoked key's tokens fail at once. Every
 // failure wraps ErrInvalidToken.
 func (k *Keys) ParseAccess(token string) (AccessClaims, error) {
+	return k.parseAccess(k.accessParser, token)
+}
+
+// newAccessParser returns the parser of access tokens: iss the issuer, exp
+// required, strict base64url, the time k.now. The key function pins the
+// algorithm to the key's.
+func (k *Keys) newAccessParser() *jwt.Parser {
+	return jwt.NewParser(
+		jwt.WithIssuer(k.cfg.Issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(k.now),
+		jwt.WithStrictDecoding(),
+	)
+}
+
+func (k *Keys) parseAccess(p *jwt.Parser, token string) (AccessClaims, error) {
 	var c AccessClaims
 	if len(token) > MaxTokenLen {
 		return c, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenLen)
 	}
 	byKid := k.loaded().byKid
 	var method jwt.SigningMethod
-	_, err := jwt.NewParser(
-		jwt.WithIssuer(k.cfg.Issuer),
-		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(k.now),
-		jwt.WithStrictDecoding(),
-	).ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+	_, err := p.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		if typ, _ := t.Header["typ"].(string); typ != TypeAccess {
 			return nil, fmt.Errorf("typ %q is not %q", typ, TypeAccess)
 		}

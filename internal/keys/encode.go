@@ -1,0 +1,275 @@
+package keys
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"hash"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// jws signs compact JWS (RFC 7515 §7.1) with one key under one JOSE header.
+// The header is encoded once, when the key is loaded; the claims are
+// appended by hand (appendAccessClaims, appendRefreshClaims) to the bytes
+// that jwt/v5 would marshal with encoding/json, without its reflection and
+// its header map. encode_test.go checks that the tokens are the same.
+type jws struct {
+	header string // the base64url header segment
+	method jwt.SigningMethod
+	key    any // what method.Sign takes: a crypto.Signer, or the HS256 secret
+	// macs pools *macState keyed with the secret, for HS256 only: the
+	// HMAC is computed here, as jwt.SigningMethodHS256.Sign does, without
+	// keying a new one for every token.
+	macs *sync.Pool
+}
+
+// macState is an HMAC-SHA-256 keyed with one secret and the buffers of
+// one token.
+type macState struct {
+	mac hash.Hash
+	buf []byte // the token
+	sum []byte
+}
+
+// maxPooledBuf is the largest token buffer put back in a pool: a token
+// with a huge claim must not pin its buffer.
+const maxPooledBuf = 16 << 10
+
+// newJWS returns the signer of method and key whose header holds alg, kid
+// (when not empty) and typ, in the order of encoding/json's sorted map keys,
+// as jwt/v5 wrote it.
+func newJWS(method jwt.SigningMethod, key any, kid, typ string) *jws {
+	h := append([]byte(nil), `{"alg":`...)
+	h = appendJSONString(h, method.Alg())
+	if kid != "" {
+		h = append(h, `,"kid":`...)
+		h = appendJSONString(h, kid)
+	}
+	h = append(h, `,"typ":`...)
+	h = appendJSONString(h, typ)
+	h = append(h, '}')
+	j := &jws{header: b64.EncodeToString(h), method: method, key: key}
+	if secret, ok := key.([]byte); ok && method == jwt.SigningMethodHS256 {
+		j.macs = &sync.Pool{New: func() any {
+			return &macState{mac: hmac.New(sha256.New, secret)}
+		}}
+	}
+	return j
+}
+
+// sign returns the compact JWS of the claims JSON.
+func (j *jws) sign(claims []byte) (string, error) {
+	if j.macs != nil {
+		st := j.macs.Get().(*macState)
+		st.buf = j.appendSigningInput(st.buf[:0], claims)
+		st.mac.Reset()
+		st.mac.Write(st.buf)
+		st.sum = st.mac.Sum(st.sum[:0])
+		st.buf = append(st.buf, '.')
+		st.buf = b64.AppendEncode(st.buf, st.sum)
+		out := string(st.buf)
+		if cap(st.buf) <= maxPooledBuf {
+			j.macs.Put(st)
+		}
+		return out, nil
+	}
+	var scratch [1024]byte
+	buf := j.appendSigningInput(scratch[:0], claims)
+	// The method's Sign, so that the signature format (ECDSA r || s of
+	// fixed size, PSS salt length) stays jwt/v5's.
+	sig, err := j.method.Sign(string(buf), j.key)
+	if err != nil {
+		return "", err
+	}
+	buf = append(buf, '.')
+	buf = b64.AppendEncode(buf, sig)
+	return string(buf), nil
+}
+
+func (j *jws) appendSigningInput(dst, claims []byte) []byte {
+	dst = append(dst, j.header...)
+	dst = append(dst, '.')
+	return b64.AppendEncode(dst, claims)
+}
+
+// appendAccessClaims appends c as encoding/json marshals it.
+func appendAccessClaims(dst []byte, c *AccessClaims) []byte {
+	dst = append(dst, '{')
+	dst = appendRegisteredClaims(dst, &c.RegisteredClaims)
+	dst = appendName(dst, "client_id")
+	dst = appendJSONString(dst, c.ClientID)
+	if c.Scope != "" {
+		dst = appendName(dst, "scope")
+		dst = appendJSONString(dst, c.Scope)
+	}
+	return append(dst, '}')
+}
+
+// appendRefreshClaims appends c as encoding/json marshals it.
+func appendRefreshClaims(dst []byte, c *RefreshClaims) []byte {
+	dst = append(dst, '{')
+	dst = appendRegisteredClaims(dst, &c.RegisteredClaims)
+	dst = appendName(dst, "client_id")
+	dst = appendJSONString(dst, c.ClientID)
+	dst = appendName(dst, "fid")
+	dst = appendJSONString(dst, c.FamilyID)
+	if c.Scope != "" {
+		dst = appendName(dst, "scope")
+		dst = appendJSONString(dst, c.Scope)
+	}
+	if len(c.Resource) > 0 {
+		dst = appendName(dst, "resource")
+		dst = appendJSONStrings(dst, c.Resource)
+	}
+	return append(dst, '}')
+}
+
+// appendRegisteredClaims appends the members of c, every one omitempty, in
+// the order of its fields, to an object that dst has opened.
+func appendRegisteredClaims(dst []byte, c *jwt.RegisteredClaims) []byte {
+	if c.Issuer != "" {
+		dst = appendName(dst, "iss")
+		dst = appendJSONString(dst, c.Issuer)
+	}
+	if c.Subject != "" {
+		dst = appendName(dst, "sub")
+		dst = appendJSONString(dst, c.Subject)
+	}
+	if len(c.Audience) > 0 {
+		dst = appendName(dst, "aud")
+		// As jwt.ClaimStrings.MarshalJSON: an array, even of one
+		// audience, unless the package variable says otherwise.
+		if len(c.Audience) == 1 && !jwt.MarshalSingleStringAsArray {
+			dst = appendJSONString(dst, c.Audience[0])
+		} else {
+			dst = appendJSONStrings(dst, c.Audience)
+		}
+	}
+	if c.ExpiresAt != nil {
+		dst = appendName(dst, "exp")
+		dst = appendNumericDate(dst, c.ExpiresAt)
+	}
+	if c.NotBefore != nil {
+		dst = appendName(dst, "nbf")
+		dst = appendNumericDate(dst, c.NotBefore)
+	}
+	if c.IssuedAt != nil {
+		dst = appendName(dst, "iat")
+		dst = appendNumericDate(dst, c.IssuedAt)
+	}
+	if c.ID != "" {
+		dst = appendName(dst, "jti")
+		dst = appendJSONString(dst, c.ID)
+	}
+	return dst
+}
+
+// appendName appends the member name (which needs no escaping) and its
+// colon, after a comma unless it is the object's first member.
+func appendName(dst []byte, name string) []byte {
+	if dst[len(dst)-1] != '{' {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, '"')
+	dst = append(dst, name...)
+	return append(dst, '"', ':')
+}
+
+// appendNumericDate appends d as jwt.NumericDate.MarshalJSON does: the
+// seconds, with a fraction only when jwt.TimePrecision is finer than a
+// second (it is a second unless a program changes it).
+func appendNumericDate(dst []byte, d *jwt.NumericDate) []byte {
+	p := jwt.TimePrecision
+	t := d.Truncate(p)
+	dst = strconv.AppendInt(dst, t.Unix(), 10)
+	if p >= time.Second {
+		return dst // MarshalJSON's fraction is "0" or "1", of which it keeps nothing
+	}
+	prec := int(math.Log10(float64(time.Second) / float64(p)))
+	var frac [32]byte
+	f := strconv.AppendFloat(frac[:0], float64(t.Nanosecond())/float64(time.Second), 'f', prec, 64)
+	return append(dst, f[1:]...)
+}
+
+// appendJSONStrings appends ss as a JSON array of strings.
+func appendJSONStrings(dst []byte, ss []string) []byte {
+	dst = append(dst, '[')
+	for i, s := range ss {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, s)
+	}
+	return append(dst, ']')
+}
+
+// jsonSafe holds true for the ASCII bytes that encoding/json writes as they
+// are (with its default HTML escaping): not the control characters, '"',
+// '\\', '<', '>' or '&'.
+var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
+	for b := range safe {
+		safe[b] = b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
+	}
+	return safe
+}()
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string, byte for byte as
+// encoding/json marshals it: '"' and '\\' escaped with a backslash, the
+// control characters as \b, \f, \n, \r, \t or \u00XX, '<', '>' and '&' as
+// \u003c, \u003e and \u0026, U+2028 and U+2029 as \u2028 and \u2029, and
+// every byte that is not part of valid UTF-8 as \ufffd.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if jsonSafe[b] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
