@@ -23,6 +23,8 @@ type observability struct {
 	proxies []netip.Prefix
 	// store is the store the components use: st with metrics.
 	store store.Store
+	// counter is the limiter's Redis counter, nil when it counts in memory.
+	counter *ratelimit.Redis
 }
 
 // redisBacked is a store on Redis (redisstore.Store).
@@ -35,23 +37,30 @@ type redisBacked interface {
 // the counts), in memory otherwise.
 func newObservability(cfg config.Config, st store.Store, log *slog.Logger, now func() time.Time) *observability {
 	m := metrics.New(versionString())
+	o := &observability{metrics: m, proxies: cfg.TrustedProxyNets(), store: m.Store(st)}
 	var counter ratelimit.Counter = ratelimit.NewMemory(now, 0)
 	if rs, ok := st.(redisBacked); ok {
-		counter = ratelimit.NewRedis(rs.Client(), "")
+		o.counter = ratelimit.NewRedis(rs.Client(), "", ratelimit.WithLogger(log))
+		counter = o.counter
 	}
-	return &observability{
-		metrics: m,
-		limiter: ratelimit.New(counter, ratelimit.Config{
-			Window:          cfg.AuthFailureWindow,
-			AddressFailures: cfg.AuthFailuresPerAddress,
-			ClientFailures:  cfg.AuthFailuresPerClient,
-			QuotaPerMinute:  cfg.TokenQuotaPerMinute,
-			OnLimited:       m.Limited,
-			Logger:          log,
-		}),
-		proxies: cfg.TrustedProxyNets(),
-		store:   m.Store(st),
+	o.limiter = ratelimit.New(counter, ratelimit.Config{
+		Window:          cfg.AuthFailureWindow,
+		AddressFailures: cfg.AuthFailuresPerAddress,
+		ClientFailures:  cfg.AuthFailuresPerClient,
+		QuotaPerMinute:  cfg.TokenQuotaPerMinute,
+		OnLimited:       m.Limited,
+		Logger:          log,
+	})
+	return o
+}
+
+// Close stops the limiter's subscription to Redis, if any; call it before
+// closing the store, which owns the Redis client.
+func (o *observability) Close() error {
+	if o.counter == nil {
+		return nil
 	}
+	return o.counter.Close()
 }
 
 // watchKeys exports the ages of k's signing keys.

@@ -74,6 +74,7 @@ type app struct {
 	store     store.Store
 	keys      *keys.Keys
 	storeName string
+	obs       *observability
 	stop      context.CancelFunc // ends the background work
 	done      chan struct{}
 }
@@ -82,6 +83,7 @@ type app struct {
 func (a *app) Close() error {
 	a.stop()
 	<-a.done
+	a.obs.Close()
 	return a.store.Close()
 }
 
@@ -137,6 +139,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func()
 		Now:            now,
 	})
 	if err != nil {
+		obs.Close()
 		st.Close()
 		return nil, err
 	}
@@ -169,12 +172,13 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func()
 		TrustedProxies: obs.proxies,
 	})
 	if err != nil {
+		obs.Close()
 		st.Close()
 		return nil, err
 	}
 	obs.watchKeys(k, now)
 	bg, stop := context.WithCancel(context.Background())
-	a := &app{handler: h, store: st, keys: k, storeName: "embedded", stop: stop, done: make(chan struct{})}
+	a := &app{handler: h, store: st, keys: k, storeName: "embedded", obs: obs, stop: stop, done: make(chan struct{})}
 	if cfg.RedisURL != "" {
 		a.storeName = "redis"
 	}

@@ -2,12 +2,8 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 )
 
 // Counter is a set of fixed-window counters: a counter starts at its first
@@ -105,60 +101,4 @@ func (m *Memory) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.windows)
-}
-
-// Redis is a Counter kept in Redis, shared by every issuer instance on it.
-// Each Add is one Lua script on one key (so it works on Redis Cluster), and
-// windows are Redis key expiries, so the instances' clocks do not matter.
-type Redis struct {
-	client goredis.UniversalClient
-	prefix string
-}
-
-var _ Counter = (*Redis)(nil)
-
-// DefaultRedisPrefix starts the name of every counter key in Redis.
-const DefaultRedisPrefix = "issuer:ratelimit:"
-
-// NewRedis returns a counter set on client whose keys start with prefix
-// (DefaultRedisPrefix when empty). The caller keeps owning client.
-func NewRedis(client goredis.UniversalClient, prefix string) *Redis {
-	if prefix == "" {
-		prefix = DefaultRedisPrefix
-	}
-	return &Redis{client: client, prefix: prefix}
-}
-
-// addScript adds ARGV[1] to the counter KEYS[1], giving a new counter a
-// time to live of ARGV[2] milliseconds, and returns {count, ttl in ms}.
-// With ARGV[1] 0 it only reads. A counter somehow left without a time to
-// live gets one, so that no counter can block forever.
-var addScript = goredis.NewScript(`
-local n = tonumber(ARGV[1])
-local count
-if n == 0 then
-  count = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if count == 0 then return {0, 0} end
-else
-  count = redis.call('INCRBY', KEYS[1], n)
-end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  ttl = tonumber(ARGV[2])
-end
-return {count, ttl}
-`)
-
-// Add implements Counter.
-func (c *Redis) Add(ctx context.Context, key string, n int64, d time.Duration) (int64, time.Duration, error) {
-	ms := max(d.Milliseconds(), 1)
-	res, err := addScript.Run(ctx, c.client, []string{c.prefix + key}, max(n, 0), ms).Int64Slice()
-	if err != nil {
-		return 0, 0, fmt.Errorf("ratelimit: redis: %w", err)
-	}
-	if len(res) != 2 {
-		return 0, 0, errors.New("ratelimit: redis: unexpected script reply")
-	}
-	return res[0], time.Duration(res[1]) * time.Millisecond, nil
 }

@@ -1,30 +1,3 @@
-// Package ratelimit limits abuse of the client-authenticated endpoints
-// (token, introspection, revocation): failed client authentications per
-// source address and per client id, and token requests per client (a quota).
-//
-// The rules, chosen so that an attacker cannot lock a legitimate client out:
-//
-//   - Source address (strict). Once an address (an IPv4 address, or the /64
-//     of an IPv6 address) has failed AddressFailures times in its window,
-//     every client authentication from it is refused until the window ends,
-//     without checking the credentials — the right secret included.
-//   - Client id (looser). Once a client id has failed ClientFailures times in
-//     its window, it is under attack: requests for it from an address that
-//     has failed in its own window are refused without checking the
-//     credentials, but an address with no failures is still checked, so the
-//     legitimate client, which does not fail, keeps working.
-//   - A successful authentication resets nothing: it would let an attacker who
-//     also holds one valid client clear its own record.
-//   - Requests refused by a limit are not counted as failures: the windows end
-//     on time whatever the attacker keeps sending.
-//   - Quota. A client may make QuotaPerMinute token requests per minute;
-//     the next ones are refused until the minute, counted from its first
-//     request, ends.
-//
-// Counters are fixed windows (see Counter) kept in memory for one instance,
-// or in Redis, where every instance shares them. When the counters cannot be
-// reached the limiter lets requests through (fails open) and logs it: the
-// store the requests need is then usually unreachable as well.
 package ratelimit
 
 import (

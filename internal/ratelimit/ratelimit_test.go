@@ -86,6 +86,7 @@ func TestRedisCounter(t *testing.T) {
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { client.Close() })
 	a, b := ratelimit.NewRedis(client, ""), ratelimit.NewRedis(client, "")
+	t.Cleanup(func() { a.Close(); b.Close() })
 
 	if n, _, err := a.Add(ctx, "k", 0, time.Minute); n != 0 || err != nil {
 		t.Fatalf("read of a missing counter = %d, %v", n, err)
