@@ -121,7 +121,8 @@ func New(cfg Config, st Store, signer Signer, hasher *secret.Hasher, log *slog.L
 	return h
 }
 
-// tokenResponse is the RFC 6749 §5.1 success body.
+// tokenResponse is the RFC 6749 §5.1 success body. writeToken writes it as
+// encoding/json would.
 type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
 	TokenType    string `json:"token_type"`
@@ -171,7 +172,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, client.ID, gt, err)
 		return
 	}
-	writeJSON(w, resp)
+	writeToken(w, resp)
 }
 
 // quota counts a token request of the client against its quota, and returns

@@ -8,9 +8,10 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/issuer-oauth/issuer/internal/jsonenc"
 )
 
 // jws signs compact JWS (RFC 7515 §7.1) with one key under one JOSE header.
@@ -45,13 +46,13 @@ const maxPooledBuf = 16 << 10
 // as jwt/v5 wrote it.
 func newJWS(method jwt.SigningMethod, key any, kid, typ string) *jws {
 	h := append([]byte(nil), `{"alg":`...)
-	h = appendJSONString(h, method.Alg())
+	h = jsonenc.AppendString(h, method.Alg())
 	if kid != "" {
 		h = append(h, `,"kid":`...)
-		h = appendJSONString(h, kid)
+		h = jsonenc.AppendString(h, kid)
 	}
 	h = append(h, `,"typ":`...)
-	h = appendJSONString(h, typ)
+	h = jsonenc.AppendString(h, typ)
 	h = append(h, '}')
 	j := &jws{header: b64.EncodeToString(h), method: method, key: key}
 	if secret, ok := key.([]byte); ok && method == jwt.SigningMethodHS256 {
@@ -102,10 +103,10 @@ func appendAccessClaims(dst []byte, c *AccessClaims) []byte {
 	dst = append(dst, '{')
 	dst = appendRegisteredClaims(dst, &c.RegisteredClaims)
 	dst = appendName(dst, "client_id")
-	dst = appendJSONString(dst, c.ClientID)
+	dst = jsonenc.AppendString(dst, c.ClientID)
 	if c.Scope != "" {
 		dst = appendName(dst, "scope")
-		dst = appendJSONString(dst, c.Scope)
+		dst = jsonenc.AppendString(dst, c.Scope)
 	}
 	return append(dst, '}')
 }
@@ -115,16 +116,16 @@ func appendRefreshClaims(dst []byte, c *RefreshClaims) []byte {
 	dst = append(dst, '{')
 	dst = appendRegisteredClaims(dst, &c.RegisteredClaims)
 	dst = appendName(dst, "client_id")
-	dst = appendJSONString(dst, c.ClientID)
+	dst = jsonenc.AppendString(dst, c.ClientID)
 	dst = appendName(dst, "fid")
-	dst = appendJSONString(dst, c.FamilyID)
+	dst = jsonenc.AppendString(dst, c.FamilyID)
 	if c.Scope != "" {
 		dst = appendName(dst, "scope")
-		dst = appendJSONString(dst, c.Scope)
+		dst = jsonenc.AppendString(dst, c.Scope)
 	}
 	if len(c.Resource) > 0 {
 		dst = appendName(dst, "resource")
-		dst = appendJSONStrings(dst, c.Resource)
+		dst = jsonenc.AppendStrings(dst, c.Resource)
 	}
 	return append(dst, '}')
 }
@@ -134,20 +135,20 @@ func appendRefreshClaims(dst []byte, c *RefreshClaims) []byte {
 func appendRegisteredClaims(dst []byte, c *jwt.RegisteredClaims) []byte {
 	if c.Issuer != "" {
 		dst = appendName(dst, "iss")
-		dst = appendJSONString(dst, c.Issuer)
+		dst = jsonenc.AppendString(dst, c.Issuer)
 	}
 	if c.Subject != "" {
 		dst = appendName(dst, "sub")
-		dst = appendJSONString(dst, c.Subject)
+		dst = jsonenc.AppendString(dst, c.Subject)
 	}
 	if len(c.Audience) > 0 {
 		dst = appendName(dst, "aud")
 		// As jwt.ClaimStrings.MarshalJSON: an array, even of one
 		// audience, unless the package variable says otherwise.
 		if len(c.Audience) == 1 && !jwt.MarshalSingleStringAsArray {
-			dst = appendJSONString(dst, c.Audience[0])
+			dst = jsonenc.AppendString(dst, c.Audience[0])
 		} else {
-			dst = appendJSONStrings(dst, c.Audience)
+			dst = jsonenc.AppendStrings(dst, c.Audience)
 		}
 	}
 	if c.ExpiresAt != nil {
@@ -164,7 +165,7 @@ func appendRegisteredClaims(dst []byte, c *jwt.RegisteredClaims) []byte {
 	}
 	if c.ID != "" {
 		dst = appendName(dst, "jti")
-		dst = appendJSONString(dst, c.ID)
+		dst = jsonenc.AppendString(dst, c.ID)
 	}
 	return dst
 }
@@ -194,82 +195,4 @@ func appendNumericDate(dst []byte, d *jwt.NumericDate) []byte {
 	var frac [32]byte
 	f := strconv.AppendFloat(frac[:0], float64(t.Nanosecond())/float64(time.Second), 'f', prec, 64)
 	return append(dst, f[1:]...)
-}
-
-// appendJSONStrings appends ss as a JSON array of strings.
-func appendJSONStrings(dst []byte, ss []string) []byte {
-	dst = append(dst, '[')
-	for i, s := range ss {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendJSONString(dst, s)
-	}
-	return append(dst, ']')
-}
-
-// jsonSafe holds true for the ASCII bytes that encoding/json writes as they
-// are (with its default HTML escaping): not the control characters, '"',
-// '\\', '<', '>' or '&'.
-var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
-	for b := range safe {
-		safe[b] = b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
-	}
-	return safe
-}()
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string, byte for byte as
-// encoding/json marshals it: '"' and '\\' escaped with a backslash, the
-// control characters as \b, \f, \n, \r, \t or \u00XX, '<', '>' and '&' as
-// \u003c, \u003e and \u0026, U+2028 and U+2029 as \u2028 and \u2029, and
-// every byte that is not part of valid UTF-8 as \ufffd.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if jsonSafe[b] {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -64,43 +64,6 @@ var jsonStrings = []string{
 	strings.Repeat("long ", 200),
 }
 
-// marshalString is encoding/json's encoding of s.
-func marshalString(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := json.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func TestAppendJSONString(t *testing.T) {
-	all := jsonStrings
-	for b := range 256 {
-		all = append(all, string([]byte{byte(b)}), "x"+string([]byte{byte(b)})+"y")
-	}
-	for r := range rune(0x3000) {
-		all = append(all, string(r))
-	}
-	for _, s := range all {
-		got, want := appendJSONString([]byte("prefix"), s), append([]byte("prefix"), marshalString(t, s)...)
-		if !bytes.Equal(got, want) {
-			t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want)
-		}
-	}
-}
-
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range jsonStrings {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if got, want := appendJSONString(nil, s), marshalString(t, s); !bytes.Equal(got, want) {
-			t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want)
-		}
-	})
-}
-
 // claimGen makes random claims, rich in the edge cases of JSON encoding.
 type claimGen struct{ r *rand.Rand }
 

@@ -9,8 +9,10 @@
 //
 //	issuer:{clients}        hash: client id → client (JSON)
 //	issuer:{keys}           hash: kid → signing key (JSON, private key encrypted by the keys package)
-//	issuer:fam:{<familyID>} hash: client_id, current, revoked ("0"/"1"),
-//	                        expires_at (Unix ms), scopes, audience (JSON)
+//	issuer:fam:{<familyID>} hash: client_id, current, revoked ("1" once
+//	                        revoked; absent or "0" before), expires_at
+//	                        (Unix ms), scopes, audience (JSON, as
+//	                        json.Marshal writes a []string)
 //	issuer:rev:{<jti>}      string: revoked until (Unix ms)
 //
 // Family and revoked-token keys carry a Redis expiry (PEXPIREAT) at their own

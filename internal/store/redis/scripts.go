@@ -109,15 +109,22 @@ return redis.call('HVALS', KEYS[1])
 `)
 
 // scriptCreateFamily stores a family unless a live one has the id; an
-// expired one is replaced.
+// expired one is replaced. Liveness is decided by expires_at and the store's
+// clock, not by whether the key exists: the key outlives the family when the
+// store's clock is ahead of Redis's. Every writer of a family sets
+// expires_at, so a key without it does not exist and there is nothing to
+// delete: the usual call is three commands, HGET, HSET and PEXPIREAT. A new
+// family has no revoked field; absent means not revoked, as "0" did.
 //
 //	KEYS[1] family hash
 //	ARGV    now, client_id, current, expires_at, scopes, audience
 var scriptCreateFamily = goredis.NewScript(`
 local exp = tonumber(redis.call('HGET', KEYS[1], 'expires_at'))
-if exp and tonumber(ARGV[1]) < exp then return 2 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'client_id', ARGV[2], 'current', ARGV[3], 'revoked', '0',
+if exp then
+	if tonumber(ARGV[1]) < exp then return 2 end
+	redis.call('DEL', KEYS[1])
+end
+redis.call('HSET', KEYS[1], 'client_id', ARGV[2], 'current', ARGV[3],
 	'expires_at', ARGV[4], 'scopes', ARGV[5], 'audience', ARGV[6])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1
