@@ -30,9 +30,14 @@ check:
 unit:
 	$(GO) test -race -count=1 ./...
 
-# A short fuzzing pass over the parsers that meet untrusted input.
+# A short fuzzing pass over the parsers that meet untrusted input, and the
+# hand-written JSON encoders that put client-registered text into tokens
+# and responses (checked against encoding/json).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenRequest$$' -fuzztime 20s ./internal/grant
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 10s ./verify
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime 10s ./internal/jsonenc
+	$(GO) test -run '^$$' -fuzz '^FuzzWriteToken$$' -fuzztime 10s ./internal/grant
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
