@@ -3,9 +3,24 @@
 //
 // Each kind of record (clients, refresh-token families, revoked token ids,
 // signing keys) has its own bucket, keyed by id, with JSON values. Every
-// method is one bbolt transaction, so it is atomic and isolated from every
-// other, as store.Store requires. bbolt allows one writer at a time, which
-// is what serialises concurrent refresh-token rotations.
+// method runs within one bbolt transaction, so it is atomic and isolated from
+// every other, as store.Store requires. bbolt allows one writer at a time,
+// which is what serialises concurrent refresh-token rotations.
+//
+// The writes of token requests (CreateFamily, RotateRefresh, RevokeFamily,
+// RevokeToken) are group-committed: calls that overlap run one after another
+// in one shared transaction, which costs one commit (and its fdatasyncs)
+// instead of one each. A call that finds no commit in progress is committed
+// at once, without waiting for company; calls that arrive during a commit go
+// together into the next. Durability is unchanged: a call returns only once
+// the transaction that holds its change has committed to disk, and if that
+// commit fails, every call in it fails. Once queued, a call waits for its
+// transaction even if its context ends, so that what it returns is what was
+// committed. The other writes, which are rare, have a transaction each.
+//
+// GetClient serves clients from an in-process cache. The cache is coherent
+// because the file is locked by this process (see below), so this Store is
+// the only writer, and its client writes invalidate the cache.
 //
 // Records that expire are treated as absent as soon as the clock (time.Now,
 // or the one given by WithNow) reaches their expiry, and are deleted from the
@@ -56,10 +71,19 @@ var (
 )
 
 // Store is a store.Store kept in a bbolt file. It is safe for concurrent use.
+// Its token-request writes are group-committed, and GetClient is cached, as
+// the package documentation describes.
 type Store struct {
-	db     *bbolt.DB
-	now    func() time.Time
-	logger *slog.Logger
+	db      *bbolt.DB
+	now     func() time.Time
+	logger  *slog.Logger
+	commits *committer // nil when group commit is off (withoutGroupCommit)
+	clients *clientCache
+
+	// Tuning that only tests change.
+	noGroupCommit   bool
+	beforeTx        func(n int)
+	clientCacheSize int
 
 	stopSweeper context.CancelFunc
 	sweeperDone chan struct{}
@@ -92,14 +116,33 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// withoutGroupCommit gives every write a transaction of its own, as before
+// group commit; benchmarks measure against it.
+func withoutGroupCommit() Option {
+	return func(s *Store) { s.noGroupCommit = true }
+}
+
+// withBeforeTx has the committer call f before each transaction, with the
+// number of calls the transaction runs; tests use it to hold the committer.
+func withBeforeTx(f func(n int)) Option {
+	return func(s *Store) { s.beforeTx = f }
+}
+
+// withClientCacheSize sets how many clients GetClient keeps; 0 disables the
+// cache.
+func withClientCacheSize(n int) Option {
+	return func(s *Store) { s.clientCacheSize = n }
+}
+
 // Open opens the store in the bbolt file at path, creating the file (mode
 // 0600) and its missing parent directories (mode 0700) if needed, and starts
 // the sweeper. If another process holds the file, Open fails after about a
 // second. Close the store when done.
 func Open(path string, opts ...Option) (*Store, error) {
 	s := &Store{
-		now:    time.Now,
-		logger: slog.New(slog.DiscardHandler),
+		now:             time.Now,
+		logger:          slog.New(slog.DiscardHandler),
+		clientCacheSize: clientCacheSize,
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -109,6 +152,11 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("bolt: create data dir: %w", err)
 	}
+	// The freelist stays in the file (bbolt's default). NoFreelistSync would
+	// save one page write of the five or so of a commit, but not the two
+	// fdatasyncs that are its cost: it measured 1-3% faster per commit,
+	// less once group commit shares the commit, and it would make every
+	// Open scan the whole file to rebuild the freelist.
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: lockTimeout})
 	if errors.Is(err, bberrors.ErrTimeout) {
 		return nil, fmt.Errorf("bolt: open %s: data dir %s is in use by another issuer process (file still locked after %s): %w",
@@ -122,6 +170,10 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	s.db = db
+	s.clients = newClientCache(s.clientCacheSize)
+	if !s.noGroupCommit {
+		s.commits = newCommitter(db, s.beforeTx)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopSweeper = cancel
@@ -150,11 +202,17 @@ func initBuckets(tx *bbolt.Tx) error {
 	return nil
 }
 
-// Close stops the sweeper and closes the file. Calling it again does nothing.
+// Close stops the sweeper, waits for the writes in progress to commit and
+// closes the file. Calls made after Close fail. Calling it again does
+// nothing.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopSweeper()
 		<-s.sweeperDone
+		if s.commits != nil {
+			s.commits.close()
+		}
+		s.clients.disable()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("bolt: close: %w", err)
 		}
@@ -183,6 +241,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // CreateClient stores a new client; store.ErrExists if the id is taken.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	defer s.clients.invalidate(c.ID)
 	return s.update(ctx, "create client", c.ID, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketClients)
 		if b.Get([]byte(c.ID)) != nil {
@@ -192,8 +251,16 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	})
 }
 
-// GetClient returns a client or store.ErrNotFound.
+// GetClient returns a client or store.ErrNotFound. It serves the clients it
+// has read before from memory; the copy it returns is the caller's.
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Client{}, opError("get client", id, err)
+	}
+	if c, ok := s.clients.get(id); ok {
+		return c, nil
+	}
+	gen := s.clients.generation()
 	var c store.Client
 	err := s.view(ctx, "get client", id, func(tx *bbolt.Tx) error {
 		return get(tx.Bucket(bucketClients), id, &c)
@@ -201,6 +268,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) 
 	if err != nil {
 		return store.Client{}, err
 	}
+	s.clients.add(gen, c)
 	return c, nil
 }
 
@@ -226,6 +294,7 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 
 // UpdateClient replaces an existing client; store.ErrNotFound if there is none.
 func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
+	defer s.clients.invalidate(c.ID)
 	return s.update(ctx, "update client", c.ID, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketClients)
 		if b.Get([]byte(c.ID)) == nil {
@@ -237,6 +306,7 @@ func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
 
 // DeleteClient removes a client; store.ErrNotFound if there is none.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	defer s.clients.invalidate(id)
 	return s.update(ctx, "delete client", id, func(tx *bbolt.Tx) error {
 		return del(tx.Bucket(bucketClients), id)
 	})
@@ -247,17 +317,23 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 // CreateFamily stores a new refresh-token family; store.ErrExists if a live
 // family has the id. An expired one is replaced.
 func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
-	return s.update(ctx, "create family", f.ID, func(tx *bbolt.Tx) error {
+	var refused error // store.ErrExists, carried out so as not to fail the batch
+	err := s.write(ctx, "create family", f.ID, func(tx *bbolt.Tx) error {
+		refused = nil // the committer may run this more than once
 		b := tx.Bucket(bucketFamilies)
-		_, err := s.liveFamily(b, f.ID)
-		switch {
+		switch _, err := s.liveFamily(b, f.ID); {
 		case err == nil:
-			return store.ErrExists
+			refused = store.ErrExists
+			return nil
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
 		return put(b, f.ID, f)
 	})
+	if err == nil && refused != nil {
+		err = opError("create family", f.ID, refused)
+	}
+	return err
 }
 
 // GetFamily returns a live family, revoked or not, or store.ErrNotFound.
@@ -278,34 +354,46 @@ func (s *Store) GetFamily(ctx context.Context, id string) (store.Family, error) 
 // transaction. See store.Store for its errors; on store.ErrReused the
 // revocation of the family is committed.
 func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (store.Family, error) {
+	const op = "rotate refresh token of family"
 	var (
-		f      store.Family
-		failed error // a refusal that still commits, unlike an error returned to Update
+		f store.Family
+		// refused is the call's refusal: store.ErrNotFound, ErrRevoked or
+		// ErrReused. It is carried out instead of returned, so that it does
+		// not fail the batch (replayed tokens cannot make the others run
+		// again) and so that the revocation of ErrReused commits.
+		refused error
 	)
-	err := s.update(ctx, "rotate refresh token of family", r.FamilyID, func(tx *bbolt.Tx) error {
+	err := s.write(ctx, op, r.FamilyID, func(tx *bbolt.Tx) error {
+		f, refused = store.Family{}, nil // the committer may run this more than once
 		b := tx.Bucket(bucketFamilies)
 		var err error
 		f, err = s.liveFamily(b, r.FamilyID)
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			refused = store.ErrNotFound
+			return nil
+		case err != nil:
 			return err
 		}
 		switch {
 		case f.ClientID != r.ClientID:
 			// Another client's family: say nothing about it, change nothing.
-			return store.ErrNotFound
+			refused = store.ErrNotFound
+			return nil
 		case f.Revoked:
-			return store.ErrRevoked
+			refused = store.ErrRevoked
+			return nil
 		case f.Current != r.OldID:
 			f.Revoked = true
-			failed = store.ErrReused
+			refused = store.ErrReused
 		default:
 			f.Current = r.NewID
 			f.ExpiresAt = r.ExpiresAt
 		}
 		return put(b, f.ID, f)
 	})
-	if err == nil && failed != nil {
-		err = fmt.Errorf("bolt: rotate refresh token of family %q: %w", r.FamilyID, failed)
+	if err == nil && refused != nil {
+		err = opError(op, r.FamilyID, refused)
 	}
 	if err != nil {
 		return store.Family{}, err
@@ -316,18 +404,27 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (store.Fami
 // RevokeFamily revokes a live family; store.ErrNotFound if there is none.
 // Revoking a revoked family succeeds.
 func (s *Store) RevokeFamily(ctx context.Context, id string) error {
-	return s.update(ctx, "revoke family", id, func(tx *bbolt.Tx) error {
+	var refused error // store.ErrNotFound, carried out so as not to fail the batch
+	err := s.write(ctx, "revoke family", id, func(tx *bbolt.Tx) error {
+		refused = nil // the committer may run this more than once
 		b := tx.Bucket(bucketFamilies)
 		f, err := s.liveFamily(b, id)
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			refused = store.ErrNotFound
+			return nil
+		case err != nil:
 			return err
-		}
-		if f.Revoked {
+		case f.Revoked:
 			return nil
 		}
 		f.Revoked = true
 		return put(b, id, f)
 	})
+	if err == nil && refused != nil {
+		err = opError("revoke family", id, refused)
+	}
+	return err
 }
 
 // liveFamily reads a family that has not expired, or returns store.ErrNotFound.
@@ -352,7 +449,7 @@ type revocation struct {
 // RevokeToken records that the token id is revoked until the given time. If
 // it is already revoked for longer, the later time is kept.
 func (s *Store) RevokeToken(ctx context.Context, jti string, until time.Time) error {
-	return s.update(ctx, "revoke token", jti, func(tx *bbolt.Tx) error {
+	return s.write(ctx, "revoke token", jti, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketRevoked)
 		var old revocation
 		switch err := get(b, jti, &old); {
@@ -590,6 +687,24 @@ func (s *Store) update(ctx context.Context, op, id string, fn func(*bbolt.Tx) er
 		return opError(op, id, err)
 	}
 	if err := s.db.Update(fn); err != nil {
+		return opError(op, id, err)
+	}
+	return nil
+}
+
+// write runs fn in a group-committed read-write transaction, after checking
+// ctx, and returns once that transaction has committed or failed; see
+// committer for what fn must allow for. Once fn is queued the call no longer
+// heeds ctx: it waits to learn whether its change was committed. Errors are
+// wrapped as "bolt: <op> <id>: ...".
+func (s *Store) write(ctx context.Context, op, id string, fn func(*bbolt.Tx) error) error {
+	if s.commits == nil {
+		return s.update(ctx, op, id, fn)
+	}
+	if err := ctx.Err(); err != nil {
+		return opError(op, id, err)
+	}
+	if err := s.commits.do(fn); err != nil {
 		return opError(op, id, err)
 	}
 	return nil

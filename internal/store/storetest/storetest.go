@@ -624,11 +624,15 @@ func testFamilyExpiry(t *testing.T, open opener) {
 	checkErr(t, "RotateRefresh after expiry", err, store.ErrNotFound)
 	checkErr(t, "RevokeFamily after expiry", e.s.RevokeFamily(e.ctx, f.ID), store.ErrNotFound)
 
-	// An expired family is absent: its id can be used again.
-	again := newFamily("f", e.clock.Now())
-	again.Current = "fresh-jti"
-	createFamily(t, e, again)
-	checkFamily(t, e, again)
+	// An expired family is absent: its id can be used again, and nothing of
+	// the old one (its revocation included) carries over.
+	for _, id := range []string{f.ID, revoked.ID} {
+		again := newFamily(id, e.clock.Now())
+		again.Current = "fresh-jti"
+		again.Scopes, again.Audience = nil, nil
+		createFamily(t, e, again)
+		checkFamily(t, e, again)
+	}
 }
 
 func testFamilyRevoke(t *testing.T, open opener) {
