@@ -83,7 +83,23 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ObserveRequest records one HTTP request to endpoint, a route pattern such
 // as /oauth2/token ("other" when no route matched).
 func (m *Metrics) ObserveRequest(endpoint, method string, code int, d time.Duration) {
-	m.httpDuration.WithLabelValues(endpoint, methodLabel(method), strconv.Itoa(code)).Observe(d.Seconds())
+	m.httpDuration.WithLabelValues(endpoint, methodLabel(method), codeLabel(code)).Observe(d.Seconds())
+}
+
+// codeLabels are the status codes 100-599 as label values, made once:
+// strconv.Itoa would allocate on every request.
+var codeLabels = func() (l [500]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(100 + i)
+	}
+	return l
+}()
+
+func codeLabel(code int) string {
+	if code >= 100 && code < 600 {
+		return codeLabels[code-100]
+	}
+	return strconv.Itoa(code)
 }
 
 // methodLabel keeps the method label to the standard methods: a client may

@@ -169,12 +169,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := request.With(r.Context(), id, client)
 	r = r.WithContext(ctx)
 
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	// The recorder and the request id's header value in one allocation.
+	x := &struct {
+		rec statusRecorder
+		id  [1]string
+	}{rec: statusRecorder{ResponseWriter: w, status: http.StatusOK}, id: [1]string{id}}
+	rec := &x.rec
 	// Header keys are written in canonical form and fixed values shared:
 	// Header.Set would canonicalise and allocate on every request.
 	h := rec.Header()
 	h["X-Content-Type-Options"] = nosniff
-	h["X-Request-Id"] = []string{id}
+	h["X-Request-Id"] = x.id[:]
 	if s.isDraining() {
 		// Shutting down: the client opens its next connection elsewhere
 		// instead of reusing this one.
@@ -190,6 +195,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	level := slog.LevelInfo
 	if rec.status < 400 && (quiet[endpoint] || strings.HasPrefix(endpoint, PathMetadata+"/")) {
 		level = slog.LevelDebug // probes and scrapes would drown the log
+	}
+	if !s.cfg.Logger.Enabled(ctx, level) {
+		return // and spare building the attributes
 	}
 	// The query string is not logged: it may carry credentials.
 	s.cfg.Logger.LogAttrs(ctx, level, "request",
