@@ -591,63 +591,105 @@ func allKeys(b *bbolt.Bucket) ([]store.Key, error) {
 // ---------------------------------------------------------------- sweeping
 
 // Sweep deletes every expired family and revoked token id from the file, in
-// one transaction, and returns how many records it deleted.
+// transactions of at most sweepBatch deletions, and returns how many it
+// deleted. A read-only scan finds the expired records and a short write
+// transaction deletes them (checking each again), so a large sweep neither
+// holds the whole set of dirty pages in memory at once nor stops the token
+// writes for its whole length.
 func (s *Store) Sweep(ctx context.Context) (removed int, err error) {
-	err = s.update(ctx, "sweep", "", func(tx *bbolt.Tx) error {
-		now := s.now()
-		removed = 0
-		n, err := sweepBucket(ctx, tx.Bucket(bucketFamilies), now, func(v []byte) (time.Time, error) {
+	for _, b := range []struct {
+		name   string
+		bucket []byte
+		expiry func(v []byte) (time.Time, error)
+	}{
+		{"families", bucketFamilies, func(v []byte) (time.Time, error) {
 			var f store.Family
 			err := json.Unmarshal(v, &f)
 			return f.ExpiresAt, err
-		})
-		removed += n
-		if err != nil {
-			return fmt.Errorf("families: %w", err)
-		}
-		n, err = sweepBucket(ctx, tx.Bucket(bucketRevoked), now, func(v []byte) (time.Time, error) {
+		}},
+		{"revoked tokens", bucketRevoked, func(v []byte) (time.Time, error) {
 			var r revocation
 			err := json.Unmarshal(v, &r)
 			return r.Until, err
-		})
-		removed += n
-		if err != nil {
-			return fmt.Errorf("revoked tokens: %w", err)
+		}},
+	} {
+		var after []byte // the scan resumes after the last key it read
+		for {
+			now := s.now()
+			var dead [][]byte
+			err := s.view(ctx, "sweep", b.name, func(tx *bbolt.Tx) error {
+				var err error
+				dead, after, err = expiredKeys(ctx, tx.Bucket(b.bucket), after, now, b.expiry)
+				return err
+			})
+			if err != nil {
+				return removed, err
+			}
+			if len(dead) > 0 {
+				var n int
+				err = s.update(ctx, "sweep", b.name, func(tx *bbolt.Tx) error {
+					n = 0
+					bk := tx.Bucket(b.bucket)
+					for _, k := range dead {
+						v := bk.Get(k)
+						if v == nil {
+							continue
+						}
+						if exp, err := b.expiry(v); err != nil || !expired(exp, now) {
+							continue // replaced since the scan
+						}
+						if err := bk.Delete(k); err != nil {
+							return fmt.Errorf("delete %q: %w", k, err)
+						}
+						n++
+					}
+					return nil
+				})
+				removed += n
+				if err != nil {
+					return removed, err
+				}
+			}
+			if after == nil {
+				break
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
 	}
 	return removed, nil
 }
 
-// sweepBucket deletes the records of b that expire before now, reading each
-// record's expiry with expiry.
-func sweepBucket(ctx context.Context, b *bbolt.Bucket, now time.Time, expiry func(v []byte) (time.Time, error)) (int, error) {
-	var dead [][]byte
-	err := b.ForEach(func(k, v []byte) error {
+// sweepBatch is the most records one sweep transaction deletes.
+var sweepBatch = 10_000 // a variable for the tests
+
+// expiredKeys scans b from the key after `after` (from the start when nil)
+// and returns the keys of records that expire before now, at most
+// sweepBatch of them, and the last key it read, or nil when it reached the
+// end of the bucket.
+func expiredKeys(ctx context.Context, b *bbolt.Bucket, after []byte, now time.Time, expiry func(v []byte) (time.Time, error)) (dead [][]byte, last []byte, err error) {
+	c := b.Cursor()
+	k, v := c.First()
+	if after != nil {
+		k, v = c.Seek(after)
+		if k != nil && bytes.Equal(k, after) {
+			k, v = c.Next()
+		}
+	}
+	for ; k != nil; k, v = c.Next() {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, nil, err
 		}
 		exp, err := expiry(v)
 		if err != nil {
-			return fmt.Errorf("decode %q: %w", k, err)
+			return nil, nil, fmt.Errorf("decode %q: %w", k, err)
 		}
 		if expired(exp, now) {
 			dead = append(dead, bytes.Clone(k)) // k is only valid during the transaction
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	for _, k := range dead {
-		if err := b.Delete(k); err != nil {
-			return 0, fmt.Errorf("delete %q: %w", k, err)
+			if len(dead) == sweepBatch {
+				return dead, bytes.Clone(k), nil
+			}
 		}
 	}
-	return len(dead), nil
+	return dead, nil, nil
 }
 
 // sweepLoop runs Sweep every sweepInterval until ctx ends.
