@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/issuer-oauth/issuer/internal/config"
+	"github.com/issuer-oauth/issuer/internal/metrics/metricstest"
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/secret"
 )
@@ -68,10 +69,10 @@ func TestAddressLimit(t *testing.T) {
 	}
 
 	fams, _ := ti.scrape(t)
-	if got, _ := metricValue(fams, "issuer_rate_limited_total", map[string]string{"limit": "address"}); got != 3 {
+	if got, _ := metricstest.Value(fams, "issuer_rate_limited_total", map[string]string{"limit": "address"}); got != 3 {
 		t.Errorf("issuer_rate_limited_total{limit=address} = %v, want 3", got)
 	}
-	if got, _ := metricValue(fams, "issuer_token_requests_total",
+	if got, _ := metricstest.Value(fams, "issuer_token_requests_total",
 		map[string]string{"grant_type": "client_credentials", "outcome": "temporarily_unavailable"}); got != 2 {
 		t.Errorf("token requests refused by the limit = %v, want 2", got)
 	}
@@ -137,7 +138,7 @@ func TestTokenQuota(t *testing.T) {
 	ti.issue(t, id, sec)
 
 	fams, _ := ti.scrape(t)
-	if got, _ := metricValue(fams, "issuer_rate_limited_total", map[string]string{"limit": "quota"}); got != 1 {
+	if got, _ := metricstest.Value(fams, "issuer_rate_limited_total", map[string]string{"limit": "quota"}); got != 1 {
 		t.Errorf("issuer_rate_limited_total{limit=quota} = %v, want 1", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/issuer-oauth/issuer/internal/config"
+	"github.com/issuer-oauth/issuer/internal/metrics/metricstest"
 )
 
 // trustProxies makes an issuer trust the proxies in the comma-separated
@@ -51,36 +52,6 @@ func (t teeReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
 	t.w.Write(p[:n])
 	return n, err
-}
-
-// metricValue returns the value of the series of family name with exactly
-// the given labels (for a histogram, its sample count), and whether it
-// exists.
-func metricValue(fams map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
-next:
-	for _, m := range f.Metric {
-		if len(m.Label) != len(labels) {
-			continue
-		}
-		for _, l := range m.Label {
-			if v, ok := labels[l.GetName()]; !ok || v != l.GetValue() {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
 }
 
 // metricSum adds every series of family name whose labels include want.
@@ -143,7 +114,7 @@ func TestMetrics(t *testing.T) {
 		{"issuer_http_request_duration_seconds", map[string]string{"endpoint": "/.well-known/jwks.json", "method": "GET", "code": "200"}, 1},
 		{"issuer_store_errors_total", map[string]string{"operation": "get_client", "kind": "unavailable"}, 0},
 	} {
-		if got, ok := metricValue(fams, c.name, c.labels); !ok || got != c.want {
+		if got, ok := metricstest.Value(fams, c.name, c.labels); !ok || got != c.want {
 			t.Errorf("%s%v = %v (present: %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
@@ -156,14 +127,14 @@ func TestMetrics(t *testing.T) {
 		{"issuer_store_operation_duration_seconds", map[string]string{"operation": "rotate_refresh"}},
 		{"issuer_store_operation_duration_seconds", map[string]string{"operation": "create_client"}},
 	} {
-		if got, _ := metricValue(fams, c.name, c.labels); got < 1 {
+		if got, _ := metricstest.Value(fams, c.name, c.labels); got < 1 {
 			t.Errorf("%s%v = %v, want at least 1", c.name, c.labels, got)
 		}
 	}
 	if metricSum(fams, "issuer_http_request_duration_seconds", map[string]string{"endpoint": "/admin/clients", "method": "POST", "code": "201"}) < 1 {
 		t.Errorf("no latency observed for the admin API")
 	}
-	if got, ok := metricValue(fams, "issuer_signing_key_current_age_seconds", map[string]string{}); !ok || got < 0 {
+	if got, ok := metricstest.Value(fams, "issuer_signing_key_current_age_seconds", map[string]string{}); !ok || got < 0 {
 		t.Errorf("issuer_signing_key_current_age_seconds = %v (present: %v)", got, ok)
 	}
 	if metricSum(fams, "issuer_signing_key_age_seconds", map[string]string{"state": "current"}) < 0 ||

@@ -183,9 +183,6 @@ func (h *Handler) tokenEndpointClient(w http.ResponseWriter, r *http.Request, wh
 
 // writeJSON writes a 200 JSON response that must not be cached.
 func writeJSON(w http.ResponseWriter, v any) {
-	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("Pragma", "no-cache")
+	noStoreJSON(w)
 	_ = json.NewEncoder(w).Encode(v)
 }

@@ -37,7 +37,7 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client) 
 	if bad, ok := missing(want, famScopes); ok {
 		return nil, errInvalidScope("scope " + quote(bad) + " was not granted to this refresh token")
 	}
-	scopes, oerr := grantScope(form.Get("scope"), intersect(famScopes, c.Scopes))
+	scopes, oerr := grantScopes(want, intersect(famScopes, c.Scopes))
 	if oerr != nil {
 		return nil, oerr
 	}

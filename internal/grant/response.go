@@ -25,8 +25,18 @@ var tokenBuffers = sync.Pool{New: func() any { return new([]byte) }}
 // huge scope does not stay in memory.
 const maxPooledBuffer = 16 << 10
 
+// noStoreJSON sets the headers of every JSON answer of the client
+// endpoints (RFC 6749 §5.1: no caching) and returns the header map.
+func noStoreJSON(w http.ResponseWriter) http.Header {
+	hd := w.Header()
+	hd["Content-Type"] = hdrJSON
+	hd["Cache-Control"] = hdrNoStore
+	hd["Pragma"] = hdrNoCache
+	return hd
+}
+
 // writeToken writes the RFC 6749 §5.1 success response, with the headers of
-// writeJSON and Content-Length. The body is the bytes that
+// noStoreJSON and Content-Length. The body is the bytes that
 // json.NewEncoder(w).Encode(resp) writes, newline included, built without
 // reflection.
 func writeToken(w http.ResponseWriter, resp *tokenResponse) {
@@ -47,10 +57,7 @@ func writeToken(w http.ResponseWriter, resp *tokenResponse) {
 	}
 	b = append(b, "}\n"...)
 
-	hd := w.Header()
-	hd["Content-Type"] = hdrJSON
-	hd["Cache-Control"] = hdrNoStore
-	hd["Pragma"] = hdrNoCache
+	hd := noStoreJSON(w)
 	hd["Content-Length"] = []string{strconv.Itoa(len(b))}
 	_, _ = w.Write(b)
 

@@ -70,6 +70,11 @@ func grantScope(requested string, allowed []string) ([]string, *Error) {
 	if !ok {
 		return nil, errInvalidScope("scope is malformed: scope tokens are printable ASCII without spaces, quotes or backslashes")
 	}
+	return grantScopes(want, allowed)
+}
+
+// grantScopes is grantScope for a scope already parsed.
+func grantScopes(want, allowed []string) ([]string, *Error) {
 	if len(want) == 0 {
 		return allowed, nil
 	}

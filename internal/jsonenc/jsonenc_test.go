@@ -8,28 +8,8 @@ import (
 	"testing"
 
 	"github.com/issuer-oauth/issuer/internal/jsonenc"
+	"github.com/issuer-oauth/issuer/internal/jsonenc/jsonenctest"
 )
-
-// edgeStrings are edge cases of JSON string encoding.
-var edgeStrings = []string{
-	"",
-	"plain ascii",
-	`"quoted" and \backslashed\`,
-	"\x00\x01\x07\x08\x09\x0a\x0b\x0c\x0d\x1b\x1f\x20\x7f",
-	"<script>alert('&amp;')</script>",
-	"line\u2028para\u2029end",
-	"é日本語😀",
-	"\ufffd valid replacement character",
-	"\xff",
-	"a\xffb\xfe",
-	"\xc3",                 // truncated two-byte sequence
-	"\xe6\x97",             // truncated three-byte sequence
-	"\xed\xa0\x80",         // an encoded surrogate
-	"\xc0\xaf",             // overlong '/'
-	"\xf4\x90\x80\x80",     // beyond U+10FFFF
-	"\xe2\x80\xa8\xe2\x80", // U+2028 then a truncated one
-	strings.Repeat("long ", 200),
-}
 
 // marshalString is encoding/json's encoding of s.
 func marshalString(t testing.TB, s string) []byte {
@@ -42,7 +22,7 @@ func marshalString(t testing.TB, s string) []byte {
 }
 
 func TestAppendString(t *testing.T) {
-	all := edgeStrings
+	all := jsonenctest.Strings
 	for b := range 256 {
 		all = append(all, string([]byte{byte(b)}), "x"+string([]byte{byte(b)})+"y")
 	}
@@ -58,7 +38,7 @@ func TestAppendString(t *testing.T) {
 }
 
 func FuzzAppendString(f *testing.F) {
-	for _, s := range edgeStrings {
+	for _, s := range jsonenctest.Strings {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -69,12 +49,12 @@ func FuzzAppendString(f *testing.F) {
 }
 
 func TestAppendStrings(t *testing.T) {
-	lists := [][]string{nil, {}, {""}, {"read"}, {"read", "write"}, edgeStrings}
+	lists := [][]string{nil, {}, {""}, {"read"}, {"read", "write"}, jsonenctest.Strings}
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 500 {
 		l := make([]string, r.IntN(4))
 		for i := range l {
-			l[i] = edgeStrings[r.IntN(len(edgeStrings))]
+			l[i] = jsonenctest.Strings[r.IntN(len(jsonenctest.Strings))]
 		}
 		lists = append(lists, l)
 	}
@@ -90,7 +70,7 @@ func TestAppendStrings(t *testing.T) {
 }
 
 func TestPlain(t *testing.T) {
-	all := append([]string{}, edgeStrings...)
+	all := append([]string{}, jsonenctest.Strings...)
 	for b := range 256 {
 		all = append(all, string([]byte{byte(b)}), "x"+string([]byte{byte(b)})+"y")
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/issuer-oauth/issuer/internal/jsonenc/jsonenctest"
 	"github.com/issuer-oauth/issuer/verify"
 )
 
@@ -43,27 +44,6 @@ func jwtSignRefresh(k *Keys, c RefreshClaims) (string, error) {
 	return t.SignedString(k.cfg.RefreshKey)
 }
 
-// jsonStrings are edge cases of JSON string encoding.
-var jsonStrings = []string{
-	"",
-	"plain ascii",
-	`"quoted" and \backslashed\`,
-	"\x00\x01\x07\x08\x09\x0a\x0b\x0c\x0d\x1b\x1f\x20\x7f",
-	"<script>alert('&amp;')</script>",
-	"line\u2028para\u2029end",
-	"é日本語😀",
-	"\ufffd valid replacement character",
-	"\xff",
-	"a\xffb\xfe",
-	"\xc3",                 // truncated two-byte sequence
-	"\xe6\x97",             // truncated three-byte sequence
-	"\xed\xa0\x80",         // an encoded surrogate
-	"\xc0\xaf",             // overlong '/'
-	"\xf4\x90\x80\x80",     // beyond U+10FFFF
-	"\xe2\x80\xa8\xe2\x80", // U+2028 then a truncated one
-	strings.Repeat("long ", 200),
-}
-
 // claimGen makes random claims, rich in the edge cases of JSON encoding.
 type claimGen struct{ r *rand.Rand }
 
@@ -74,7 +54,7 @@ func (g claimGen) string() string {
 	case 0:
 		return ""
 	case 1:
-		return jsonStrings[g.r.IntN(len(jsonStrings))]
+		return jsonenctest.Strings[g.r.IntN(len(jsonenctest.Strings))]
 	case 2: // random bytes, often invalid UTF-8
 		b := make([]byte, g.r.IntN(20))
 		for i := range b {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/issuer-oauth/issuer/internal/metrics"
+	"github.com/issuer-oauth/issuer/internal/metrics/metricstest"
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/bolt"
 	"github.com/issuer-oauth/issuer/internal/store/storetest"
@@ -33,35 +34,6 @@ func scrape(t *testing.T, m *metrics.Metrics) map[string]*dto.MetricFamily {
 		t.Fatalf("parse metrics: %v", err)
 	}
 	return fams
-}
-
-// value returns the value of the series of family name with exactly the
-// given labels (for a histogram, its sample count), and whether it exists.
-func value(fams map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
-next:
-	for _, m := range f.Metric {
-		if len(m.Label) != len(labels) {
-			continue
-		}
-		for _, l := range m.Label {
-			if v, ok := labels[l.GetName()]; !ok || v != l.GetValue() {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
 }
 
 // TestStoreConformance: the instrumented store passes the store suite, so
@@ -117,7 +89,7 @@ func TestStoreMetrics(t *testing.T) {
 		{"issuer_store_errors_total", map[string]string{"operation": "rotate_refresh", "kind": "unavailable"}, 0},
 		{"issuer_store_operation_duration_seconds", map[string]string{"operation": "ping"}, 0},
 	} {
-		if got, ok := value(fams, c.name, c.labels); !ok || got != c.want {
+		if got, ok := metricstest.Value(fams, c.name, c.labels); !ok || got != c.want {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
@@ -145,7 +117,7 @@ func TestRequestAndTokenMetrics(t *testing.T) {
 		{"issuer_rate_limited_total", map[string]string{"limit": "quota"}, 1},
 		{"issuer_build_info", map[string]string{"version": "v1.2.3"}, 1},
 	} {
-		if got, ok := value(fams, c.name, c.labels); !ok || got != c.want {
+		if got, ok := metricstest.Value(fams, c.name, c.labels); !ok || got != c.want {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
@@ -177,7 +149,7 @@ func TestKeyAges(t *testing.T) {
 		{"issuer_signing_key_age_seconds", map[string]string{"kid": "nxt", "alg": "ES256", "state": "next"}, 3600},
 		{"issuer_signing_key_current_age_seconds", map[string]string{}, 2 * 3600},
 	} {
-		if got, ok := value(fams, c.name, c.labels); !ok || got != c.want {
+		if got, ok := metricstest.Value(fams, c.name, c.labels); !ok || got != c.want {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
