@@ -43,7 +43,7 @@ func etag(b []byte) string {
 func newIssuer(b *testing.B, level slog.Level) http.Handler {
 	b.Helper()
 	nop := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
-	h, err := server.New(server.Config{
+	h, err := server.NewHandler(server.HandlerConfig{
 		Issuer: issuer, Token: nop, Introspect: nop, Revoke: nop, Admin: nop,
 		Keys: staticKeys{etag(jwks)}, Store: okStore{},
 		Logger:  slog.New(request.NewLogHandler(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: level}))),

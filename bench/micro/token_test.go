@@ -55,7 +55,7 @@ func newStack(b *testing.B, st tokenStore, alg string) *stack {
 	hasher := secret.NewHasher(secret.Derive(master, secret.PurposeClientSecrets))
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	tokens := grant.New(grant.Config{Issuer: issuer, AccessTTL: 5 * time.Minute, RefreshTTL: 24 * time.Hour}, st, k, hasher, log)
-	h, err := server.New(server.Config{
+	h, err := server.NewHandler(server.HandlerConfig{
 		Issuer: issuer, Token: tokens, Introspect: http.HandlerFunc(tokens.Introspection),
 		Revoke: http.HandlerFunc(tokens.Revocation), Keys: k, Store: st, Logger: log,
 	})

@@ -3,50 +3,130 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-	josejwt "github.com/go-jose/go-jose/v4/jwt"
-
+	"github.com/issuer-oauth/issuer/internal/adminapi"
 	"github.com/issuer-oauth/issuer/internal/config"
+	"github.com/issuer-oauth/issuer/internal/server"
 )
 
-// adminToken is the admin token of every test issuer.
+// adminToken is the admin token of every test issuer; no output may
+// contain it.
 const adminToken = "test-admin-token-0123456789abcdef0123"
 
-// clock is a test clock that only moves when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
+// testServer is a real issuer (server.New on the embedded store, real keys)
+// behind httptest, for testing the CLI against the real admin API. It
+// records the admin requests it receives.
+type testServer struct {
+	URL string
+	cfg config.Config
+
+	mu       sync.Mutex
+	requests []string          // "METHOD /escaped/path"
+	bodies   map[string][]byte // the last body of each "METHOD /path"
 }
 
-func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
+// startServer starts a test issuer with the admin API on.
+func startServer(t *testing.T, mutate ...func(*config.Config)) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.URL = "http://" + ln.Addr().String()
+	cfg.DataDir = t.TempDir()
+	cfg.AdminToken = adminToken
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	srv, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.DiscardHandler), Version: "test"})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	ts := &testServer{URL: cfg.URL, cfg: cfg, bodies: map[string][]byte{}}
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Method + " " + r.URL.EscapedPath()
+		var body bytes.Buffer
+		if r.Body != nil {
+			body.ReadFrom(r.Body)
+			r.Body.Close()
+		}
+		ts.mu.Lock()
+		ts.requests = append(ts.requests, key)
+		if body.Len() > 0 {
+			ts.bodies[key] = body.Bytes()
+		}
+		ts.mu.Unlock()
+		r.Body = http.NoBody
+		if body.Len() > 0 {
+			r.Body = &readCloser{bytes.NewReader(body.Bytes())}
+		}
+		srv.ServeHTTP(w, r)
+	}))
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close()
+	})
+	return ts
 }
 
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+type readCloser struct{ *bytes.Reader }
+
+func (readCloser) Close() error { return nil }
+
+// log returns the admin requests received so far and forgets them.
+func (ts *testServer) log() []string {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	out := ts.requests
+	ts.requests = nil
+	return out
 }
 
-// syncBuffer collects log output from many goroutines.
+// body returns the last body of "METHOD /path".
+func (ts *testServer) body(key string) []byte {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.bodies[key]
+}
+
+// api is a client of the test server's admin API.
+func (ts *testServer) api() *adminapi.Client {
+	u, _ := url.Parse(ts.URL)
+	return adminapi.NewClient(u, adminToken, nil)
+}
+
+// createClient registers a client through the admin API (not the CLI).
+func (ts *testServer) createClient(t *testing.T, m adminapi.ClientMetadata) adminapi.ClientInfo {
+	t.Helper()
+	if m.Audience == nil {
+		m.Audience = []string{"https://api.example.com"}
+	}
+	c, err := ts.api().CreateClient(t.Context(), m)
+	if err != nil {
+		t.Fatalf("create client: %v", err)
+	}
+	ts.log() // the test looks at the CLI's requests only
+	return c
+}
+
+// env is the environment of a CLI call to ts.
+func (ts *testServer) env() map[string]string {
+	return map[string]string{"ISSUER_URL": ts.URL, "ISSUER_ADMIN_TOKEN": adminToken}
+}
+
+// syncBuffer collects output from many goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -64,184 +144,25 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// testIssuer is a real issuer (newApp, the embedded store, real keys) served
-// by httptest on a loopback port, with ISSUER_URL set to its address.
-type testIssuer struct {
-	// URL is the issuer identifier (ISSUER_URL); base is where this instance
-	// listens. They differ only for instances behind one shared ISSUER_URL.
-	URL   string
-	base  string
-	cfg   config.Config
-	clock *clock
-	logs  *syncBuffer
-	app   *app
-	srv   *httptest.Server
+// eventually polls cond every 10 ms for up to d.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
-func startIssuer(t *testing.T, mutate ...func(*config.Config)) *testIssuer {
+// freeAddr returns a loopback address nobody listens on right now.
+func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.URL = "http://" + ln.Addr().String()
-	cfg.DataDir = t.TempDir()
-	cfg.AdminToken = adminToken
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	ti := &testIssuer{URL: cfg.URL, base: "http://" + ln.Addr().String(), cfg: cfg, clock: newClock(), logs: &syncBuffer{}}
-	log := slog.New(slog.NewJSONHandler(ti.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ti.app, err = newApp(context.Background(), cfg, log, ti.clock.Now)
-	if err != nil {
-		t.Fatalf("newApp: %v", err)
-	}
-	ti.srv = httptest.NewUnstartedServer(ti.app.handler)
-	ti.srv.Listener.Close()
-	ti.srv.Listener = ln
-	ti.srv.Start()
-	t.Cleanup(func() {
-		ti.srv.Close()
-		ti.app.Close()
-	})
-	return ti
-}
-
-// do sends a request and decodes a JSON response body into a map.
-func (ti *testIssuer) do(t *testing.T, req *http.Request) (*http.Response, map[string]any) {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	if len(body) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		if err := json.Unmarshal(body, &m); err != nil {
-			t.Fatalf("%s %s: response is not JSON: %v: %s", req.Method, req.URL, err, body)
-		}
-	}
-	return resp, m
-}
-
-// admin calls the admin API.
-func (ti *testIssuer) admin(t *testing.T, method, path string, body any) (*http.Response, map[string]any) {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, ti.base+path, r)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	req.Header.Set("Content-Type", "application/json")
-	return ti.do(t, req)
-}
-
-// createClient registers a client through the admin API.
-func (ti *testIssuer) createClient(t *testing.T, meta map[string]any) (id, sec string) {
-	t.Helper()
-	if meta["audience"] == nil {
-		meta["audience"] = []string{"https://api.example.com"}
-	}
-	resp, m := ti.admin(t, "POST", "/admin/clients", meta)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create client: status %d: %v", resp.StatusCode, m)
-	}
-	return m["client_id"].(string), m["client_secret"].(string)
-}
-
-// token posts a form to the token endpoint; basic chooses client_secret_basic.
-func (ti *testIssuer) token(t *testing.T, id, sec string, basic bool, form url.Values) (*http.Response, map[string]any) {
-	t.Helper()
-	form = maps.Clone(form)
-	if form == nil {
-		form = url.Values{}
-	}
-	if !basic && id != "" {
-		form.Set("client_id", id)
-		form.Set("client_secret", sec)
-	}
-	req, _ := http.NewRequest("POST", ti.base+"/oauth2/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if basic {
-		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(sec))
-	}
-	return ti.do(t, req)
-}
-
-// metadata fetches the RFC 8414 document.
-func (ti *testIssuer) metadata(t *testing.T) map[string]any {
-	t.Helper()
-	req, _ := http.NewRequest("GET", ti.base+"/.well-known/oauth-authorization-server", nil)
-	resp, m := ti.do(t, req)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("metadata: status %d", resp.StatusCode)
-	}
-	return m
-}
-
-// jwks fetches the key set from the jwks_uri the metadata advertises, parsed
-// by go-jose (a JOSE library nobody here wrote).
-func (ti *testIssuer) jwks(t *testing.T) jose.JSONWebKeySet {
-	t.Helper()
-	resp, err := http.Get(ti.metadata(t)["jwks_uri"].(string))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var set jose.JSONWebKeySet
-	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
-		t.Fatalf("decode JWKS: %v", err)
-	}
-	return set
-}
-
-// accessClaims are the claims the tests read from an access token.
-type accessClaims struct {
-	josejwt.Claims
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope"`
-}
-
-// verifyAccess checks an access token the way an independent resource API
-// would: go-jose, the algorithm pinned to ES256, the key found by kid in the
-// served JWKS, typ at+jwt, iss, aud and exp checked. It fails the test on any
-// mismatch.
-func (ti *testIssuer) verifyAccess(t *testing.T, raw, audience string) accessClaims {
-	t.Helper()
-	c, err := ti.checkAccess(t, raw, audience)
-	if err != nil {
-		t.Fatalf("access token does not verify: %v", err)
-	}
-	return c
-}
-
-func (ti *testIssuer) checkAccess(t *testing.T, raw, audience string) (accessClaims, error) {
-	t.Helper()
-	var c accessClaims
-	tok, err := josejwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
-	if err != nil {
-		return c, err
-	}
-	h := tok.Headers[0]
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != "at+jwt" {
-		return c, fmt.Errorf("typ %q, want at+jwt", typ)
-	}
-	set := ti.jwks(t)
-	keys := set.Key(h.KeyID)
-	if len(keys) != 1 {
-		return c, fmt.Errorf("kid %q: %d keys in the JWKS", h.KeyID, len(keys))
-	}
-	if err := tok.Claims(keys[0].Key, &c); err != nil {
-		return c, err
-	}
-	err = c.Claims.ValidateWithLeeway(josejwt.Expected{
-		Issuer:      ti.URL,
-		AnyAudience: josejwt.Audience{audience},
-		Time:        ti.clock.Now(),
-	}, 0)
-	return c, err
+	defer ln.Close()
+	return ln.Addr().String()
 }

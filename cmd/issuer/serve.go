@@ -10,22 +10,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
-	"github.com/issuer-oauth/issuer/internal/admin"
 	"github.com/issuer-oauth/issuer/internal/config"
-	"github.com/issuer-oauth/issuer/internal/grant"
-	"github.com/issuer-oauth/issuer/internal/keys"
-	"github.com/issuer-oauth/issuer/internal/request"
-	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/server"
-	"github.com/issuer-oauth/issuer/internal/store"
-	"github.com/issuer-oauth/issuer/internal/store/bolt"
-	redisstore "github.com/issuer-oauth/issuer/internal/store/redis"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -45,8 +34,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return 1
 	}
 	log := newLogger(stdout, cfg.LogLevel)
-	goredis.SetLogger(redisLogger{log}) // go-redis logs reconnects through its own global logger
-	if err := serve(ctx, cfg, log, time.Now); err != nil {
+	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("server stopped", "err", err)
 		fmt.Fprintf(stderr, "issuer: %v\n", err)
 		return 1
@@ -60,187 +48,41 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-// redisLogger sends go-redis's own messages (failed dials, reconnects) to
-// the JSON log instead of plain lines on stderr.
-type redisLogger struct{ log *slog.Logger }
-
-func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	r.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
-}
-
-// app is the wired issuer: its HTTP handler and what must be closed.
-type app struct {
-	handler   *server.Server
-	store     store.Store
-	keys      *keys.Keys
-	storeName string
-	obs       *observability
-	stop      context.CancelFunc // ends the background work
-	done      chan struct{}
-}
-
-// Close stops the background work and closes the store.
-func (a *app) Close() error {
-	a.stop()
-	<-a.done
-	a.obs.Close()
-	return a.store.Close()
-}
-
-// keyReloadInterval bounds how long an instance keeps signing with a key
-// that another instance retired, should the store's change signal be lost.
-const keyReloadInterval = 30 * time.Second
-
-// openStore opens the Redis store when ISSUER_REDIS_URL is set and the
-// embedded one otherwise, and returns the master secret. changes tells of
-// key changes made by other instances (nil for the embedded store).
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (st store.Store, master []byte, changes <-chan struct{}, err error) {
-	master = []byte(cfg.Secret)
-	if cfg.RedisURL != "" {
-		rs, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.WithSentinelMaster(cfg.RedisSentinelMaster),
-			redisstore.WithNow(now), redisstore.WithLogger(log))
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("ISSUER_REDIS_URL (redis_url): %w", err)
-		}
-		return rs, master, rs.KeyChanges(), nil
-	}
-	if len(master) == 0 {
-		if master, err = secret.LoadOrCreateMaster(filepath.Join(cfg.DataDir, "issuer.secret")); err != nil {
-			return nil, nil, nil, fmt.Errorf("ISSUER_DATA_DIR (data_dir): %w", err)
-		}
-	}
-	bs, err := bolt.Open(filepath.Join(cfg.DataDir, "issuer.db"), bolt.WithNow(now), bolt.WithLogger(log))
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("ISSUER_DATA_DIR (data_dir): %w", err)
-	}
-	return bs, master, nil, nil
-}
-
-// newApp opens the store, loads the keys and builds the handler; now is the
-// clock of every component (tests inject one).
-func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*app, error) {
-	log = slog.New(request.NewLogHandler(log.Handler())) // request_id on every line of a request
-	st, master, changes, err := openStore(ctx, cfg, log, now)
-	if err != nil {
-		return nil, err
-	}
-	obs := newObservability(cfg, st, log, now)
-	st = obs.store
-	k, err := keys.New(ctx, st, keys.Config{
-		Issuer:         cfg.URL,
-		Alg:            cfg.SigningAlg,
-		RSAKeyBits:     int(cfg.RSAKeyBits),
-		EncryptionKey:  secret.Derive(master, secret.PurposeKeyEncryption),
-		RefreshKey:     secret.Derive(master, secret.PurposeRefreshTokens),
-		JWKSMaxAge:     cfg.JWKSMaxAge,
-		AccessTTL:      cfg.AccessTokenTTL,
-		RotationPeriod: cfg.KeyRotationPeriod,
-		Dir:            cfg.KeysDir,
-		Now:            now,
-	})
-	if err != nil {
-		obs.Close()
-		st.Close()
-		return nil, err
-	}
-	hasher := secret.NewHasher(secret.Derive(master, secret.PurposeClientSecrets))
-	tokens := grant.New(grant.Config{
-		Issuer:       cfg.URL,
-		AccessTTL:    cfg.AccessTokenTTL,
-		RefreshTTL:   cfg.RefreshTokenTTL,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Now:          now,
-		Limiter:      obs.limiter,
-		Metrics:      obs.metrics,
-	}, st, k, hasher, log)
-	var adm http.Handler
-	if cfg.AdminToken != "" {
-		adm = admin.New(admin.Config{Token: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, Now: now}, st, k, hasher, log)
-	}
-	h, err := server.New(server.Config{
-		Issuer:     cfg.URL,
-		SigningAlg: k.Alg(),
-		Token:      tokens,
-		Introspect: http.HandlerFunc(tokens.Introspection),
-		Revoke:     http.HandlerFunc(tokens.Revocation),
-		Admin:      adm,
-		Keys:       k,
-		Store:      st,
-		Logger:     log,
-
-		Metrics:        obs.metrics,
-		TrustedProxies: obs.proxies,
-	})
-	if err != nil {
-		obs.Close()
-		st.Close()
-		return nil, err
-	}
-	obs.watchKeys(k, now)
-	bg, stop := context.WithCancel(context.Background())
-	a := &app{handler: h, store: st, keys: k, storeName: "embedded", obs: obs, stop: stop, done: make(chan struct{})}
-	if cfg.RedisURL != "" {
-		a.storeName = "redis"
-	}
-	hup := make(chan os.Signal, 1) // SIGHUP rereads the keys (keys_dir)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer close(a.done)
-		defer signal.Stop(hup)
-		k.Watch(bg, keyReloadInterval, changes, hup, log)
-	}()
-	return a, nil
-}
-
-// serve runs the server until ctx ends, then shuts down gracefully.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) error {
-	a, err := newApp(ctx, cfg, log, now)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("ISSUER_ADDR (addr): %w", err)
-	}
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("issuer started", "addr", ln.Addr().String(), "issuer", cfg.URL, "version", versionString(),
-		"store", a.storeName, "signing_alg", a.keys.Alg(), "admin_api", cfg.AdminToken != "")
-
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	// Readiness fails first; the listener stays open for the drain delay, so
-	// that load balancers stop sending requests before it closes.
-	log.Info("shutting down", "drain_delay", cfg.ShutdownDrainDelay.String())
-	a.handler.Drain()
-	if cfg.ShutdownDrainDelay > 0 {
-		select {
-		case <-time.After(cfg.ShutdownDrainDelay):
-		case err := <-errc:
-			return err
-		}
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+// serve runs the server until ctx ends. SIGHUP rereads the signing keys
+// (keys_dir).
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	srv, err := server.New(ctx, cfg, server.Options{Logger: log, Version: versionString(), Reload: onSignal(ctx, syscall.SIGHUP)})
+	if err != nil {
+		return err
 	}
-	log.Info("stopped")
-	return nil
+	defer srv.Close()
+	return srv.Run(ctx)
+}
+
+// onSignal returns a channel that receives each time the process gets sig,
+// until ctx ends. A signal that arrives while the last one is still
+// unread is folded into it.
+func onSignal(ctx context.Context, sig os.Signal) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	in := make(chan os.Signal, 1)
+	signal.Notify(in, sig)
+	go func() {
+		defer signal.Stop(in)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-in:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
 }
 
 // runHealthcheck asks the local server's /readyz; exit 0 when ready.

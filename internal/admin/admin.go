@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/issuer-oauth/issuer/internal/adminapi"
 	"github.com/issuer-oauth/issuer/internal/grant"
 	"github.com/issuer-oauth/issuer/internal/keys"
 	"github.com/issuer-oauth/issuer/internal/secret"
@@ -115,33 +116,12 @@ func (h *Handler) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(sum[:], h.tokenHash[:]) == 1
 }
 
-// Metadata is the client metadata of RFC 7591 §2 that the issuer supports.
-type Metadata struct {
-	ClientName              string   `json:"client_name"`
-	GrantTypes              []string `json:"grant_types"`
-	Scope                   string   `json:"scope"`
-	Audience                []string `json:"audience"`
-	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
-	// IntrospectAll (extension) lets the client introspect every token, not
-	// only its own: for resource servers that introspect.
-	IntrospectAll bool `json:"introspect_all"`
-}
-
-// ClientResponse is the RFC 7591 §3.2.1 client information response.
-type ClientResponse struct {
-	ClientID              string `json:"client_id"`
-	ClientSecret          string `json:"client_secret,omitempty"`
-	ClientIDIssuedAt      int64  `json:"client_id_issued_at"`
-	ClientSecretExpiresAt int64  `json:"client_secret_expires_at"`
-	Metadata
-}
-
-func response(c store.Client, sec string) ClientResponse {
-	return ClientResponse{
+func response(c store.Client, sec string) adminapi.ClientInfo {
+	return adminapi.ClientInfo{
 		ClientID:         c.ID,
 		ClientSecret:     sec,
 		ClientIDIssuedAt: c.CreatedAt.Unix(),
-		Metadata: Metadata{
+		ClientMetadata: adminapi.ClientMetadata{
 			ClientName:              c.Name,
 			GrantTypes:              c.GrantTypes,
 			Scope:                   strings.Join(c.Scopes, " "),
@@ -153,7 +133,7 @@ func response(c store.Client, sec string) ClientResponse {
 }
 
 // validate checks m and fills in defaults; the error text is for the admin.
-func (m *Metadata) validate() error {
+func validate(m *adminapi.ClientMetadata) error {
 	var problems []string
 	if len(m.ClientName) > 200 {
 		problems = append(problems, "client_name is longer than 200 characters")
@@ -235,9 +215,7 @@ func (h *Handler) listClients(w http.ResponseWriter, r *http.Request) {
 		h.storeError(w, r, err)
 		return
 	}
-	out := struct {
-		Clients []ClientResponse `json:"clients"`
-	}{Clients: []ClientResponse{}}
+	out := adminapi.ClientList{Clients: []adminapi.ClientInfo{}}
 	for _, c := range cs {
 		out.Clients = append(out.Clients, response(c, ""))
 	}
@@ -305,22 +283,24 @@ func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, struct {
-		Keys []keys.KeyInfo `json:"keys"`
-	}{h.keys.List()})
+	infos := h.keys.List()
+	out := adminapi.KeyList{Keys: make([]adminapi.Key, len(infos))}
+	for i, k := range infos {
+		out.Keys[i] = wireKey(k)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
-// RotateRequest is the optional body of POST /admin/keys/rotate.
-type RotateRequest struct {
-	// NotBefore, when set, schedules the new key to start signing then
-	// (at least the publish lead from now) instead of at once.
-	NotBefore *time.Time `json:"not_before"`
+// wireKey is k in the admin API's wire format.
+func wireKey(k keys.KeyInfo) adminapi.Key {
+	return adminapi.Key{KID: k.ID, Alg: k.Alg, State: k.State, CreatedAt: k.CreatedAt, NotBefore: k.NotBefore,
+		RetiresAt: k.RetiresAt, RemovedAt: k.RemovedAt, File: k.File}
 }
 
 // rotateKey is the emergency rotation (the new key signs at once), or with
 // a not_before a scheduled one.
 func (h *Handler) rotateKey(w http.ResponseWriter, r *http.Request) {
-	var req RotateRequest
+	var req adminapi.RotateKeyRequest
 	body, ok := h.readBody(w, r)
 	if !ok {
 		return
@@ -349,16 +329,7 @@ func (h *Handler) rotateKey(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.log.InfoContext(r.Context(), "signing key rotated", "kid", k.ID)
 	}
-	writeJSON(w, http.StatusCreated, k)
-}
-
-// RevokeResponse is the answer of DELETE /admin/keys/{kid}.
-type RevokeResponse struct {
-	// Revoked is the key removed, as it was.
-	Revoked keys.KeyInfo `json:"revoked"`
-	// Current is the key that signs now: a new one when the current key
-	// was revoked.
-	Current keys.KeyInfo `json:"current"`
+	writeJSON(w, http.StatusCreated, wireKey(k))
 }
 
 // revokeKey removes a key at once: it leaves the JWKS, and its tokens stop
@@ -370,7 +341,7 @@ func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.WarnContext(r.Context(), "signing key revoked", "kid", revoked.ID, "state", revoked.State, "current_kid", current.ID)
-	writeJSON(w, http.StatusOK, RevokeResponse{Revoked: revoked, Current: current})
+	writeJSON(w, http.StatusOK, adminapi.RevokedKey{Revoked: wireKey(revoked), Current: wireKey(current)})
 }
 
 // keySecret returns an HS256 key as an RFC 7517 "oct" JWK, for the resource
@@ -382,7 +353,7 @@ func (h *Handler) keySecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.InfoContext(r.Context(), "signing key secret read", "kid", sec.Kid)
-	writeJSON(w, http.StatusOK, sec)
+	writeJSON(w, http.StatusOK, adminapi.KeySecret{Kty: sec.Kty, Kid: sec.Kid, Alg: sec.Alg, K: sec.K})
 }
 
 // keyError answers the errors of the key operations.
@@ -420,8 +391,8 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 }
 
 // readMetadata decodes and validates a JSON client-metadata body.
-func (h *Handler) readMetadata(w http.ResponseWriter, r *http.Request) (Metadata, bool) {
-	var m Metadata
+func (h *Handler) readMetadata(w http.ResponseWriter, r *http.Request) (adminapi.ClientMetadata, bool) {
+	var m adminapi.ClientMetadata
 	body, ok := h.readBody(w, r)
 	if !ok {
 		return m, false
@@ -431,7 +402,7 @@ func (h *Handler) readMetadata(w http.ResponseWriter, r *http.Request) (Metadata
 		writeError(w, http.StatusBadRequest, "invalid_client_metadata", "the body must be a JSON object of client metadata: "+err.Error())
 		return m, false
 	}
-	if err := m.validate(); err != nil {
+	if err := validate(&m); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_client_metadata", err.Error())
 		return m, false
 	}
@@ -464,5 +435,5 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, desc string) {
-	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+	writeJSON(w, status, adminapi.ErrorBody{Error: code, ErrorDescription: desc})
 }

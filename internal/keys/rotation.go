@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -257,9 +256,10 @@ func (k *Keys) info(kid string) (KeyInfo, error) {
 // Watch keeps the keys up to date until ctx ends: it runs Maintain every
 // interval (and once at the start), reloads at once whenever changes fires
 // (a store that tells of key changes made by other instances) and whenever
-// reload fires (SIGHUP: with Config.Dir, the files are reread). A failed
+// reload fires (the operator asked for it; with Config.Dir, the files are
+// reread). A failed
 // round keeps the keys it had and is logged.
-func (k *Keys) Watch(ctx context.Context, interval time.Duration, changes <-chan struct{}, reload <-chan os.Signal, log *slog.Logger) {
+func (k *Keys) Watch(ctx context.Context, interval time.Duration, changes <-chan struct{}, reload <-chan struct{}, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	before, set := k.current().kid, kidsOf(k.loaded())
@@ -291,7 +291,7 @@ func (k *Keys) Watch(ctx context.Context, interval time.Duration, changes <-chan
 		case <-changes:
 			run("reloading signing keys", reloadNow)
 		case <-reload:
-			log.InfoContext(ctx, "reloading signing keys (SIGHUP)")
+			log.InfoContext(ctx, "reloading signing keys on request")
 			run("reloading signing keys", reloadNow)
 		}
 	}

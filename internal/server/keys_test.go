@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -25,16 +24,23 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/issuer-oauth/issuer/internal/adminapi"
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/verify"
 )
 
-// keysCLI runs `issuer keys ARGS` against ti.
-func (ti *testIssuer) keysCLI(t *testing.T, args ...string) cliResult {
+// apiError returns err as an error answer of the admin API, failing the
+// test when it is not one with this status and code.
+func apiError(t *testing.T, err error, status int, code string) *adminapi.Error {
 	t.Helper()
-	return runCLI(t, runKeys, map[string]string{"ISSUER_URL": ti.base, "ISSUER_ADMIN_TOKEN": adminToken}, args...)
+	var e *adminapi.Error
+	if !errors.As(err, &e) || e.Status != status || e.Code != code {
+		t.Errorf("err = %v, want the admin API's %d %s", err, status, code)
+		return &adminapi.Error{}
+	}
+	return e
 }
 
 // jwksRaw fetches the JWK Set document and its response headers.
@@ -52,15 +58,14 @@ func (ti *testIssuer) jwksRaw(t *testing.T) ([]byte, http.Header) {
 	return body, resp.Header
 }
 
-// keyList is `issuer keys list --json`.
-func (ti *testIssuer) keyList(t *testing.T) []signingKey {
+// keyList lists the keys through the admin API.
+func (ti *testIssuer) keyList(t *testing.T) []adminapi.Key {
 	t.Helper()
-	res := ti.keysCLI(t, "list", "--json")
-	var out struct{ Keys []signingKey }
-	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || res.code != 0 {
-		t.Fatalf("keys list --json: exit %d (%v)\n%s%s", res.code, err, res.stdout, res.stderr)
+	keys, err := ti.api().ListKeys(t.Context())
+	if err != nil {
+		t.Fatalf("list keys: %v", err)
 	}
-	return out.Keys
+	return keys
 }
 
 func kidOf(t *testing.T, token string) string {
@@ -187,7 +192,7 @@ func TestKeysAdminAndCLI(t *testing.T) {
 	ti := startIssuer(t)
 	id, sec := ti.createClient(t, map[string]any{})
 	first := ti.keyList(t)
-	if len(first) != 1 || first[0].State != "current" || first[0].RetiresAt == "" {
+	if len(first) != 1 || first[0].State != "current" || first[0].RetiresAt.IsZero() {
 		t.Fatalf("keys = %+v, want one current key with its scheduled retires_at", first)
 	}
 	oldTok := ti.issue(t, id, sec)["access_token"].(string)
@@ -208,25 +213,22 @@ func TestKeysAdminAndCLI(t *testing.T) {
 	if body, _ := ti.jwksRaw(t); !bytes.Contains(body, []byte(next["kid"].(string))) {
 		t.Errorf("the next key is not published")
 	}
-	if res := ti.keysCLI(t, "secret", first[0].KID); res.code != 1 || !strings.Contains(res.stderr, "409: not_symmetric") {
-		t.Errorf("keys secret of an ES256 key: exit %d, stderr %q", res.code, res.stderr)
+	_, err := ti.api().KeySecret(t.Context(), first[0].KID)
+	apiError(t, err, 409, "not_symmetric")
+	if keys := ti.keyList(t); len(keys) != 2 || keys[1].State != "next" {
+		t.Errorf("keys = %+v, want the current key and the next one", keys)
 	}
-	res := ti.keysCLI(t, "list")
-	if res.code != 0 || !strings.Contains(res.stdout, "RETIRES_AT") || !strings.Contains(res.stdout, "next") {
-		t.Errorf("keys list: %d\n%s", res.code, res.stdout)
-	}
-	if res := ti.keysCLI(t, "revoke", next["kid"].(string)); res.code != 0 || !strings.Contains(res.stdout, "current: "+first[0].KID) {
-		t.Errorf("keys revoke NEXT: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	if rk, err := ti.api().RevokeKey(t.Context(), next["kid"].(string)); err != nil || rk.Current.KID != first[0].KID {
+		t.Errorf("revoke the next key = %+v, %v; want %s current", rk, err, first[0].KID)
 	}
 
 	// Emergency rotation: the new key signs at once, old tokens still verify.
 	ti.clock.Advance(time.Second)
-	res = ti.keysCLI(t, "rotate")
-	if res.code != 0 {
-		t.Fatalf("keys rotate: %d %s", res.code, res.stderr)
+	if _, err := ti.api().RotateKey(t.Context(), adminapi.RotateKeyRequest{}); err != nil {
+		t.Fatalf("rotate: %v", err)
 	}
 	keys := ti.keyList(t)
-	if len(keys) != 2 || keys[0].State != "retired" || keys[1].State != "current" || keys[0].RemovedAt == "" {
+	if len(keys) != 2 || keys[0].State != "retired" || keys[1].State != "current" || keys[0].RemovedAt.IsZero() {
 		t.Fatalf("keys after rotate = %+v, want the old key retired (with removed_at) and a new current one", keys)
 	}
 	newTok := ti.issue(t, id, sec)["access_token"].(string)
@@ -237,9 +239,8 @@ func TestKeysAdminAndCLI(t *testing.T) {
 	ti.verifyAccess(t, newTok, e2eAudience)
 
 	// Compromise of the old key: revoked at once.
-	res = ti.keysCLI(t, "revoke", keys[0].KID)
-	if res.code != 0 || !strings.Contains(res.stdout, "revoked: "+keys[0].KID) {
-		t.Fatalf("keys revoke: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	if rk, err := ti.api().RevokeKey(t.Context(), keys[0].KID); err != nil || rk.Revoked.KID != keys[0].KID {
+		t.Fatalf("revoke: %+v, %v", rk, err)
 	}
 	if got := ti.introspect(t, id, sec, oldTok); got["active"] != false {
 		t.Errorf("introspection of a token of the revoked key = %v, want inactive", got)
@@ -298,10 +299,9 @@ func TestHS256EndToEnd(t *testing.T) {
 	}
 
 	kid := ti.keyList(t)[0].KID
-	res := ti.keysCLI(t, "secret", kid)
-	var jwk struct{ Kty, Kid, Alg, K string }
-	if err := json.Unmarshal([]byte(res.stdout), &jwk); err != nil || res.code != 0 || jwk.Kty != "oct" || jwk.Alg != "HS256" || jwk.Kid != kid {
-		t.Fatalf("keys secret: exit %d (%v)\n%s", res.code, err, res.stdout)
+	jwk, err := ti.api().KeySecret(ctx, kid)
+	if err != nil || jwk.Kty != "oct" || jwk.Alg != "HS256" || jwk.Kid != kid {
+		t.Fatalf("key secret: %+v, %v", jwk, err)
 	}
 	secret, err := base64.RawURLEncoding.DecodeString(jwk.K)
 	if err != nil || len(secret) != 32 {
@@ -386,13 +386,15 @@ func TestKeysDirEndToEnd(t *testing.T) {
 	if resp, m := ti.admin(t, "POST", "/admin/keys/rotate", nil); resp.StatusCode != 409 || m["error"] != "keys_in_files" {
 		t.Errorf("rotate with keys_dir: %d %v, want 409 keys_in_files", resp.StatusCode, m)
 	}
-	if res := ti.keysCLI(t, "revoke", kidA); res.code != 1 || !strings.Contains(res.stderr, "409: keys_in_files") || !strings.Contains(res.stderr, "SIGHUP") {
-		t.Errorf("keys revoke with keys_dir: exit %d, stderr %q", res.code, res.stderr)
+	_, err := ti.api().RevokeKey(t.Context(), kidA)
+	if e := apiError(t, err, 409, "keys_in_files"); !strings.Contains(e.Description, "SIGHUP") {
+		t.Errorf("revoke with keys_dir: %q, want it to say how to reload (SIGHUP)", e.Description)
 	}
 
-	// The operator adds b.pem and sends SIGHUP.
+	// The operator adds b.pem and asks for a reload (cmd/issuer does on
+	// SIGHUP).
 	kidB := writeECKey(t, filepath.Join(dir, "b.pem"), time.Now())
-	sighup(t, ti)
+	ti.reload <- struct{}{}
 	deadline := time.Now().Add(5 * time.Second)
 	for body, _ := ti.jwksRaw(t); !bytes.Contains(body, []byte(kidB)); body, _ = ti.jwksRaw(t) {
 		if time.Now().After(deadline) {
@@ -403,9 +405,6 @@ func TestKeysDirEndToEnd(t *testing.T) {
 	keys := ti.keyList(t)
 	if len(keys) != 2 || keys[0].State != "current" || keys[1].State != "next" || keys[1].File != "b.pem" {
 		t.Fatalf("keys = %+v, want a.pem current and b.pem next", keys)
-	}
-	if res := ti.keysCLI(t, "list"); !strings.Contains(res.stdout, "FILE") || !strings.Contains(res.stdout, "b.pem") {
-		t.Errorf("keys list does not show the files:\n%s", res.stdout)
 	}
 	if tok := ti.issue(t, id, sec)["access_token"].(string); kidOf(t, tok) != kidA {
 		t.Errorf("right after publication, tokens are signed by %s, want a.pem's key", kidOf(t, tok))
@@ -453,9 +452,9 @@ func TestKeysDirMissing(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.KeysDir = filepath.Join(t.TempDir(), "nope")
-	_, err := newApp(context.Background(), cfg, slog.New(slog.DiscardHandler), time.Now)
+	_, err := New(context.Background(), cfg, Options{Logger: slog.New(slog.DiscardHandler)})
 	if err == nil || !strings.Contains(err.Error(), "ISSUER_KEYS_DIR (keys_dir)") {
-		t.Errorf("newApp with a missing keys_dir = %v, want an error naming ISSUER_KEYS_DIR", err)
+		t.Errorf("New with a missing keys_dir = %v, want an error naming ISSUER_KEYS_DIR", err)
 	}
 }
 

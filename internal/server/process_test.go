@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"net/http"
@@ -13,11 +13,12 @@ import (
 	"github.com/issuer-oauth/issuer/internal/secret"
 )
 
-// buildIssuer builds the issuer binary into a temporary directory.
+// buildIssuer builds the issuer binary (cmd/issuer) into a temporary
+// directory.
 func buildIssuer(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "issuer")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/issuer-oauth/issuer/cmd/issuer")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

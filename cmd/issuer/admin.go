@@ -1,0 +1,299 @@
+package main
+
+// The admin commands' dispatch: `issuer clients …` and `issuer keys …` call
+// the admin API of a running issuer (README, "Admin API") through
+// adminapi.Client with the admin bearer token. Each subcommand has its own
+// flag.FlagSet, so flags follow the subcommand; a positional ID (a client
+// ID, a kid) may come before or after the flags. The subcommands themselves
+// are in clients.go and keys.go; explain.go turns failures into sentences
+// that say what to fix.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/issuer-oauth/issuer/internal/adminapi"
+)
+
+const (
+	defaultIssuerURL = "http://localhost:8080"
+	defaultTimeout   = 10 * time.Second
+)
+
+// runClients implements `issuer clients SUBCOMMAND [flags]`; it returns the process exit code.
+func runClients(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return clientsGroup.run(ctx, args, getenv, stdout, stderr)
+}
+
+// runKeys implements `issuer keys list|rotate|revoke|secret [flags]`.
+func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return keysGroup.run(ctx, args, getenv, stdout, stderr)
+}
+
+// adminGroup is `issuer clients` or `issuer keys`: a set of subcommands.
+type adminGroup struct {
+	name     string // "clients"
+	doc      string // one sentence for the usage
+	idName   string // what the positional ID is: "client ID", "kid"
+	commands []adminCommand
+}
+
+// adminCommand is one subcommand of an adminGroup.
+type adminCommand struct {
+	name     string // "rotate-secret"
+	synopsis string // flags shown after the name (and ID) in the usage line
+	summary  string // one line in the group's usage
+	takesID  bool   // exactly one positional ID
+	// bind registers the subcommand's own flags on fs and returns the function
+	// that runs the subcommand once the flags are parsed.
+	bind func(fs *flag.FlagSet) runFunc
+}
+
+// runFunc runs a subcommand against the admin API. id is the positional client
+// ID for subcommands that take one. A usageError result exits with code 2.
+type runFunc func(ctx context.Context, a *adminCLI, id string) error
+
+// usageError is a mistake in the command line: it is printed with the usage
+// and exits with code 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+func (g adminGroup) run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, "issuer: missing subcommand for \"issuer %s\"\n", g.name)
+		g.usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		g.usage(stdout)
+		return 0
+	}
+	for _, c := range g.commands {
+		if c.name == args[0] {
+			return g.runCommand(ctx, c, args[1:], getenv, stdout, stderr)
+		}
+	}
+	if strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "issuer: flags go after the subcommand, e.g. \"issuer %s list %s\"\n", g.name, args[0])
+	} else {
+		fmt.Fprintf(stderr, "issuer: unknown subcommand %q for \"issuer %s\"\n", args[0], g.name)
+	}
+	g.usage(stderr)
+	return 2
+}
+
+func (g adminGroup) usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: issuer %s SUBCOMMAND [flags]\n\n%s\n\nSubcommands:\n", g.name, g.doc)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range g.commands {
+		name := c.name
+		if c.takesID {
+			name += " ID"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", name, c.summary)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nCommon flags (after the subcommand):\n%s\nRun \"issuer %s SUBCOMMAND -h\" for the flags of one subcommand.\n", commonFlagsHelp, g.name)
+}
+
+const commonFlagsHelp = `  --url URL            base URL of the issuer (default $ISSUER_URL, else ` + defaultIssuerURL + `)
+  --admin-token TOKEN  admin API bearer token (default $ISSUER_ADMIN_TOKEN)
+  --json               print the server's JSON response instead of text
+  --timeout DURATION   give up after this long (default 10s)
+`
+
+func (g adminGroup) runCommand(ctx context.Context, c adminCommand, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("issuer "+g.name+" "+c.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var common commonFlags
+	common.register(fs)
+	run := c.bind(fs)
+	fs.Usage = func() {
+		line := "issuer " + g.name + " " + c.name
+		if c.takesID {
+			line += " ID"
+		}
+		if c.synopsis != "" {
+			line += " " + c.synopsis
+		}
+		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\n%s.\n\nFlags:\n", line, upperFirst(c.summary))
+		fs.PrintDefaults()
+	}
+
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2 // the flag package has printed the error and the usage
+	}
+	usageFail := func(err error) int {
+		fmt.Fprintf(stderr, "issuer: %v\n", err)
+		fs.Usage()
+		return 2
+	}
+	var id string
+	if c.takesID {
+		if len(pos) == 0 {
+			return usageFail(usageErrorf("missing %s: run \"issuer %s %s ID\"; \"issuer %s list\" shows them", g.idName, g.name, c.name, g.name))
+		}
+		id, pos = pos[0], pos[1:]
+		if id == "" || id == "." || id == ".." {
+			return usageFail(usageErrorf("invalid %s %q: \"issuer %s list\" shows them", g.idName, id, g.name))
+		}
+	}
+	if len(pos) > 0 {
+		return usageFail(usageErrorf("unexpected argument %q", pos[0]))
+	}
+
+	a, err := common.resolve(getenv, stdout, stderr)
+	if err != nil {
+		return usageFail(err)
+	}
+	if a.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.timeout)
+		defer cancel()
+	}
+	if err := run(ctx, a, id); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			return usageFail(err)
+		}
+		fmt.Fprintf(stderr, "issuer: %v\n", a.explain(ctx, err))
+		return 1
+	}
+	return 0
+}
+
+// parseInterspersed parses args with fs and returns the positional arguments,
+// which may come before, between or after the flags (`get ID --json` and
+// `get --json ID` both work). A "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		// The flag package stopped at a non-flag argument: take it, and parse
+		// whatever follows it again.
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// commonFlags are the flags of every admin subcommand.
+type commonFlags struct {
+	url     string
+	token   string
+	json    bool
+	timeout time.Duration
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	// The defaults from the environment are applied in resolve, not here, so
+	// that the usage never shows the admin token.
+	fs.StringVar(&c.url, "url", "", "base `URL` of the issuer (default $ISSUER_URL, else "+defaultIssuerURL+")")
+	fs.StringVar(&c.token, "admin-token", "", "admin API bearer `token` (default $ISSUER_ADMIN_TOKEN)")
+	fs.BoolVar(&c.json, "json", false, "print the server's JSON response instead of text")
+	fs.DurationVar(&c.timeout, "timeout", defaultTimeout, "give up after this long; 0 waits forever")
+}
+
+// resolve applies the environment defaults and checks the flags. A missing
+// admin token is reported by the first request, after the subcommand has
+// checked its own flags.
+func (c *commonFlags) resolve(getenv func(string) string, stdout, stderr io.Writer) (*adminCLI, error) {
+	raw, source := c.url, "--url"
+	if raw == "" {
+		raw, source = getenv("ISSUER_URL"), "ISSUER_URL"
+	}
+	if raw == "" {
+		raw = defaultIssuerURL
+	}
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageErrorf("invalid %s %q: use the issuer's absolute URL, such as %s", source, raw, defaultIssuerURL)
+	}
+
+	token := c.token
+	if token == "" {
+		token = getenv("ISSUER_ADMIN_TOKEN")
+	}
+	token = strings.TrimSpace(token)
+
+	if c.timeout < 0 {
+		return nil, usageErrorf("invalid --timeout %s: use a positive duration such as 10s", c.timeout)
+	}
+	return &adminCLI{
+		api:     adminapi.NewClient(u, token, nil),
+		where:   u.Redacted(),
+		json:    c.json,
+		timeout: c.timeout,
+		stdout:  stdout,
+		stderr:  stderr,
+	}, nil
+}
+
+// adminCLI calls the admin API and prints the results.
+type adminCLI struct {
+	api     *adminapi.Client
+	where   string // the issuer's URL, for messages
+	json    bool
+	timeout time.Duration
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// printJSON prints v, a value of the admin API's wire format, as indented
+// JSON: what the server answered.
+func (a *adminCLI) printJSON(v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := a.stdout.Write(buf.Bytes())
+	return err
+}
+
+// clean replaces control characters in text from the server, so that it
+// cannot move the cursor or forge lines on the user's terminal.
+func clean(s string) string { return adminapi.Clean(s) }
+
+// cell is clean for a table cell: "-" when empty.
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return clean(s)
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

@@ -1,0 +1,301 @@
+package main
+
+// `issuer clients …`: register and manage clients through the admin API.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/issuer-oauth/issuer/internal/adminapi"
+)
+
+var clientsGroup = adminGroup{
+	name:   "clients",
+	doc:    "Manage the OAuth clients of a running issuer through its admin API.",
+	idName: "client ID",
+	commands: []adminCommand{
+		{
+			name:     "create",
+			synopsis: "--name NAME [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD] [--introspect-all]",
+			summary:  "register a client; prints its client_id and client_secret (shown only once)",
+			bind:     bindClientsCreate,
+		},
+		{
+			name:    "list",
+			summary: "list the registered clients",
+			bind:    bindClientsList,
+		},
+		{
+			name:    "get",
+			summary: "show one client",
+			takesID: true,
+			bind:    bindClientsGet,
+		},
+		{
+			name:     "update",
+			synopsis: "[--name NAME] [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD] [--introspect-all]",
+			summary:  "change the given fields of a client and keep the others",
+			takesID:  true,
+			bind:     bindClientsUpdate,
+		},
+		{
+			name:    "rotate-secret",
+			summary: "issue a new client secret; the old one stops working",
+			takesID: true,
+			bind:    bindClientsRotateSecret,
+		},
+		{
+			name:    "delete",
+			summary: "delete a client and end its tokens",
+			takesID: true,
+			bind:    bindClientsDelete,
+		},
+	},
+}
+
+// metadataFlags are the client metadata flags of `clients create` and `clients update`.
+type metadataFlags struct {
+	fs            *flag.FlagSet
+	name          string
+	scope         string
+	audience      listFlag
+	grantTypes    string
+	authMethod    string
+	introspectAll bool
+}
+
+func bindMetadata(fs *flag.FlagSet, update bool) *metadataFlags {
+	m := &metadataFlags{fs: fs}
+	audience := "allowed audience `URL` of the client's tokens; repeat for several"
+	grantTypes := "comma-separated grant `types` (server default client_credentials,refresh_token)"
+	authMethod := "token endpoint auth `method`: client_secret_basic (server default) or client_secret_post"
+	if update {
+		audience += "; replaces the list, --audience \"\" clears it"
+		grantTypes = "comma-separated grant `types`, e.g. client_credentials,refresh_token"
+		authMethod = "token endpoint auth `method`: client_secret_basic or client_secret_post"
+	}
+	fs.StringVar(&m.name, "name", "", "client `name` (client_name)")
+	fs.StringVar(&m.scope, "scope", "", "allowed `scopes`, space-separated, e.g. \"read write\"")
+	fs.Var(&m.audience, "audience", audience)
+	fs.StringVar(&m.grantTypes, "grant-types", "", grantTypes)
+	fs.StringVar(&m.authMethod, "auth-method", "", authMethod)
+	fs.BoolVar(&m.introspectAll, "introspect-all", false, "let the client introspect every token, not only its own (for resource servers); --introspect-all=false takes it away")
+	return m
+}
+
+// given returns the names of the metadata flags on the command line, and
+// checks their values.
+func (m *metadataFlags) given() ([]string, error) {
+	var names []string
+	m.fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "name", "scope", "audience", "grant-types", "auth-method", "introspect-all":
+			names = append(names, f.Name)
+		}
+	})
+	for _, n := range names {
+		if n == "auth-method" && m.authMethod != "client_secret_basic" && m.authMethod != "client_secret_post" {
+			return nil, usageErrorf("invalid --auth-method %q: use client_secret_basic or client_secret_post", m.authMethod)
+		}
+	}
+	return names, nil
+}
+
+// apply sets the fields of the flags named in given on md.
+func (m *metadataFlags) apply(md *adminapi.ClientMetadata, given []string) {
+	for _, n := range given {
+		switch n {
+		case "name":
+			md.ClientName = m.name
+		case "scope":
+			md.Scope = strings.Join(strings.Fields(m.scope), " ")
+		case "audience":
+			md.Audience = append([]string{}, m.audience...)
+		case "grant-types":
+			md.GrantTypes = splitList(m.grantTypes)
+		case "auth-method":
+			md.TokenEndpointAuthMethod = m.authMethod
+		case "introspect-all":
+			md.IntrospectAll = m.introspectAll
+		}
+	}
+}
+
+// listFlag is a repeatable string flag. An empty value adds nothing, so that
+// `--audience ""` alone gives an empty list.
+type listFlag []string
+
+func (l *listFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, ",")
+}
+
+func (l *listFlag) Set(v string) error {
+	if v = strings.TrimSpace(v); v != "" {
+		*l = append(*l, v)
+	}
+	return nil
+}
+
+// splitList splits a comma-separated list, dropping empty elements; it never
+// returns nil.
+func splitList(s string) []string {
+	list := []string{}
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			list = append(list, v)
+		}
+	}
+	return list
+}
+
+func bindClientsCreate(fs *flag.FlagSet) runFunc {
+	m := bindMetadata(fs, false)
+	return func(ctx context.Context, a *adminCLI, _ string) error {
+		given, err := m.given()
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(m.name) == "" {
+			return usageErrorf("missing --name: name the client, e.g. --name billing")
+		}
+		var md adminapi.ClientMetadata
+		m.apply(&md, given)
+		c, err := a.api.CreateClient(ctx, md)
+		if err != nil {
+			return err
+		}
+		return a.printSecret(c)
+	}
+}
+
+// printSecret prints the answer of create or rotate-secret, which holds the
+// client secret.
+func (a *adminCLI) printSecret(c adminapi.ClientInfo) error {
+	if a.json {
+		if err := a.printJSON(c); err != nil {
+			return err
+		}
+	} else {
+		if c.ClientID == "" || c.ClientSecret == "" {
+			return errors.New("the issuer's answer has no client_id or client_secret: check that the CLI and the server are the same version")
+		}
+		if _, err := fmt.Fprintf(a.stdout, "client_id: %s\nclient_secret: %s\n", clean(c.ClientID), c.ClientSecret); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(a.stderr, "Store the secret now: it is shown only once.")
+	return nil
+}
+
+func bindClientsList(*flag.FlagSet) runFunc {
+	return func(ctx context.Context, a *adminCLI, _ string) error {
+		clients, err := a.api.ListClients(ctx)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return a.printJSON(adminapi.ClientList{Clients: clients})
+		}
+		if len(clients) == 0 {
+			fmt.Fprintln(a.stderr, "No clients yet: register one with \"issuer clients create --name NAME\".")
+			return nil
+		}
+		tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLIENT_ID\tNAME\tSCOPE\tAUDIENCE")
+		for _, c := range clients {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cell(c.ClientID), cell(c.ClientName), cell(c.Scope), cell(strings.Join(c.Audience, ",")))
+		}
+		return tw.Flush()
+	}
+}
+
+func bindClientsGet(*flag.FlagSet) runFunc {
+	return func(ctx context.Context, a *adminCLI, id string) error {
+		c, err := a.api.GetClient(ctx, id)
+		if err != nil {
+			return err
+		}
+		return a.printClient(c)
+	}
+}
+
+// printClient prints a client as `key: value` lines, or as JSON.
+func (a *adminCLI) printClient(c adminapi.ClientInfo) error {
+	if a.json {
+		return a.printJSON(c)
+	}
+	issued := "-"
+	if c.ClientIDIssuedAt != 0 {
+		issued = time.Unix(c.ClientIDIssuedAt, 0).UTC().Format(time.RFC3339)
+	}
+	expires := "never"
+	if c.ClientSecretExpiresAt != 0 {
+		expires = time.Unix(c.ClientSecretExpiresAt, 0).UTC().Format(time.RFC3339)
+	}
+	_, err := fmt.Fprintf(a.stdout, "client_id: %s\nclient_name: %s\ngrant_types: %s\nscope: %s\naudience: %s\ntoken_endpoint_auth_method: %s\nintrospect_all: %t\nclient_id_issued_at: %s\nclient_secret_expires_at: %s\n",
+		clean(c.ClientID), clean(c.ClientName), clean(strings.Join(c.GrantTypes, ",")), clean(c.Scope),
+		clean(strings.Join(c.Audience, ",")), clean(c.TokenEndpointAuthMethod), c.IntrospectAll, issued, expires)
+	return err
+}
+
+func bindClientsUpdate(fs *flag.FlagSet) runFunc {
+	m := bindMetadata(fs, true)
+	return func(ctx context.Context, a *adminCLI, id string) error {
+		given, err := m.given()
+		if err != nil {
+			return err
+		}
+		if len(given) == 0 {
+			return usageErrorf("nothing to update: pass at least one of --name, --scope, --audience, --grant-types, --auth-method, --introspect-all")
+		}
+		cur, err := a.api.GetClient(ctx, id)
+		if err != nil {
+			return err
+		}
+		md := cur.ClientMetadata
+		if md.GrantTypes == nil {
+			md.GrantTypes = []string{}
+		}
+		if md.Audience == nil {
+			md.Audience = []string{}
+		}
+		m.apply(&md, given)
+		c, err := a.api.UpdateClient(ctx, id, md)
+		if err != nil {
+			return err
+		}
+		return a.printClient(c)
+	}
+}
+
+func bindClientsRotateSecret(*flag.FlagSet) runFunc {
+	return func(ctx context.Context, a *adminCLI, id string) error {
+		c, err := a.api.RotateSecret(ctx, id)
+		if err != nil {
+			return err
+		}
+		return a.printSecret(c)
+	}
+}
+
+func bindClientsDelete(*flag.FlagSet) runFunc {
+	return func(ctx context.Context, a *adminCLI, id string) error {
+		if err := a.api.DeleteClient(ctx, id); err != nil {
+			return err
+		}
+		if a.json {
+			// DELETE answers 204 without a body; give scripts something to parse.
+			return a.printJSON(map[string]any{"client_id": id, "deleted": true})
+		}
+		_, err := fmt.Fprintf(a.stdout, "deleted client %s\n", clean(id))
+		return err
+	}
+}

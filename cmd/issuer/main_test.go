@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/issuer-oauth/issuer/internal/adminapi"
+)
+
+// TestCLIAgainstServer drives the admin CLI through run, as the binary's
+// main does, against a real issuer, and uses the client it registered.
+func TestCLIAgainstServer(t *testing.T) {
+	ts := startServer(t)
+	env := ts.env()
+	cli := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	code, out, stderr := cli("clients", "create", "--name", "billing", "--scope", "read write", "--audience", "https://api.example", "--json")
+	if code != 0 {
+		t.Fatalf("create: %d %s %s", code, out, stderr)
+	}
+	var created adminapi.ClientInfo
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatalf("create --json: %v: %s", err, out)
+	}
+	cc := clientcredentials.Config{ClientID: created.ClientID, ClientSecret: created.ClientSecret, TokenURL: ts.URL + "/oauth2/token"}
+	tok, err := cc.Token(t.Context())
+	if err != nil {
+		t.Fatalf("token for the client the CLI created: %v", err)
+	}
+	if got := tok.Extra("scope"); got != "read write" {
+		t.Errorf("scope = %v, want read write", got)
+	}
+	id := created.ClientID
+	if code, out, _ = cli("clients", "list"); code != 0 || !strings.Contains(out, id) {
+		t.Errorf("list: %d %s", code, out)
+	}
+	if code, out, _ = cli("clients", "update", id, "--scope", "read"); code != 0 {
+		t.Errorf("update: %d %s", code, out)
+	}
+	if code, out, _ = cli("clients", "get", id, "--json"); code != 0 || !strings.Contains(out, `"scope": "read"`) {
+		t.Errorf("get after update: %d %s", code, out)
+	}
+	if code, out, _ = cli("clients", "rotate-secret", id); code != 0 || !strings.Contains(out, "client_secret") {
+		t.Errorf("rotate-secret: %d %s", code, out)
+	}
+	if _, err := cc.Token(t.Context()); err == nil {
+		t.Errorf("the secret from before the rotation still works")
+	}
+	if code, out, _ = cli("keys", "list"); code != 0 || !strings.Contains(out, "current") {
+		t.Errorf("keys list: %d %s", code, out)
+	}
+	if code, out, _ = cli("clients", "delete", id); code != 0 {
+		t.Errorf("delete: %d %s", code, out)
+	}
+	if code, _, stderr = cli("clients", "get", id); code == 0 || !strings.Contains(stderr, "404") {
+		t.Errorf("get deleted: %d %s", code, stderr)
+	}
+	env["ISSUER_ADMIN_TOKEN"] = "wrong-token-wrong-token-wrong-token"
+	if code, _, stderr = cli("clients", "list"); code == 0 || !strings.Contains(stderr, "401") {
+		t.Errorf("wrong token: %d %s", code, stderr)
+	}
+}
+
+// TestServeCommand runs `issuer serve` as a user would (environment only, no
+// config file), checks `issuer healthcheck`, and restarts it on the same data
+// directory: the signing key and the clients survive.
+func TestServeCommand(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	env := map[string]string{
+		"ISSUER_ADDR": addr, "ISSUER_URL": "http://" + addr,
+		"ISSUER_DATA_DIR": filepath.Join(dir, "data"), "ISSUER_ADMIN_TOKEN": adminToken,
+	}
+	getenv := func(k string) string { return env[k] }
+	start := func() (stop func() string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		var logs syncBuffer
+		done := make(chan int)
+		go func() { done <- run(ctx, []string{"serve"}, getenv, &logs, &logs) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if code := run(context.Background(), []string{"healthcheck"}, getenv, io.Discard, io.Discard); code == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("server not ready: %s", logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return func() string {
+			cancel()
+			if code := <-done; code != 0 {
+				t.Errorf("serve exited %d: %s", code, logs.String())
+			}
+			return logs.String()
+		}
+	}
+	kid := func() string {
+		resp, err := http.Get("http://" + addr + "/.well-known/jwks.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var set struct{ Keys []struct{ Kid string } }
+		json.NewDecoder(resp.Body).Decode(&set)
+		if len(set.Keys) != 1 {
+			t.Fatalf("JWKS keys = %v", set)
+		}
+		return set.Keys[0].Kid
+	}
+
+	stop := start()
+	first := kid()
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"clients", "create", "--name", "a", "--audience", "https://api", "--json"}, getenv, &out, io.Discard); code != 0 {
+		t.Fatalf("clients create: %d", code)
+	}
+	logs := stop()
+	if !strings.Contains(logs, `"msg":"issuer started"`) {
+		t.Errorf("no JSON start-up log line: %s", logs)
+	}
+	if code := run(context.Background(), []string{"healthcheck"}, getenv, io.Discard, io.Discard); code == 0 {
+		t.Error("healthcheck succeeded with the server stopped")
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "data", "issuer.secret")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("secret file: %v %v, want mode 0600", fi, err)
+	}
+
+	stop = start()
+	defer stop()
+	if got := kid(); got != first {
+		t.Errorf("kid after restart = %s, want %s", got, first)
+	}
+	var created map[string]string
+	json.Unmarshal(out.Bytes(), &created)
+	form := url.Values{"grant_type": {"client_credentials"}}
+	req, _ := http.NewRequest("POST", "http://"+addr+"/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(created["client_id"], created["client_secret"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("client created before the restart: token status %d", resp.StatusCode)
+	}
+}
+
+func TestServeBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"ISSUER_ACCESS_TOKEN_TTL": "five minutes"}, "ISSUER_ACCESS_TOKEN_TTL"},
+		{map[string]string{"ISSUER_SIGNING_ALG": "none"}, "ISSUER_SIGNING_ALG"},
+		{map[string]string{"ISSUER_URL": "ftp://x"}, "ISSUER_URL"},
+		{map[string]string{"ISSUER_REDIS_URL": "redis://localhost:6379"}, "ISSUER_"},
+	} {
+		var out, errb bytes.Buffer
+		tc.env["ISSUER_DATA_DIR"] = t.TempDir()
+		tc.env["ISSUER_ADDR"] = freeAddr(t)
+		code := run(context.Background(), []string{"serve"}, func(k string) string { return tc.env[k] }, &out, &errb)
+		if code == 0 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want non-zero and a line naming %s", tc.env, code, errb.String(), tc.want)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"version"}, os.Getenv, &out, io.Discard); code != 0 || !strings.HasPrefix(out.String(), "issuer ") {
+		t.Errorf("version: %d %q", code, out.String())
+	}
+}

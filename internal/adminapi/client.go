@@ -1,0 +1,255 @@
+package adminapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Errors of Client that are not an answer of the server. Callers test them
+// with errors.Is; an answer outside 2xx is an *Error.
+var (
+	// ErrNoToken means the Client has no admin token.
+	ErrNoToken = errors.New("no admin token")
+	// ErrTokenControl means the admin token contains control characters,
+	// which no HTTP header may carry.
+	ErrTokenControl = errors.New("the admin token contains control characters")
+	// ErrNotJSON means a successful answer had no JSON body: the URL
+	// probably points at something other than the issuer.
+	ErrNotJSON = errors.New("without a JSON body")
+	// ErrUnknownFormat means a successful answer was JSON of another shape:
+	// the client and the server are probably of different versions.
+	ErrUnknownFormat = errors.New("the answer is JSON of an unknown shape")
+	// ErrTooLarge means the answer exceeded MaxResponseBytes.
+	ErrTooLarge = errors.New("the answer is too large")
+)
+
+// MaxResponseBytes bounds what a Client reads of an answer.
+const MaxResponseBytes = 16 << 20
+
+// UserAgent is the User-Agent header of a Client's requests.
+const UserAgent = "issuer-cli"
+
+// Error is an answer of the admin API outside 2xx.
+type Error struct {
+	// Status is the HTTP status code.
+	Status int
+	// Code and Description are the error body's members; empty when the
+	// body was not a JSON error (a proxy's page, another server).
+	Code, Description string
+	// Location is the redirect target of a 3xx answer, which a Client
+	// never follows: following it could turn a POST into a GET or send
+	// the token elsewhere.
+	Location string
+}
+
+// Error formats the answer as "STATUS: CODE: DESCRIPTION", or "STATUS:
+// Status Text" without a JSON error. Text from the server is made safe for
+// a terminal.
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d: ", e.Status)
+	switch {
+	case e.Location != "":
+		fmt.Fprintf(&b, "redirect to %q", Clean(e.Location))
+	case e.Code != "":
+		b.WriteString(Clean(e.Code))
+		if e.Description != "" {
+			b.WriteString(": " + Clean(e.Description))
+		}
+	default:
+		b.WriteString(http.StatusText(e.Status))
+	}
+	return b.String()
+}
+
+// Client calls the admin API of one issuer.
+type Client struct {
+	base  string // no trailing slash, no query
+	token string
+	http  *http.Client
+}
+
+// NewClient returns a client of the issuer at base (its ISSUER_URL) that
+// authenticates with the admin token. httpClient may be nil; redirects are
+// never followed either way.
+func NewClient(base *url.URL, token string, httpClient *http.Client) *Client {
+	u := *base
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	hc := &http.Client{}
+	if httpClient != nil {
+		c := *httpClient
+		hc = &c
+	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Client{base: u.String(), token: token, http: hc}
+}
+
+// CreateClient registers a client (RFC 7591 §3.1); the answer holds its
+// secret, which the server never shows again.
+func (c *Client) CreateClient(ctx context.Context, m ClientMetadata) (ClientInfo, error) {
+	var out ClientInfo
+	err := c.do(ctx, http.MethodPost, PathClients, m, &out)
+	return out, err
+}
+
+// ListClients lists the registered clients.
+func (c *Client) ListClients(ctx context.Context) ([]ClientInfo, error) {
+	var out ClientList
+	err := c.do(ctx, http.MethodGet, PathClients, nil, &out)
+	return out.Clients, err
+}
+
+// GetClient returns one client.
+func (c *Client) GetClient(ctx context.Context, id string) (ClientInfo, error) {
+	var out ClientInfo
+	err := c.do(ctx, http.MethodGet, clientPath(id), nil, &out)
+	return out, err
+}
+
+// UpdateClient replaces a client's metadata (RFC 7592 §2.2).
+func (c *Client) UpdateClient(ctx context.Context, id string, m ClientMetadata) (ClientInfo, error) {
+	var out ClientInfo
+	err := c.do(ctx, http.MethodPut, clientPath(id), m, &out)
+	return out, err
+}
+
+// RotateSecret gives a client a new secret; the old one stops working.
+func (c *Client) RotateSecret(ctx context.Context, id string) (ClientInfo, error) {
+	var out ClientInfo
+	err := c.do(ctx, http.MethodPost, clientPath(id)+"/secret", nil, &out)
+	return out, err
+}
+
+// DeleteClient deletes a client and ends its tokens.
+func (c *Client) DeleteClient(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, clientPath(id), nil, nil)
+}
+
+// ListKeys lists the signing keys.
+func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
+	var out KeyList
+	err := c.do(ctx, http.MethodGet, PathKeys, nil, &out)
+	return out.Keys, err
+}
+
+// RotateKey adds a signing key: it signs at once, or from r.NotBefore.
+func (c *Client) RotateKey(ctx context.Context, r RotateKeyRequest) (Key, error) {
+	var in any
+	if r.NotBefore != nil {
+		in = r
+	}
+	var out Key
+	err := c.do(ctx, http.MethodPost, PathRotate, in, &out)
+	return out, err
+}
+
+// RevokeKey removes a signing key at once.
+func (c *Client) RevokeKey(ctx context.Context, kid string) (RevokedKey, error) {
+	var out RevokedKey
+	err := c.do(ctx, http.MethodDelete, keyPath(kid), nil, &out)
+	return out, err
+}
+
+// KeySecret returns an HS256 key's shared secret.
+func (c *Client) KeySecret(ctx context.Context, kid string) (KeySecret, error) {
+	var out KeySecret
+	err := c.do(ctx, http.MethodGet, keyPath(kid)+"/secret", nil, &out)
+	return out, err
+}
+
+func clientPath(id string) string { return PathClients + "/" + url.PathEscape(id) }
+
+func keyPath(kid string) string { return PathKeys + "/" + url.PathEscape(kid) }
+
+// do sends one request. in, when non-nil, is sent as the JSON body; a
+// successful answer's body is decoded into out when out is non-nil.
+// Transport failures are returned wrapped, for errors.Is and errors.As.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	if c.token == "" {
+		return ErrNoToken
+	}
+	if strings.ContainsFunc(c.token, unicode.IsControl) {
+		return ErrTokenControl
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encoding the request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("building the request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return err
+	}
+	if len(raw) > MaxResponseBytes {
+		return fmt.Errorf("%s %s: %w (over %d bytes)", method, path, ErrTooLarge, MaxResponseBytes)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode}
+		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			e.Location = resp.Header.Get("Location")
+		}
+		var eb ErrorBody
+		if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
+			e.Code, e.Description = eb.Error, eb.ErrorDescription
+		}
+		return e
+	}
+	if out == nil {
+		return nil
+	}
+	if !json.Valid(raw) {
+		return fmt.Errorf("%s %s answered %d %w", method, path, resp.StatusCode, ErrNotJSON)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%s %s: %w (%v)", method, path, ErrUnknownFormat, err)
+	}
+	return nil
+}
+
+// Clean replaces control characters in text from the server, so that it
+// cannot move the cursor or forge lines on a terminal.
+func Clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// FormatTime formats a time of the wire format for people: RFC 3339 in
+// UTC, or "" for the zero time.
+func FormatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
