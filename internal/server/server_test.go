@@ -290,4 +290,3 @@ func TestAdminAPI(t *testing.T) {
 		ti.verifyAccess(t, at, "https://api.example.com")
 	})
 }
-
