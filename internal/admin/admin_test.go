@@ -1,0 +1,280 @@
+package admin_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/issuer-oauth/issuer/internal/admin"
+	"github.com/issuer-oauth/issuer/internal/adminapi"
+	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/secret"
+	"github.com/issuer-oauth/issuer/internal/store"
+	"github.com/issuer-oauth/issuer/internal/store/bolt"
+)
+
+const token = "admin-token-for-the-admin-tests-0123456789"
+
+// fakeKeys is a KeyManager whose operations answer err (or a fixed key).
+type fakeKeys struct {
+	err       error
+	scheduled *time.Time
+}
+
+var key1 = keys.KeyInfo{ID: "k1", Alg: "ES256", State: "current", CreatedAt: time.Unix(1735689600, 0).UTC(), NotBefore: time.Unix(1735689600, 0).UTC()}
+
+func (f *fakeKeys) List() []keys.KeyInfo { return []keys.KeyInfo{key1} }
+func (f *fakeKeys) Rotate(context.Context) (keys.KeyInfo, error) {
+	return keys.KeyInfo{ID: "k2", Alg: "ES256", State: "current"}, f.err
+}
+func (f *fakeKeys) Schedule(_ context.Context, nb time.Time) (keys.KeyInfo, error) {
+	f.scheduled = &nb
+	return keys.KeyInfo{ID: "k2", Alg: "ES256", State: "next", NotBefore: nb}, f.err
+}
+func (f *fakeKeys) Revoke(_ context.Context, kid string) (keys.KeyInfo, keys.KeyInfo, error) {
+	return keys.KeyInfo{ID: kid}, key1, f.err
+}
+func (f *fakeKeys) Secret(kid string) (keys.Secret, error) {
+	return keys.Secret{Kty: "oct", Kid: kid, Alg: "HS256", K: "c2VjcmV0"}, f.err
+}
+
+// unavailable is a store that cannot be reached.
+type unavailable struct{ admin.Store }
+
+func (unavailable) ListClients(context.Context) ([]store.Client, error) {
+	return nil, fmt.Errorf("dial: %w", store.ErrUnavailable)
+}
+
+type fixture struct {
+	srv    *httptest.Server
+	st     *bolt.Store
+	hasher *secret.Hasher
+	keys   *fakeKeys
+}
+
+func newFixture(t *testing.T, wrap func(admin.Store) admin.Store) *fixture {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "issuer.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &fixture{st: st, hasher: secret.NewHasher([]byte("pepper-pepper-pepper-pepper-0123")), keys: &fakeKeys{}}
+	var s admin.Store = st
+	if wrap != nil {
+		s = wrap(st)
+	}
+	h := admin.New(admin.Config{Token: token, MaxBodyBytes: 1 << 10}, s, f.keys, f.hasher, slog.New(slog.DiscardHandler))
+	f.srv = httptest.NewServer(h)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// call sends an authenticated request and decodes the JSON answer into out.
+func (f *fixture) call(t *testing.T, method, path string, body any, out any) int {
+	t.Helper()
+	var r *bytes.Reader
+	switch b := body.(type) {
+	case nil:
+		r = bytes.NewReader(nil)
+	case string:
+		r = bytes.NewReader([]byte(b))
+	default:
+		raw, _ := json.Marshal(b)
+		r = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, f.srv.URL+path, r)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("%s %s: Cache-Control %q, want no-store", method, path, got)
+	}
+	if out != nil && resp.StatusCode != http.StatusNoContent {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("%s %s: %d, body not JSON: %v", method, path, resp.StatusCode, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func TestAuthentication(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer wrong", "bearer " + token, "Basic " + token, "Bearer " + token + "x", "Bearer " + token[:len(token)-1]} {
+		req, _ := http.NewRequest("GET", f.srv.URL+"/admin/clients", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e adminapi.ErrorBody
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != 401 || e.Error != "invalid_token" || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer ") {
+			t.Errorf("Authorization %q: %d %+v, want 401 invalid_token with a Bearer challenge", auth, resp.StatusCode, e)
+		}
+	}
+}
+
+func TestClientLifecycle(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	var created adminapi.ClientInfo
+	if code := f.call(t, "POST", "/admin/clients", adminapi.ClientMetadata{ClientName: "billing", Scope: "write read read", Audience: []string{"https://a", "https://a"}}, &created); code != 201 {
+		t.Fatalf("create: %d", code)
+	}
+	want := adminapi.ClientMetadata{ClientName: "billing", GrantTypes: []string{"client_credentials", "refresh_token"},
+		Scope: "write read", Audience: []string{"https://a"}, TokenEndpointAuthMethod: "client_secret_basic"}
+	if fmt.Sprint(created.ClientMetadata) != fmt.Sprint(want) || len(created.ClientSecret) < 43 || created.ClientIDIssuedAt == 0 {
+		t.Errorf("created = %+v, want %+v with a 256-bit secret", created, want)
+	}
+	stored, err := f.st.GetClient(ctx, created.ClientID)
+	if err != nil || !f.hasher.Verify(created.ClientID, created.ClientSecret, stored.SecretHash) {
+		t.Fatalf("the store does not hold the secret's hash: %v", err)
+	}
+	if bytes.Contains(stored.SecretHash, []byte(created.ClientSecret)) {
+		t.Errorf("the secret is stored in the clear")
+	}
+
+	var got adminapi.ClientInfo
+	if code := f.call(t, "GET", "/admin/clients/"+created.ClientID, nil, &got); code != 200 || got.ClientSecret != "" || got.ClientName != "billing" {
+		t.Errorf("get: %d %+v (the secret must not be shown again)", code, got)
+	}
+	var list adminapi.ClientList
+	if code := f.call(t, "GET", "/admin/clients", nil, &list); code != 200 || len(list.Clients) != 1 || list.Clients[0].ClientSecret != "" {
+		t.Errorf("list: %d %+v", code, list)
+	}
+
+	update := want
+	update.ClientName, update.Scope, update.IntrospectAll = "billing-v2", "read", true
+	if code := f.call(t, "PUT", "/admin/clients/"+created.ClientID, update, &got); code != 200 || fmt.Sprint(got.ClientMetadata) != fmt.Sprint(update) {
+		t.Errorf("update: %d %+v, want %+v", code, got.ClientMetadata, update)
+	}
+	if after, _ := f.st.GetClient(ctx, created.ClientID); !bytes.Equal(after.SecretHash, stored.SecretHash) {
+		t.Errorf("update changed the secret")
+	}
+
+	var rotated adminapi.ClientInfo
+	if code := f.call(t, "POST", "/admin/clients/"+created.ClientID+"/secret", nil, &rotated); code != 200 || rotated.ClientSecret == "" || rotated.ClientSecret == created.ClientSecret {
+		t.Fatalf("rotate: %d %+v", code, rotated)
+	}
+	after, _ := f.st.GetClient(ctx, created.ClientID)
+	if f.hasher.Verify(created.ClientID, created.ClientSecret, after.SecretHash) || !f.hasher.Verify(created.ClientID, rotated.ClientSecret, after.SecretHash) {
+		t.Errorf("after rotation the store verifies the old secret or not the new one")
+	}
+
+	if code := f.call(t, "DELETE", "/admin/clients/"+created.ClientID, nil, nil); code != 204 {
+		t.Errorf("delete: %d", code)
+	}
+	for _, m := range []string{"GET", "PUT", "DELETE", "POST"} {
+		path := "/admin/clients/" + created.ClientID
+		var body any
+		if m == "PUT" {
+			body = want
+		}
+		if m == "POST" {
+			path += "/secret"
+		}
+		var e adminapi.ErrorBody
+		if code := f.call(t, m, path, body, &e); code != 404 || e.Error != "not_found" {
+			t.Errorf("%s %s after delete: %d %+v, want 404 not_found", m, path, code, e)
+		}
+	}
+}
+
+func TestInvalidMetadata(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, body := range []string{
+		`{"audience":[]}`,
+		`{"audience":["has space"]}`,
+		`{"grant_types":["password"],"audience":["a"]}`,
+		`{"grant_types":["refresh_token"],"audience":["a"]}`,
+		`{"scope":"bad\"scope","audience":["a"]}`,
+		`{"token_endpoint_auth_method":"none","audience":["a"]}`,
+		`{"client_name":"` + strings.Repeat("n", 300) + `","audience":["a"]}`,
+		`{not json`,
+		`[]`,
+	} {
+		var e adminapi.ErrorBody
+		if code := f.call(t, "POST", "/admin/clients", body, &e); code != 400 || e.Error != "invalid_client_metadata" || e.ErrorDescription == "" {
+			t.Errorf("%s: %d %+v, want 400 invalid_client_metadata with a description", body, code, e)
+		}
+	}
+	var e adminapi.ErrorBody
+	if code := f.call(t, "POST", "/admin/clients", strings.Repeat(" ", 2<<10), &e); code != 413 {
+		t.Errorf("a body over MaxBodyBytes: %d %+v, want 413", code, e)
+	}
+	if code := f.call(t, "GET", "/admin/nothing", nil, &e); code != 404 || e.Error != "not_found" {
+		t.Errorf("unknown admin path: %d %+v, want 404 not_found", code, e)
+	}
+}
+
+func TestStoreUnavailable(t *testing.T) {
+	f := newFixture(t, func(s admin.Store) admin.Store { return unavailable{s} })
+	var e adminapi.ErrorBody
+	if code := f.call(t, "GET", "/admin/clients", nil, &e); code != 503 || e.Error != "temporarily_unavailable" {
+		t.Errorf("list with the store down: %d %+v, want 503 temporarily_unavailable", code, e)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	f := newFixture(t, nil)
+	var list adminapi.KeyList
+	if code := f.call(t, "GET", "/admin/keys", nil, &list); code != 200 || len(list.Keys) != 1 || list.Keys[0].KID != "k1" || !list.Keys[0].NotBefore.Equal(key1.NotBefore) {
+		t.Errorf("list: %d %+v", code, list)
+	}
+	var k adminapi.Key
+	if code := f.call(t, "POST", "/admin/keys/rotate", nil, &k); code != 201 || k.State != "current" || f.keys.scheduled != nil {
+		t.Errorf("rotate: %d %+v, want an emergency rotation", code, k)
+	}
+	nb := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
+	if code := f.call(t, "POST", "/admin/keys/rotate", adminapi.RotateKeyRequest{NotBefore: &nb}, &k); code != 201 || k.State != "next" || f.keys.scheduled == nil || !f.keys.scheduled.Equal(nb) {
+		t.Errorf("schedule: %d %+v", code, k)
+	}
+	var e adminapi.ErrorBody
+	if code := f.call(t, "POST", "/admin/keys/rotate", `{"not_before":"tomorrow"}`, &e); code != 400 || e.Error != "invalid_request" {
+		t.Errorf("rotate with a bad body: %d %+v", code, e)
+	}
+	var rk adminapi.RevokedKey
+	if code := f.call(t, "DELETE", "/admin/keys/kx", nil, &rk); code != 200 || rk.Revoked.KID != "kx" || rk.Current.KID != "k1" {
+		t.Errorf("revoke: %d %+v", code, rk)
+	}
+	var sec adminapi.KeySecret
+	if code := f.call(t, "GET", "/admin/keys/k9/secret", nil, &sec); code != 200 || sec.Kty != "oct" || sec.Kid != "k9" || sec.K == "" {
+		t.Errorf("secret: %d %+v", code, sec)
+	}
+
+	for _, tc := range []struct {
+		err        error
+		status     int
+		code, desc string
+	}{
+		{keys.ErrUnknownKey, 404, "not_found", "issuer keys list"},
+		{keys.ErrFileKeys, 409, "keys_in_files", "SIGHUP"},
+		{keys.ErrNotSymmetric, 409, "not_symmetric", "asymmetric"},
+		{keys.ErrNextPending, 409, "next_key_pending", "revoke it first"},
+		{keys.ErrTooSoon, 400, "invalid_request", "publish lead"},
+		{fmt.Errorf("dial: %w", store.ErrUnavailable), 503, "temporarily_unavailable", "retry"},
+	} {
+		f.keys.err = tc.err
+		for _, req := range []struct{ method, path string }{{"POST", "/admin/keys/rotate"}, {"DELETE", "/admin/keys/k1"}, {"GET", "/admin/keys/k1/secret"}} {
+			var e adminapi.ErrorBody
+			if code := f.call(t, req.method, req.path, nil, &e); code != tc.status || e.Error != tc.code || !strings.Contains(e.ErrorDescription, tc.desc) {
+				t.Errorf("%s %s with %v: %d %+v, want %d %s mentioning %q", req.method, req.path, tc.err, code, e, tc.status, tc.code, tc.desc)
+			}
+		}
+	}
+}
