@@ -1,4 +1,4 @@
-// Command load is the issuer's load harness (issue 7). It builds (or takes)
+// Command load is the issuer's load harness (BENCHMARKS.md). It builds (or takes)
 // the issuer binary and the baseline server (bench/baseline), starts each on
 // a free loopback port — on the embedded store in a fresh data directory, or
 // on its own redis-server — registers its own clients through the admin API,

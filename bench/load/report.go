@@ -50,7 +50,7 @@ type summary struct {
 	// successful request: the share of the issuer's CPU that the physics
 	// needs (1 = no overhead). It depends less on the load generator.
 	CPURatio float64 `json:"cpu_ratio,omitempty"`
-	// Target is issue 7's target for this configuration and whether the
+	// Target is the target (BENCHMARKS.md) for this configuration and whether the
 	// medians meet it.
 	Target string `json:"target,omitempty"`
 	Met    *bool  `json:"met,omitempty"` // every target of this row met
@@ -150,7 +150,7 @@ func (rep *report) summarize(o options) {
 	}
 }
 
-// check applies issue 7's targets.
+// check applies the targets of BENCHMARKS.md.
 func (s *summary) check(conns int) {
 	set := func(target string, met bool) {
 		if s.Target != "" {

@@ -2,7 +2,7 @@
 // the cost of serving the JWK Set and the metadata document through the
 // issuer's real handler (internal/server: routing, headers, ETag, the JSON
 // request log) next to a handler that writes the same static bytes, the
-// reference of issue 7's 80 % target. Run them with
+// reference of the 80 % target in BENCHMARKS.md. Run them with
 //
 //	go test -run '^$' -bench . -benchmem ./bench/micro
 package micro
