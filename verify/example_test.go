@@ -14,7 +14,7 @@ import (
 // A resource API that discovers the issuer's keys and guards its routes
 // with scopes.
 func ExampleVerifier_Middleware() {
-	v, err := verify.New(context.Background(), os.Getenv("ISSUER_URL"), "https://api.example.com")
+	v, err := verify.New(os.Getenv("ISSUER_URL"), "https://api.example.com")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func ExampleVerifier_Middleware() {
 
 // Verifying a token outside net/http, telling failures apart.
 func ExampleVerifier_Verify() {
-	v, err := verify.New(context.Background(), "https://auth.example.com", "https://api.example.com")
+	v, err := verify.New("https://auth.example.com", "https://api.example.com")
 	if err != nil {
 		log.Fatal(err)
 	}

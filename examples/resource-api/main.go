@@ -90,7 +90,7 @@ func newVerifier(ctx context.Context, log *slog.Logger, issuer, aud string) (*ve
 	defer cancel()
 	wait := 500 * time.Millisecond
 	for {
-		v, err := verify.New(ctx, issuer, aud)
+		v, err := verify.New(issuer, aud)
 		if err == nil {
 			return v, nil
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,7 +15,7 @@ import (
 func TestRoutes(t *testing.T) {
 	const aud = "https://api.example.com"
 	iss := verifytest.NewIssuer(t)
-	v, err := verify.New(context.Background(), iss.URL, aud)
+	v, err := verify.New(iss.URL, aud)
 	if err != nil {
 		t.Fatal(err)
 	}
