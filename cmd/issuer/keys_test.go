@@ -459,6 +459,24 @@ func TestKeysDirMissing(t *testing.T) {
 	}
 }
 
+// TestWrongSecret: an issuer restarted on its data with another secret stops
+// with a line naming ISSUER_SECRET.
+func TestWrongSecret(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Secret = strings.Repeat("a1", 16)
+	a, err := newApp(context.Background(), cfg, slog.New(slog.DiscardHandler), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	cfg.Secret = strings.Repeat("b2", 16)
+	_, err = newApp(context.Background(), cfg, slog.New(slog.DiscardHandler), time.Now)
+	if err == nil || !strings.HasPrefix(err.Error(), "ISSUER_SECRET (secret): ") {
+		t.Errorf("newApp with another secret = %v, want an error naming ISSUER_SECRET", err)
+	}
+}
+
 // verifiedKey is a token (its index) and the JWK Set it verified against.
 type verifiedKey struct {
 	token int

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -141,7 +142,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func()
 	if err != nil {
 		obs.Close()
 		st.Close()
-		return nil, err
+		return nil, keysSetting(err)
 	}
 	hasher := secret.NewHasher(secret.Derive(master, secret.PurposeClientSecrets))
 	tokens := grant.New(grant.Config{
@@ -190,6 +191,21 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func()
 		k.Watch(bg, keyReloadInterval, changes, hup, log)
 	}()
 	return a, nil
+}
+
+// keysSetting names the setting behind a keys.New error about a value.
+func keysSetting(err error) error {
+	switch {
+	case errors.Is(err, keys.ErrKeyDir):
+		return fmt.Errorf("ISSUER_KEYS_DIR (keys_dir): %w", err)
+	case errors.Is(err, keys.ErrWrongEncryptionKey):
+		return fmt.Errorf("ISSUER_SECRET (secret): %w: set the secret the keys were created with", err)
+	case errors.Is(err, keys.ErrUnsupportedAlg):
+		return fmt.Errorf("ISSUER_SIGNING_ALG (signing_alg): %w", err)
+	case errors.Is(err, keys.ErrRSAKeyBits):
+		return fmt.Errorf("ISSUER_RSA_KEY_BITS (rsa_key_bits): %w", err)
+	}
+	return err
 }
 
 // serve runs the server until ctx ends, then shuts down gracefully.

@@ -154,10 +154,11 @@ func TestFileErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("New succeeded, want an error")
 			}
-			for _, want := range []string{"ISSUER_KEYS_DIR (keys_dir)", tc.want} {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error %q does not contain %q", err, want)
-				}
+			if !errors.Is(err, ErrKeyDir) {
+				t.Errorf("error %q is not ErrKeyDir", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
 			}
 			if tc.file != "ignored.txt" && !strings.Contains(err.Error(), tc.file) {
 				t.Errorf("error %q does not name the file %s", err, tc.file)
@@ -165,8 +166,8 @@ func TestFileErrors(t *testing.T) {
 		})
 	}
 	_, err := New(context.Background(), nil, fileConfig("ES256", filepath.Join(t.TempDir(), "missing"), newClock(t0)))
-	if err == nil || !strings.Contains(err.Error(), "ISSUER_KEYS_DIR") {
-		t.Errorf("New(missing directory) = %v, want an error naming ISSUER_KEYS_DIR", err)
+	if !errors.Is(err, ErrKeyDir) {
+		t.Errorf("New(missing directory) = %v, want ErrKeyDir", err)
 	}
 }
 
