@@ -185,10 +185,24 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger, now func()
 	}
 	hup := make(chan os.Signal, 1) // SIGHUP rereads the keys (keys_dir)
 	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				default: // a reload is already pending
+				}
+			case <-bg.Done():
+				return
+			}
+		}
+	}()
 	go func() {
 		defer close(a.done)
-		defer signal.Stop(hup)
-		k.Watch(bg, keyReloadInterval, changes, hup, log)
+		k.Watch(bg, keyReloadInterval, changes, reload, log)
 	}()
 	return a, nil
 }

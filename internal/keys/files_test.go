@@ -171,6 +171,38 @@ func TestFileErrors(t *testing.T) {
 	}
 }
 
+// TestWatchReload: a reload request to Watch rereads the key files even when
+// their listing looks unchanged (a file replaced in place with the same size
+// and time), which the poll does not.
+func TestWatchReload(t *testing.T) {
+	dir := t.TempDir()
+	a, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	b, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pemA, pemB := pkcs8(t, a), pkcs8(t, b)
+	if len(pemA) != len(pemB) {
+		t.Fatalf("PEM sizes %d and %d differ", len(pemA), len(pemB))
+	}
+	mtime := t0.Add(-time.Hour)
+	writeKeyFile(t, dir, "a.pem", pemA, mtime)
+	k := mustNew(t, nil, fileConfig("ES256", dir, newClock(t0)))
+	reload := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		k.Watch(ctx, time.Hour, nil, reload, discard)
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+
+	writeKeyFile(t, dir, "a.pem", pemB, mtime)
+	// Watch takes the second request only once it has handled the first.
+	reload <- struct{}{}
+	reload <- struct{}{}
+	if got, want := k.current().kid, thumbprintOf(t, &b.PublicKey); got != want {
+		t.Errorf("signer after the reload request = %s, want the replaced file's %s", got, want)
+	}
+}
+
 // TestFileRotation rotates keys by adding and removing files: a new file is
 // published at once and signs once it has been published for the lead; a
 // file that does not load leaves the keys as they were; a removed file is

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -14,8 +13,8 @@ import (
 
 // Reload reads the keys again: from the store (another instance may have
 // rotated them), or from Config.Dir, where it rereads every file even if
-// none seems to have changed (what SIGHUP does). A failed reload keeps the
-// loaded keys.
+// none seems to have changed (what a reload request to Watch does). A
+// failed reload keeps the loaded keys.
 func (k *Keys) Reload(ctx context.Context) error {
 	k.opMu.Lock()
 	defer k.opMu.Unlock()
@@ -255,11 +254,12 @@ func (k *Keys) info(kid string) (KeyInfo, error) {
 }
 
 // Watch keeps the keys up to date until ctx ends: it runs Maintain every
-// interval (and once at the start), reloads at once whenever changes fires
-// (a store that tells of key changes made by other instances) and whenever
-// reload fires (SIGHUP: with Config.Dir, the files are reread). A failed
+// interval (and once at the start), and runs Reload at once whenever
+// changes fires (a store that tells of key changes made by other
+// instances) and whenever reload fires (an operator's request: with
+// Config.Dir, the files are reread). Either channel may be nil. A failed
 // round keeps the keys it had and is logged.
-func (k *Keys) Watch(ctx context.Context, interval time.Duration, changes <-chan struct{}, reload <-chan os.Signal, log *slog.Logger) {
+func (k *Keys) Watch(ctx context.Context, interval time.Duration, changes, reload <-chan struct{}, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	before, set := k.current().kid, kidsOf(k.loaded())
@@ -291,7 +291,7 @@ func (k *Keys) Watch(ctx context.Context, interval time.Duration, changes <-chan
 		case <-changes:
 			run("reloading signing keys", reloadNow)
 		case <-reload:
-			log.InfoContext(ctx, "reloading signing keys (SIGHUP)")
+			log.InfoContext(ctx, "reloading signing keys on request")
 			run("reloading signing keys", reloadNow)
 		}
 	}
