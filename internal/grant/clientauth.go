@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/ratelimit"
 	"github.com/issuer-oauth/issuer/internal/request"
 	"github.com/issuer-oauth/issuer/internal/store"
@@ -116,7 +117,7 @@ func credentials(r *http.Request, form url.Values) (id, sec, method string, oerr
 		if formID == "" || formSecret == "" {
 			return "", "", "", errInvalidClient("client authentication is required: HTTP Basic or client_id and client_secret")
 		}
-		return formID, formSecret, AuthPost, nil
+		return formID, formSecret, oauth.AuthClientSecretPost, nil
 	}
 	if formSecret != "" {
 		return "", "", "", errInvalidRequest("use one client authentication method: HTTP Basic or client_secret in the body, not both")
@@ -139,5 +140,5 @@ func credentials(r *http.Request, form url.Values) (id, sec, method string, oerr
 	if formID != "" && formID != id {
 		return "", "", "", errInvalidRequest("client_id in the body differs from the Basic credentials")
 	}
-	return id, sec, AuthBasic, nil
+	return id, sec, oauth.AuthClientSecretBasic, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/store"
 )
@@ -123,7 +124,7 @@ func (cc *clientCredentials) scope(tgr *oauth2.TokenGenerateRequest) (bool, erro
 	if oerr != nil {
 		return false, oerr
 	}
-	tgr.Scope = strings.Join(scopes, " ")
+	tgr.Scope = oauth.FormatScope(scopes)
 	req.audience = aud
 	return true, nil
 }
@@ -147,7 +148,7 @@ func (cc *clientCredentials) Token(ctx context.Context, data *oauth2.GenerateBas
 	if err != nil {
 		return "", "", err
 	}
-	if !genRefresh || !slices.Contains(req.client.GrantTypes, RefreshToken) {
+	if !genRefresh || !slices.Contains(req.client.GrantTypes, oauth.GrantRefreshToken) {
 		return access, "", nil
 	}
 	fam := store.Family{
@@ -192,7 +193,7 @@ func (h *Handler) signRefresh(fam store.Family, now time.Time) (string, error) {
 		},
 		ClientID: fam.ClientID,
 		FamilyID: fam.ID,
-		Scope:    strings.Join(fam.Scopes, " "),
+		Scope:    oauth.FormatScope(fam.Scopes),
 		Resource: fam.Audience,
 	})
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/ratelimit"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/store"
@@ -62,15 +63,6 @@ type Limiter interface {
 type Metrics interface {
 	TokenRequest(grantType, outcome string)
 }
-
-// Grant types and authentication methods.
-const (
-	ClientCredentials = "client_credentials"
-	RefreshToken      = "refresh_token"
-
-	AuthBasic = "client_secret_basic"
-	AuthPost  = "client_secret_post"
-)
 
 // Config configures the token endpoint.
 type Config struct {
@@ -151,7 +143,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch gt {
 	case "":
 		err = errInvalidRequest("grant_type is missing")
-	case ClientCredentials, RefreshToken:
+	case oauth.GrantClientCredentials, oauth.GrantRefreshToken:
 		if !slices.Contains(client.GrantTypes, gt) {
 			err = errUnauthorizedClient("the client may not use the " + gt + " grant")
 			break
@@ -160,7 +152,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err = oe
 			break
 		}
-		if gt == ClientCredentials {
+		if gt == oauth.GrantClientCredentials {
 			resp, err = h.cc.token(r, form, client, secretValue)
 		} else {
 			resp, err = h.refresh(r.Context(), form, client)

@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/bolt"
@@ -50,9 +50,9 @@ type testClient struct {
 }
 
 var (
-	basicClient = testClient{"svc-basic", "b4s1c-s3cr3t-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", AuthBasic, []string{ClientCredentials, RefreshToken}}
-	postClient  = testClient{"svc-post", "p0st-s3cr3t-BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", AuthPost, []string{ClientCredentials, RefreshToken}}
-	ccClient    = testClient{"svc-cc-only", "cc-s3cr3t-CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC", AuthBasic, []string{ClientCredentials}}
+	basicClient = testClient{"svc-basic", "b4s1c-s3cr3t-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", oauth.AuthClientSecretBasic, []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}}
+	postClient  = testClient{"svc-post", "p0st-s3cr3t-BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", oauth.AuthClientSecretPost, []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}}
+	ccClient    = testClient{"svc-cc-only", "cc-s3cr3t-CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC", oauth.AuthClientSecretBasic, []string{oauth.GrantClientCredentials}}
 	testClients = []testClient{basicClient, postClient, ccClient}
 )
 
@@ -205,14 +205,14 @@ func authenticatedClient(ct, auth, body string) string {
 			return ""
 		}
 		for _, c := range testClients {
-			if c.method == AuthBasic && c.id == id && c.secret == sec {
+			if c.method == oauth.AuthClientSecretBasic && c.id == id && c.secret == sec {
 				return c.id
 			}
 		}
 		return ""
 	}
 	for _, c := range testClients {
-		if c.method == AuthPost && form.Get("client_id") == c.id && form.Get("client_secret") == c.secret {
+		if c.method == oauth.AuthClientSecretPost && form.Get("client_id") == c.id && form.Get("client_secret") == c.secret {
 			return c.id
 		}
 	}
@@ -442,76 +442,6 @@ func (hs *harness) check(t *testing.T, method, ct, auth, body string) (int, stri
 	return status, ""
 }
 
-func TestValidScopeToken(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want bool
-	}{
-		{"read", true},
-		{"api:read", true},
-		{"!#$%&'()*+,-./09:;<=>?@AZ[]^_`az{|}~", true},
-		{strings.Repeat("a", 128), true},
-		{"", false},
-		{strings.Repeat("a", 129), false},
-		{"a b", false},
-		{"a\tb", false},
-		{"a\"b", false},
-		{"a\\b", false},
-		{"a\x7f", false},
-		{"a\x00", false},
-		{"é", false},
-		{"\xff", false},
-	} {
-		if got := ValidScopeToken(tc.in); got != tc.want {
-			t.Errorf("ValidScopeToken(%q) = %v, want %v", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestParseScope(t *testing.T) {
-	for _, tc := range []struct {
-		in     string
-		want   []string
-		wantOK bool
-	}{
-		{"", nil, true},
-		{"   ", nil, true},
-		{"read", []string{"read"}, true},
-		{"read write", []string{"read", "write"}, true},
-		{"  write   read ", []string{"write", "read"}, true},
-		{"read write read write", []string{"read", "write"}, true},
-		{"read\twrite", nil, false},
-		{"read\nwrite", nil, false},
-		{`read "write"`, nil, false},
-		{"read wr\\ite", nil, false},
-		{"read " + strings.Repeat("x", 129), nil, false},
-		{"réad", nil, false},
-	} {
-		got, ok := ParseScope(tc.in)
-		if ok != tc.wantOK || !slices.Equal(got, tc.want) {
-			t.Errorf("ParseScope(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.wantOK)
-		}
-	}
-}
-
-// TestParseScopeLong parses a scope of the largest body the endpoint takes
-// by default (64 KiB): thousands of distinct tokens, all kept, in order.
-// Deduplicating with a linear search made this cost about a third of a
-// second of CPU per request.
-func TestParseScopeLong(t *testing.T) {
-	var b strings.Builder
-	var want []string
-	for i := 0; b.Len() < 64<<10; i++ {
-		tok := strconv.FormatInt(int64(i), 36)
-		b.WriteString(tok + " " + tok + " ")
-		want = append(want, tok)
-	}
-	got, ok := ParseScope(b.String())
-	if !ok || !slices.Equal(got, want) {
-		t.Errorf("ParseScope(%d distinct tokens, each twice) = %d tokens, %v; want %d, true", len(want), len(got), ok, len(want))
-	}
-}
-
 // TestCredentials checks what a client is told about its credentials.
 func TestCredentials(t *testing.T) {
 	b64 := func(s string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -521,10 +451,10 @@ func TestCredentials(t *testing.T) {
 		wantMethod        string
 		wantCode, wantMsg string
 	}{
-		{"basic", b64("a%3Ab:s%20+t"), "", "a:b", "s  t", AuthBasic, "", ""},
-		{"basic scheme in lower case", "basic " + base64.StdEncoding.EncodeToString([]byte("a:s")), "", "a", "s", AuthBasic, "", ""},
-		{"basic with matching client_id", b64("a:s"), "client_id=a", "a", "s", AuthBasic, "", ""},
-		{"post", "", "client_id=a&client_secret=s", "a", "s", AuthPost, "", ""},
+		{"basic", b64("a%3Ab:s%20+t"), "", "a:b", "s  t", oauth.AuthClientSecretBasic, "", ""},
+		{"basic scheme in lower case", "basic " + base64.StdEncoding.EncodeToString([]byte("a:s")), "", "a", "s", oauth.AuthClientSecretBasic, "", ""},
+		{"basic with matching client_id", b64("a:s"), "client_id=a", "a", "s", oauth.AuthClientSecretBasic, "", ""},
+		{"post", "", "client_id=a&client_secret=s", "a", "s", oauth.AuthClientSecretPost, "", ""},
 		{"nothing", "", "", "", "", "", "invalid_client", "client authentication is required"},
 		{"post without secret", "", "client_id=a", "", "", "", "invalid_client", "client authentication is required"},
 		{"both methods", b64("a:s"), "client_secret=s", "", "", "", "invalid_request", "use one client authentication method"},
@@ -658,7 +588,7 @@ func TestQuote(t *testing.T) {
 // floor (what clients see: a wrong secret and an unknown client cost the same).
 func BenchmarkAuthenticate(b *testing.B) {
 	hs := newHarness(b)
-	form := url.Values{"grant_type": {ClientCredentials}}
+	form := url.Values{"grant_type": {oauth.GrantClientCredentials}}
 	for _, floor := range []time.Duration{-1, DefaultFailureFloor} {
 		hs.h.cfg.FailureFloor = floor
 		for _, bc := range []struct {
@@ -689,7 +619,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 func TestFailureFloor(t *testing.T) {
 	hs := newHarness(t)
 	hs.h.cfg.FailureFloor = 50 * time.Millisecond
-	form := url.Values{"grant_type": {ClientCredentials}}
+	form := url.Values{"grant_type": {oauth.GrantClientCredentials}}
 	for _, tc := range []struct {
 		name, id, secret string
 		ok               bool

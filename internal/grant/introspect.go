@@ -6,9 +6,9 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/store"
 )
 
@@ -106,7 +106,7 @@ func (h *Handler) identify(ctx context.Context, raw string) (*token, error) {
 		return nil, nil
 	}
 	return &token{clientID: c.ClientID, refresh: &c, resp: &introspection{
-		Active: true, Scope: strings.Join(fam.Scopes, " "), ClientID: c.ClientID, TokenType: "refresh_token",
+		Active: true, Scope: oauth.FormatScope(fam.Scopes), ClientID: c.ClientID, TokenType: "refresh_token",
 		Exp: c.ExpiresAt.Unix(), Iat: c.IssuedAt.Unix(), Sub: c.Subject,
 		Aud: c.Audience, Iss: c.Issuer, Jti: c.ID,
 	}}, nil
