@@ -442,6 +442,51 @@ func (hs *harness) check(t *testing.T, method, ct, auth, body string) (int, stri
 	return status, ""
 }
 
+// TestClientCredentials checks what the grant issues through go-oauth2: an
+// access token with the decided scope and audience and the configured
+// lifetime, and a refresh token whose family is stored (it refreshes) only
+// for a client that may refresh.
+func TestClientCredentials(t *testing.T) {
+	hs := newHarness(t)
+	for _, tc := range []struct {
+		c           testClient
+		wantRefresh bool
+	}{
+		{basicClient, true},
+		{ccClient, false},
+	} {
+		t.Run(tc.c.id, func(t *testing.T) {
+			auth := basicAuth(tc.c.id, tc.c.secret)
+			m := hs.serve(t, auth, "grant_type=client_credentials&scope=write&resource="+url.QueryEscape(otherAud))
+			if got, want := m["scope"], "write"; got != want {
+				t.Errorf("scope = %v, want %v", got, want)
+			}
+			if got, want := m["expires_in"], 300.0; got != want {
+				t.Errorf("expires_in = %v, want %v", got, want)
+			}
+			claims, err := hs.h.keys.ParseAccess(m["access_token"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if claims.Subject != tc.c.id || claims.Scope != "write" || !slices.Equal(claims.Audience, []string{otherAud}) ||
+				!claims.ExpiresAt.Equal(testNow.Add(5*time.Minute)) {
+				t.Errorf("access token claims = %+v, want sub %s, scope write, aud %s, exp now+5m", claims, tc.c.id, otherAud)
+			}
+			rt, ok := m["refresh_token"].(string)
+			if ok != tc.wantRefresh {
+				t.Fatalf("refresh token issued: %v, want %v", ok, tc.wantRefresh)
+			}
+			if !ok {
+				return
+			}
+			m = hs.serve(t, auth, "grant_type=refresh_token&refresh_token="+rt)
+			if got, want := m["scope"], "write"; got != want {
+				t.Errorf("refreshed scope = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
 // TestCredentials checks what a client is told about its credentials.
 func TestCredentials(t *testing.T) {
 	b64 := func(s string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(s)) }

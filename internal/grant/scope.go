@@ -1,6 +1,7 @@
 package grant
 
 import (
+	"net/url"
 	"slices"
 	"strings"
 
@@ -69,6 +70,11 @@ func grantAudience(requested, allowed []string) ([]string, *Error) {
 		}
 	}
 	return out, nil
+}
+
+// requestedAudience collects the resource and audience parameters.
+func requestedAudience(form url.Values) []string {
+	return slices.Concat(form["resource"], form["audience"])
 }
 
 // quote bounds and quotes a client-supplied value for an error description.
