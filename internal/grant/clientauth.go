@@ -21,7 +21,7 @@ const maxClientIDLen = 128
 // Authenticate authenticates the client of a token-endpoint request
 // (RFC 6749 §2.3.1) by HTTP Basic or by client_id and client_secret in the
 // form, never both. A client authenticates only with the method it
-// registered. It returns the client and the secret it presented.
+// registered.
 //
 // An unknown client id gets the same answer as a wrong secret, after the same
 // HMAC work, and no sooner than FailureFloor after the request began: a store
@@ -34,11 +34,11 @@ const maxClientIDLen = 128
 // the rules), and every wrong secret or unknown client id counts as a failure
 // of both. Requests without credentials, with malformed ones, or with the
 // right secret over the wrong method do not count.
-func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, string, *Error) {
+func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, *Error) {
 	start := time.Now()
 	id, sec, method, oerr := credentials(r, form)
 	if oerr != nil {
-		return store.Client{}, "", oerr
+		return store.Client{}, oerr
 	}
 	addr, limitID := request.ClientAddr(r), id
 	if len(id) > maxClientIDLen {
@@ -50,16 +50,16 @@ func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, 
 			if d.Limit == ratelimit.LimitClient {
 				what = "of this client"
 			}
-			return store.Client{}, "", errRateLimited("too many failed client authentications "+what+
+			return store.Client{}, errRateLimited("too many failed client authentications "+what+
 				"; retry after "+seconds(d.RetryAfter), d.RetryAfter)
 		}
 	}
-	fail := func() (store.Client, string, *Error) {
+	fail := func() (store.Client, *Error) {
 		if h.cfg.Limiter != nil {
 			h.cfg.Limiter.AuthFailed(r.Context(), limitID, addr)
 		}
 		h.waitFloor(r.Context(), start)
-		return store.Client{}, "", errInvalidClient("client authentication failed")
+		return store.Client{}, errInvalidClient("client authentication failed")
 	}
 	if len(id) > maxClientIDLen {
 		h.hasher.VerifyUnknown(sec)
@@ -73,17 +73,17 @@ func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, 
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "client lookup failed", "client_id", id, "err", err)
 		if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-			return store.Client{}, "", errUnavailable
+			return store.Client{}, errUnavailable
 		}
-		return store.Client{}, "", errServer
+		return store.Client{}, errServer
 	}
 	if !h.hasher.Verify(c.ID, sec, c.SecretHash) {
 		return fail()
 	}
 	if c.AuthMethod != method {
-		return store.Client{}, "", errInvalidClient("the client is registered for " + c.AuthMethod + ", not " + method)
+		return store.Client{}, errInvalidClient("the client is registered for " + c.AuthMethod + ", not " + method)
 	}
-	return c, sec, nil
+	return c, nil
 }
 
 // seconds formats d as whole seconds, rounded up, as Retry-After does.

@@ -120,7 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { h.cfg.Metrics.TokenRequest(r.PostForm.Get("grant_type"), ow.outcome()) }()
 		w = ow
 	}
-	client, _, form, ok := h.tokenEndpointClient(w, r, "token")
+	client, form, ok := h.tokenEndpointClient(w, r, "token")
 	if !ok {
 		return
 	}

@@ -649,7 +649,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 				req.Header.Set("Authorization", basicAuth(bc.id, bc.secret))
 				b.ReportAllocs()
 				for b.Loop() {
-					_, _, oerr := hs.h.Authenticate(req, form)
+					_, oerr := hs.h.Authenticate(req, form)
 					if (oerr == nil) != bc.ok {
 						b.Fatalf("Authenticate: %v", oerr)
 					}
@@ -676,7 +676,7 @@ func TestFailureFloor(t *testing.T) {
 		req := httptest.NewRequest(http.MethodPost, "/oauth2/token", nil)
 		req.Header.Set("Authorization", basicAuth(tc.id, tc.secret))
 		start := time.Now()
-		_, _, oerr := hs.h.Authenticate(req, form)
+		_, oerr := hs.h.Authenticate(req, form)
 		took := time.Since(start)
 		if (oerr == nil) != tc.ok {
 			t.Fatalf("%s: %v", tc.name, oerr)
