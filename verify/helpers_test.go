@@ -3,39 +3,22 @@ package verify_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/issuer-oauth/issuer/internal/testutil"
 	"github.com/issuer-oauth/issuer/verify"
 	"github.com/issuer-oauth/issuer/verify/verifytest"
 )
 
 const audience = "https://api.example.com"
 
-// clock is a test clock that moves only when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newClock returns a fake clock at the current second.
+func newClock() *testutil.Clock { return testutil.NewClock(time.Now().Truncate(time.Second)) }
 
 // setup starts a test issuer and a Verifier of its tokens that discovers
 // its keys; both run on clk.
-func setup(t testing.TB, clk *clock, opts ...verify.Option) (*verifytest.Issuer, *verify.Verifier) {
+func setup(t testing.TB, clk *testutil.Clock, opts ...verify.Option) (*verifytest.Issuer, *verify.Verifier) {
 	t.Helper()
 	iss := verifytest.NewIssuer(t, verifytest.WithClock(clk.Now))
 	v, err := verify.New(context.Background(), iss.URL, audience, append([]verify.Option{verify.WithClock(clk.Now)}, opts...)...)
