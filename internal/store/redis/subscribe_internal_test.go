@@ -1,10 +1,8 @@
 package redis
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,25 +10,8 @@ import (
 
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/store"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
-
-// syncBuffer is a log destination safe for the subscriber goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // TestSubscriberIdle checks that an idle subscription is kept with pings,
 // without dropping the cache or reporting an outage.
@@ -42,7 +23,7 @@ func TestSubscriberIdle(t *testing.T) {
 	srv := redistest.Start(t)
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { client.Close() })
-	var logs syncBuffer
+	var logs testutil.Buffer
 	s := New(client, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	t.Cleanup(func() { s.Close() })
 	ctx := t.Context()

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/redis"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // scriptCreateFamilyV1 is the CreateFamily script of the first version,
@@ -55,30 +55,12 @@ func createFamilyV1(ctx context.Context, c goredis.UniversalClient, now time.Tim
 	return nil
 }
 
-// manualClock is a clock that tests move by hand.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // TestFamiliesOfV1 checks an upgrade: families that the first version wrote
 // (revoked "0", lists by json.Marshal) are read, rotated, revoked, refused
 // as duplicates while live and replaced once expired.
 func TestFamiliesOfV1(t *testing.T) {
 	srv := redistest.Start(t)
-	clock := &manualClock{t: time.Now().Truncate(time.Millisecond)}
+	clock := testutil.NewClock(time.Now().Truncate(time.Millisecond))
 	s := open(t, srv.URL(), redis.WithNow(clock.Now))
 	ctx := t.Context()
 	c := s.Client()
