@@ -123,10 +123,9 @@ func (p *Process) Err() error {
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
 // WaitReady calls ready every 20 ms until it returns nil, and returns nil
-// then. It returns an error if the process ends first (saying how it ended,
-// with ready's last error and the end of the output), or if timeout passes
-// or ctx ends first (with ready's last error). The context given to ready
-// ends then too.
+// then. It returns an error if the process ends first, or if timeout passes
+// or ctx ends first, with ready's last error and the end of the output
+// (Tail). The context given to ready ends then too.
 func (p *Process) WaitReady(ctx context.Context, timeout time.Duration, ready func(ctx context.Context) error) error {
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -140,9 +139,9 @@ func (p *Process) WaitReady(ctx context.Context, timeout time.Duration, ready fu
 			return fmt.Errorf("%s ended (%v) before it was ready; last check: %v\n%s", p.name, p.cmd.ProcessState, err, p.Tail())
 		case <-rctx.Done():
 			if ctx.Err() != nil {
-				return fmt.Errorf("%s not ready: %w; last check: %v", p.name, ctx.Err(), err)
+				return fmt.Errorf("%s not ready: %w; last check: %v\n%s", p.name, ctx.Err(), err, p.Tail())
 			}
-			return fmt.Errorf("%s not ready within %v: %v", p.name, timeout, err)
+			return fmt.Errorf("%s not ready within %v: %v\n%s", p.name, timeout, err, p.Tail())
 		case <-time.After(readyPoll):
 		}
 	}
