@@ -3,6 +3,7 @@ package redis
 import (
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +58,55 @@ func TestSubscriberIdle(t *testing.T) {
 	}
 	if l := logs.String(); l != "" {
 		t.Errorf("subscriber logged while idle:\n%s", l)
+	}
+}
+
+// TestSubscriberResubscribeDropsCache checks that a lost subscription, once
+// back, drops the whole cache (invalidations sent meanwhile were lost) and
+// reports a key change.
+func TestSubscriberResubscribeDropsCache(t *testing.T) {
+	srv := redistest.Start(t)
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { client.Close() })
+	var logs testutil.Buffer
+	s := New(client, WithClientCacheTTL(time.Hour), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	select {
+	case <-s.KeyChanges():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not subscribed within 5s")
+	}
+
+	// Written directly: the update sends no invalidation, as if it was lost.
+	v1, _ := json.Marshal(store.Client{ID: "c", Name: "v1"})
+	if err := client.HSet(ctx, s.clientsKey, "c", v1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetClient(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	v2, _ := json.Marshal(store.Client{ID: "c", Name: "v2"})
+	if err := client.HSet(ctx, s.clientsKey, "c", v2).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.GetClient(ctx, "c"); err != nil || c.Name != "v1" {
+		t.Fatalf("GetClient before the subscription broke = %+v, %v; want the cached v1", c, err)
+	}
+
+	if _, err := srv.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.KeyChanges():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no KeyChanges signal within 5s of the subscription breaking")
+	}
+	if c, err := s.GetClient(ctx, "c"); err != nil || c.Name != "v2" {
+		t.Errorf("GetClient after the subscription came back = %+v, %v; want v2 (cache dropped)", c, err)
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "re-established") })
+	if l := logs.String(); !strings.Contains(l, "redis: cache invalidation subscription lost; retrying") {
+		t.Errorf("logs do not report the outage:\n%s", l)
 	}
 }
