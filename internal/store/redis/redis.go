@@ -49,11 +49,8 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	stopSub   context.CancelFunc
-	subDone   chan struct{}
-	subMu     sync.Mutex
-	subClosed bool
-	pubsub    *goredis.PubSub
+	stopSub context.CancelFunc
+	subDone chan struct{} // closed when the subscriber has returned
 }
 
 var _ store.Store = (*Store)(nil)
@@ -125,7 +122,7 @@ func New(client goredis.UniversalClient, opts ...Option) *Store {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopSub = cancel
 	s.subDone = make(chan struct{})
-	go s.subscribe(ctx, subscriberPing)
+	go s.subscribe(ctx)
 	return s
 }
 
@@ -174,12 +171,6 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.stopSub()
-		s.subMu.Lock()
-		s.subClosed = true
-		if s.pubsub != nil {
-			_ = s.pubsub.Close()
-		}
-		s.subMu.Unlock()
 		<-s.subDone
 		if s.owned {
 			if err := s.client.Close(); err != nil {
