@@ -12,6 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/issuer-oauth/issuer/internal/jsonenc"
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/redis"
@@ -123,6 +124,44 @@ func TestFamiliesOfV1(t *testing.T) {
 		}
 		if got, err := s.GetFamily(ctx, id); err != nil || !familyEqual(got, f) {
 			t.Errorf("GetFamily(%q) after re-creation = %+v, %v; want %+v", id, got, err, f)
+		}
+	}
+}
+
+// TestFamiliesOfAppendedLists checks that families written while the lists
+// were encoded with jsonenc.AppendStrings (no revoked field; lists byte for
+// byte as json.Marshal writes them, which jsonenc's tests check) read and
+// rotate as they were written.
+func TestFamiliesOfAppendedLists(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv.URL())
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	for _, f := range []store.Family{
+		{ID: "lists", ClientID: "c", Scopes: []string{"read", "offline_access"}, Audience: []string{"https://api.example.com/?a=1&b=<2>"}},
+		{ID: "nil-lists", ClientID: "c"},
+		{ID: "empty-lists", ClientID: "c", Scopes: []string{}, Audience: []string{}},
+		{ID: "escaped", ClientID: "c", Scopes: []string{"é", "\u2028", `q"b\`, "\xff"}, Audience: []string{"\x00", "a,b"}},
+	} {
+		f.Current, f.ExpiresAt = f.ID+"-0", exp
+		key := redis.DefaultPrefix + ":fam:{" + f.ID + "}"
+		err := s.Client().HSet(ctx, key, "client_id", f.ClientID, "current", f.Current,
+			"expires_at", exp.UnixMilli(), "scopes", jsonenc.AppendStrings(nil, f.Scopes),
+			"audience", jsonenc.AppendStrings(nil, f.Audience)).Err()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := f
+		if f.ID == "escaped" { // invalid UTF-8 is stored as U+FFFD
+			want.Scopes = []string{"é", "\u2028", `q"b\`, "\ufffd"}
+		}
+		if got, err := s.GetFamily(ctx, f.ID); err != nil || !familyEqual(got, want) {
+			t.Errorf("GetFamily(%q) = %+v, %v; want %+v", f.ID, got, err, want)
+		}
+		r := store.Rotation{FamilyID: f.ID, ClientID: f.ClientID, OldID: f.Current, NewID: f.ID + "-1", ExpiresAt: exp}
+		want.Current = r.NewID
+		if got, err := s.RotateRefresh(ctx, r); err != nil || !familyEqual(got, want) {
+			t.Errorf("RotateRefresh(%q) = %+v, %v; want %+v", f.ID, got, err, want)
 		}
 	}
 }
