@@ -190,11 +190,7 @@ func (s *Server) launch() error {
 	args = append(args, s.extra...)
 	args = append(args, s.config.args...)
 
-	proc, err := startLogged("redis-server on "+s.Addr(), s.bin, s.dir, s.logPath(), args)
-	if err != nil {
-		return err
-	}
-	err = proc.WaitReady(context.Background(), readyTimeout, func(context.Context) error {
+	proc, err := startReady("redis-server on "+s.Addr(), s.bin, s.dir, s.logPath(), args, func() error {
 		reply, err := command(s.Addr(), s.config.password, "PING")
 		if err == nil && reply != "PONG" {
 			err = fmt.Errorf("PING answered %q", reply)
@@ -202,7 +198,6 @@ func (s *Server) launch() error {
 		return err
 	})
 	if err != nil {
-		proc.Kill()
 		return err
 	}
 	s.proc = proc
@@ -212,8 +207,11 @@ func (s *Server) launch() error {
 func (s *Server) logPath() string { return filepath.Join(s.dir, "redis-server.log") }
 
 // log returns the end of the server log.
-func (s *Server) log() string {
-	b, err := os.ReadFile(s.logPath())
+func (s *Server) log() string { return tailOf(s.logPath()) }
+
+// tailOf returns the end of the log file at path.
+func tailOf(path string) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Sprintf("(cannot read log: %v)", err)
 	}
@@ -292,16 +290,25 @@ func roundTrip(conn net.Conn, r *bufio.Reader, args ...string) (string, error) {
 	}
 }
 
-// startLogged starts bin with args in dir, its standard output (where the
-// server logs with logfile "") appended to logPath after a line naming the
-// command. Its standard error, where it reports a bad configuration, is in
-// the errors of WaitReady.
-func startLogged(name, bin, dir, logPath string, args []string) (*testutil.Process, error) {
+// startReady starts bin with args in dir, and waits until ready returns
+// nil, for at most readyTimeout; it kills the process if it is not ready.
+// The process's standard output (where it logs with logfile "") is
+// appended to logPath after a line naming the command; its standard error
+// (where it reports a bad configuration) is in the error.
+func startReady(name, bin, dir, logPath string, args []string, ready func() error) (*testutil.Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close() // the child has its own descriptor
 	fmt.Fprintf(logFile, "--- redistest: %s %s\n", bin, strings.Join(args, " "))
-	return testutil.StartProcess(name, bin, args, nil, testutil.WithDir(dir), testutil.WithStdout(logFile))
+	proc, err := testutil.StartProcess(name, bin, args, nil, testutil.WithDir(dir), testutil.WithStdout(logFile))
+	if err != nil {
+		return nil, err
+	}
+	if err := proc.WaitReady(context.Background(), readyTimeout, func(context.Context) error { return ready() }); err != nil {
+		proc.Kill()
+		return nil, err
+	}
+	return proc, nil
 }

@@ -2,7 +2,6 @@ package redistest
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -145,13 +144,9 @@ func (s *Sentinel) launch() error {
 	}
 	args = append(args, s.config.args...)
 
-	proc, err := startLogged("sentinel on "+s.Addr(), s.bin, s.dir, s.logPath(), args)
-	if err != nil {
-		return err
-	}
 	// Ready when it names the master.
 	want := strings.Replace(s.master.Addr(), ":", " ", 1)
-	err = proc.WaitReady(context.Background(), readyTimeout, func(context.Context) error {
+	proc, err := startReady("sentinel on "+s.Addr(), s.bin, s.dir, s.logPath(), args, func() error {
 		reply, err := sentinelCommand(s.Addr(), s.config.password, "SENTINEL", "get-master-addr-by-name", s.name)
 		if got := strings.Join(reply, " "); err == nil && got != want {
 			err = fmt.Errorf("SENTINEL get-master-addr-by-name answered %q, want %q", got, want)
@@ -159,7 +154,6 @@ func (s *Sentinel) launch() error {
 		return err
 	})
 	if err != nil {
-		proc.Kill()
 		return err
 	}
 	s.proc = proc
@@ -169,16 +163,7 @@ func (s *Sentinel) launch() error {
 func (s *Sentinel) logPath() string { return filepath.Join(s.dir, "sentinel.log") }
 
 // log returns the end of the Sentinel log.
-func (s *Sentinel) log() string {
-	b, err := os.ReadFile(s.logPath())
-	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
-	}
-	if len(b) > logTail {
-		b = append([]byte("…"), b[len(b)-logTail:]...)
-	}
-	return string(b)
-}
+func (s *Sentinel) log() string { return tailOf(s.logPath()) }
 
 // sentinelCommand sends one command in RESP and reads one reply, which may
 // be an array of simple values (nil elements are left out); a non-array

@@ -121,7 +121,7 @@ func New(client goredis.UniversalClient, opts ...Option) *Store {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopSub = cancel
 	s.subDone = make(chan struct{})
-	go s.subscribe(ctx)
+	go s.subscribe(ctx, subscriberPing)
 	return s
 }
 

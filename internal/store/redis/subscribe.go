@@ -23,7 +23,7 @@ const (
 // subscription is (re)established it drops the whole cache and reports a key
 // change, since messages sent while it was down are lost; it drops the cache
 // whenever the subscription goes down too.
-func (s *Store) subscribe(ctx context.Context) {
+func (s *Store) subscribe(ctx context.Context, ping time.Duration) {
 	defer close(s.subDone)
 	redissub.Run(ctx, s.client, s.logger, redissub.Config{
 		Channels: []string{s.clientsChan, s.keysChan},
@@ -35,7 +35,7 @@ func (s *Store) subscribe(ctx context.Context) {
 		Down:      s.cache.flush,
 		Name:      "redis: cache invalidation subscription",
 		WhileDown: "retrying",
-		PingIdle:  subscriberPing,
+		PingIdle:  ping,
 		MinRetry:  minSubscribeBackoff,
 		MaxRetry:  maxSubscribeBackoff,
 	})

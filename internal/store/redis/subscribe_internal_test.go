@@ -14,27 +14,30 @@ import (
 	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
-// TestSubscriberIdle checks that an idle subscription is kept with pings,
-// without dropping the cache or reporting an outage.
-func TestSubscriberIdle(t *testing.T) {
-	old := subscriberPing
-	subscriberPing = 20 * time.Millisecond
-	t.Cleanup(func() { subscriberPing = old })
-
+// subscribedStore returns a store on a new redis-server, with opts and a
+// logger writing to logs, once its subscriber listens, and a client of its
+// own on the server.
+func subscribedStore(t *testing.T, logs *testutil.Buffer, opts ...Option) (*Store, *redistest.Server, *goredis.Client) {
+	t.Helper()
 	srv := redistest.Start(t)
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { client.Close() })
-	var logs testutil.Buffer
-	s := New(client, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	s := New(client, append(opts, WithLogger(slog.New(slog.NewTextHandler(logs, nil))))...)
 	t.Cleanup(func() { s.Close() })
-	ctx := t.Context()
 	select {
 	case <-s.KeyChanges():
 	case <-time.After(5 * time.Second):
 		t.Fatal("not subscribed within 5s")
 	}
+	return s, srv, client
+}
 
-	// Written directly: no message races with the caching read.
+// cacheStale caches client "c" as v1, then writes v2 directly: no
+// invalidation is sent (as if it was lost), and no message races with the
+// caching read.
+func cacheStale(t *testing.T, s *Store, client *goredis.Client) {
+	t.Helper()
+	ctx := t.Context()
 	v1, _ := json.Marshal(store.Client{ID: "c", Name: "v1"})
 	if err := client.HSet(ctx, s.clientsKey, "c", v1).Err(); err != nil {
 		t.Fatal(err)
@@ -46,9 +49,21 @@ func TestSubscriberIdle(t *testing.T) {
 	if err := client.HSet(ctx, s.clientsKey, "c", v2).Err(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSubscriberIdle checks that an idle subscription is kept with pings,
+// without dropping the cache or reporting an outage.
+func TestSubscriberIdle(t *testing.T) {
+	old := subscriberPing
+	subscriberPing = 20 * time.Millisecond
+	t.Cleanup(func() { subscriberPing = old })
+
+	var logs testutil.Buffer
+	s, _, client := subscribedStore(t, &logs)
+	cacheStale(t, s, client)
 
 	time.Sleep(10 * subscriberPing) // several ping rounds
-	if c, err := s.GetClient(ctx, "c"); err != nil || c.Name != "v1" {
+	if c, err := s.GetClient(t.Context(), "c"); err != nil || c.Name != "v1" {
 		t.Errorf("GetClient after idle pings = %+v, %v; want the cached v1 (cache was dropped)", c, err)
 	}
 	select {
@@ -65,31 +80,10 @@ func TestSubscriberIdle(t *testing.T) {
 // back, drops the whole cache (invalidations sent meanwhile were lost) and
 // reports a key change.
 func TestSubscriberResubscribeDropsCache(t *testing.T) {
-	srv := redistest.Start(t)
-	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
-	t.Cleanup(func() { client.Close() })
 	var logs testutil.Buffer
-	s := New(client, WithClientCacheTTL(time.Hour), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-	t.Cleanup(func() { s.Close() })
+	s, srv, client := subscribedStore(t, &logs, WithClientCacheTTL(time.Hour))
+	cacheStale(t, s, client)
 	ctx := t.Context()
-	select {
-	case <-s.KeyChanges():
-	case <-time.After(5 * time.Second):
-		t.Fatal("not subscribed within 5s")
-	}
-
-	// Written directly: the update sends no invalidation, as if it was lost.
-	v1, _ := json.Marshal(store.Client{ID: "c", Name: "v1"})
-	if err := client.HSet(ctx, s.clientsKey, "c", v1).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.GetClient(ctx, "c"); err != nil {
-		t.Fatal(err)
-	}
-	v2, _ := json.Marshal(store.Client{ID: "c", Name: "v2"})
-	if err := client.HSet(ctx, s.clientsKey, "c", v2).Err(); err != nil {
-		t.Fatal(err)
-	}
 	if c, err := s.GetClient(ctx, "c"); err != nil || c.Name != "v1" {
 		t.Fatalf("GetClient before the subscription broke = %+v, %v; want the cached v1", c, err)
 	}
