@@ -68,7 +68,7 @@ func TestAttacks(t *testing.T) {
 	clk := newClock()
 	iss, v := setup(t, clk, verify.WithLeeway(0))
 	rsaIss := verifytest.NewIssuer(t, verifytest.WithAlg("RS256"), verifytest.WithClock(clk.Now))
-	vRSA, err := verify.New(context.Background(), rsaIss.URL, audience, verify.WithClock(clk.Now), verify.WithLeeway(0))
+	vRSA, err := verify.New(rsaIss.URL, audience, verify.WithClock(clk.Now), verify.WithLeeway(0))
 	if err != nil {
 		t.Fatal(err)
 	}

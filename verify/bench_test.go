@@ -23,10 +23,11 @@ var benchAlgs = []string{"ES256", "EdDSA", "RS256"}
 
 func benchSetup(b *testing.B, alg string) (*verifytest.Issuer, *verify.Verifier, string) {
 	iss := verifytest.NewIssuer(b, verifytest.WithAlg(alg))
-	v, err := verify.New(context.Background(), iss.URL, audience)
+	v, err := verify.New(iss.URL, audience)
 	if err != nil {
 		b.Fatal(err)
 	}
+	warm(b, iss, v) // the keys are fetched at the first verification
 	return iss, v, iss.Token(b, audience, "read", "write")
 }
 

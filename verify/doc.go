@@ -2,15 +2,16 @@
 // 2.0 authorization server on its own, offline, with the public keys the
 // server publishes as a JWK Set (RFC 7517).
 //
-// New discovers the server's jwks_uri from its RFC 8414 metadata and caches
-// the keys; Verify checks a token as RFC 9068 §4 ("JSON Web Token Profile
-// for OAuth 2.0 Access Tokens") and RFC 8725 ("JWT Best Current Practices")
-// ask; Middleware guards net/http handlers and answers failures as RFC 6750
-// §3 says:
+// New returns a Verifier without any I/O; at the first verification it
+// discovers the server's jwks_uri from its RFC 8414 metadata, fetches the
+// keys and caches them. Verify checks a token as RFC 9068 §4 ("JSON Web
+// Token Profile for OAuth 2.0 Access Tokens") and RFC 8725 ("JWT Best
+// Current Practices") ask; Middleware guards net/http handlers and answers
+// failures as RFC 6750 §3 says:
 //
-//	v, err := verify.New(ctx, "https://auth.example.com", "https://api.example.com")
+//	v, err := verify.New("https://auth.example.com", "https://api.example.com")
 //	if err != nil {
-//		log.Fatal(err)
+//		log.Fatal(err) // only a mistake in the configuration
 //	}
 //	mux := http.NewServeMux()
 //	mux.Handle("GET /v1/items", v.Middleware("read")(listItems))
@@ -20,6 +21,19 @@
 //		claims, _ := verify.ClaimsFromContext(r.Context())
 //		// claims.ClientID, claims.Scopes, …
 //	}
+//
+// # Where the keys come from
+//
+// At most one option chooses the keys: none (discovery, as above),
+// WithJWKSURL (a known JWK Set URL, no discovery), WithKeySet (a
+// RemoteKeySet shared by several Verifiers, or any KeySet) or WithKeys
+// (fixed keys, never fetched). Discover reads the metadata up front, for
+// a program that wants to stop at start-up when it is wrong.
+//
+// Options are checked together, and a configuration that cannot mean what
+// it says is an error of New rather than silently ignored: two sources of
+// keys, an option given twice, or an option that would have no effect,
+// such as WithHTTPClient beside WithKeys. See Option.
 //
 // # What is checked
 //
@@ -40,20 +54,23 @@
 //
 // For an issuer that signs access tokens with HS256, the resource API
 // needs the shared secret, which no JWK Set carries: build the key with
-// NewHMACKey and give it with WithKeys (New does no discovery then). An
-// HMAC key works only that way, so neither a fetched key set nor a public
-// key can ever serve as an HMAC secret.
+// NewHMACKey and give it with WithKeys. An HMAC key works only that way, so
+// neither a fetched key set nor a public key can ever serve as an HMAC
+// secret.
 //
 // # Key cache
 //
-// The key set is cached for the lifetime its Cache-Control header gives
-// (within DefaultMinCacheAge and DefaultMaxCacheAge) and refreshed in the
+// A RemoteKeySet fetches nothing until a key is asked for. The key set is
+// then cached for the lifetime its Cache-Control header gives (within
+// DefaultMinCacheAge and DefaultMaxCacheAge) and refreshed in the
 // background when that has passed; a token naming an unknown kid (after a
-// key rotation) triggers a refresh that the request waits for. At most one
-// fetch runs at a time, shared by all callers, and fetches start at most
-// once per DefaultRefreshInterval, so tokens with made-up kids cannot flood
-// the issuer. When the issuer is unreachable, verification goes on with the
-// cached keys.
+// key rotation, or before the first fetch) triggers a fetch that the
+// request waits for. At most one fetch runs at a time, shared by all
+// callers, and fetches start at most once per DefaultRefreshInterval, so
+// tokens with made-up kids cannot flood the issuer. When the issuer is
+// unreachable, verification goes on with the cached keys; before the first
+// fetch has succeeded, Verify fails with ErrUnknownKey, whose message says
+// why.
 //
 // Package verifytest mints tokens and serves a JWK Set, to test resource
 // APIs without a running issuer.

@@ -28,7 +28,8 @@ var (
 	// package verifies, or not the algorithm of the key its kid names.
 	ErrAlgorithm = errors.New("verify: wrong algorithm")
 	// ErrUnknownKey: no key of the issuer has the token's kid, even after
-	// refreshing the key set (when a refresh was allowed).
+	// refreshing the key set (when a refresh was allowed), or the key set
+	// could not be had at all (the message says why).
 	ErrUnknownKey = errors.New("verify: unknown signing key")
 	// ErrSignature: the signature does not verify with the issuer's key.
 	ErrSignature = errors.New("verify: invalid signature")
@@ -44,7 +45,27 @@ var (
 	// jti, client_id) is absent or empty.
 	ErrMissingClaim = errors.New("verify: required claim missing")
 
-	// ErrDiscovery: New could not discover the issuer's metadata or fetch
-	// its key set.
+	// ErrDiscovery: Discover could not read the issuer's RFC 8414
+	// metadata, or the metadata is unusable (another issuer, no valid
+	// jwks_uri).
 	ErrDiscovery = errors.New("verify: discovery failed")
+)
+
+// Configuration errors. New, NewRemoteKeySet and Discover check their
+// arguments and options together, before any I/O, and report every
+// problem; each problem wraps exactly one of these.
+var (
+	// ErrInvalidConfig: an argument or an option's value is invalid (an
+	// empty audience, a negative duration, a realm that cannot be quoted,
+	// a JWK Set URL that is not http or https, …).
+	ErrInvalidConfig = errors.New("verify: invalid configuration")
+	// ErrOptionConflict: two options contradict each other (two sources of
+	// keys, such as WithKeys and WithJWKSURL), or an option is given twice.
+	ErrOptionConflict = errors.New("verify: conflicting options")
+	// ErrOptionNotApplicable: an option would have no effect, so it is
+	// refused rather than ignored: WithHTTPClient, WithRefreshInterval or
+	// WithCacheBounds beside WithKeys or WithKeySet (whose keys are not
+	// fetched by the Verifier), or an option the constructor does not take
+	// (WithLeeway given to NewRemoteKeySet, say).
+	ErrOptionNotApplicable = errors.New("verify: option does not apply")
 )

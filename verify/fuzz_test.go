@@ -25,7 +25,7 @@ func FuzzVerify(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	v, err := verify.New(context.Background(), iss.URL, audience, verify.WithKeys(keys...), verify.WithClock(clk.Now))
+	v, err := verify.New(iss.URL, audience, verify.WithKeys(keys...), verify.WithClock(clk.Now))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -34,15 +34,30 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // setup starts a test issuer and a Verifier of its tokens that discovers
-// its keys; both run on clk.
+// its keys; both run on clk. The Verifier has verified one token, so it
+// holds the issuer's keys, fetched once.
 func setup(t testing.TB, clk *clock, opts ...verify.Option) (*verifytest.Issuer, *verify.Verifier) {
 	t.Helper()
 	iss := verifytest.NewIssuer(t, verifytest.WithClock(clk.Now))
-	v, err := verify.New(context.Background(), iss.URL, audience, append([]verify.Option{verify.WithClock(clk.Now)}, opts...)...)
+	v, err := verify.New(iss.URL, audience, append([]verify.Option{verify.WithClock(clk.Now)}, opts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	warm(t, iss, v)
 	return iss, v
+}
+
+// warm verifies a token of iss with v, which fetches v's keys (New does
+// not), and checks that it took one fetch.
+func warm(t testing.TB, iss *verifytest.Issuer, v *verify.Verifier) {
+	t.Helper()
+	before := iss.JWKSFetches()
+	if _, err := v.Verify(context.Background(), iss.Token(t, v.Audience())); err != nil {
+		t.Fatalf("Verify of a first token: %v", err)
+	}
+	if got, want := iss.JWKSFetches()-before, 1; got != want {
+		t.Fatalf("JWK Set fetches for the first token = %d, want %d", got, want)
+	}
 }
 
 // segments splits a compact JWS.

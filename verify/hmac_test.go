@@ -32,7 +32,7 @@ func TestHMACKey(t *testing.T) {
 	if key.Alg() != "HS256" || key.ID() != "hs" || key.Public() != nil {
 		t.Errorf("key = %s %s %v, want hs HS256 without a public key", key.ID(), key.Alg(), key.Public())
 	}
-	v, err := verify.New(context.Background(), iss.URL, audience, verify.WithKeys(key), verify.WithClock(clk.Now))
+	v, err := verify.New(iss.URL, audience, verify.WithKeys(key), verify.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestHMACAttacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	hk, _ := verify.NewHMACKey("hs", hmacSecret)
-	v, err := verify.New(ctx, iss.URL, audience, verify.WithKeys(append(remote, hk)...), verify.WithClock(clk.Now), verify.WithLeeway(0))
+	v, err := verify.New(iss.URL, audience, verify.WithKeys(append(remote, hk)...), verify.WithClock(clk.Now), verify.WithLeeway(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,9 +120,9 @@ func TestHMACAttacks(t *testing.T) {
 	}
 
 	t.Run("HMAC key with WithJWKSURL is refused", func(t *testing.T) {
-		_, err := verify.New(ctx, iss.URL, audience, verify.WithKeys(hk), verify.WithJWKSURL(iss.URL+"/jwks"))
-		if err == nil || !strings.Contains(err.Error(), "WithJWKSURL") {
-			t.Errorf("New(WithKeys(hmac), WithJWKSURL) = %v, want an error naming WithJWKSURL", err)
+		_, err := verify.New(iss.URL, audience, verify.WithKeys(hk), verify.WithJWKSURL(iss.URL+"/jwks"))
+		if !errors.Is(err, verify.ErrOptionConflict) || !strings.Contains(err.Error(), "WithJWKSURL") {
+			t.Errorf("New(WithKeys(hmac), WithJWKSURL) = %v, want ErrOptionConflict naming WithJWKSURL", err)
 		}
 	})
 
@@ -145,7 +145,7 @@ func TestHMACAttacks(t *testing.T) {
 		return srv.URL
 	}
 	t.Run("oct key in a fetched JWK Set is ignored", func(t *testing.T) {
-		fetched, err := verify.New(ctx, iss.URL, audience, verify.WithJWKSURL(serve(octSet)), verify.WithClock(clk.Now))
+		fetched, err := verify.New(iss.URL, audience, verify.WithJWKSURL(serve(octSet)), verify.WithClock(clk.Now))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,12 +158,16 @@ func TestHMACAttacks(t *testing.T) {
 		}
 	})
 	t.Run("JWK Set of only oct keys is unusable", func(t *testing.T) {
-		if _, err := verify.New(ctx, iss.URL, audience, verify.WithJWKSURL(serve(onlyOct))); !errors.Is(err, verify.ErrDiscovery) {
-			t.Errorf("New = %v, want ErrDiscovery (no usable key)", err)
+		only, err := verify.New(iss.URL, audience, verify.WithJWKSURL(serve(onlyOct)), verify.WithClock(clk.Now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := only.Verify(ctx, iss.Token(t, audience, "read")); !errors.Is(err, verify.ErrUnknownKey) || !strings.Contains(err.Error(), "no usable verification key") {
+			t.Errorf("Verify = %v, want ErrUnknownKey (no usable key)", err)
 		}
 	})
 	t.Run("HMAC key from a custom KeySet is refused", func(t *testing.T) {
-		custom, err := verify.New(ctx, iss.URL, audience, verify.WithKeySet(keySetFunc(func(string) *verify.Key { return hk })), verify.WithClock(clk.Now))
+		custom, err := verify.New(iss.URL, audience, verify.WithKeySet(keySetFunc(func(string) *verify.Key { return hk })), verify.WithClock(clk.Now))
 		if err != nil {
 			t.Fatal(err)
 		}

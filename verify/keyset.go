@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// KeySet finds the public key that verifies a token.
+// KeySet finds the key that verifies a token: a RemoteKeySet, or any
+// other implementation given with WithKeySet.
 type KeySet interface {
 	// Key returns the key whose kid is kid, or an error wrapping
 	// ErrUnknownKey when the set has none.
@@ -35,31 +36,75 @@ const (
 	// maxKIDLen: a longer kid never triggers a refresh (the issuer's kids
 	// are 43-character RFC 7638 thumbprints).
 	maxKIDLen = 256
-	// fetchTimeout bounds a background refresh.
+	// fetchTimeout bounds a fetch, discovery included.
 	fetchTimeout = 10 * time.Second
 )
 
-// remoteKeySet is a JWK Set fetched over HTTP and cached. Keys are looked
-// up under a read lock. The set is refreshed when its Cache-Control
-// lifetime has passed (in the background: requests go on with the cached
-// keys meanwhile) and when a token names an unknown kid (the request
-// waits). Either way at most one fetch runs at a time, shared by every
-// caller, and fetches start at most once per floor, so tokens with random
-// kids cannot turn into a flood of requests to the issuer. A failed fetch
-// keeps the cached keys.
-type remoteKeySet struct {
-	url            string
+// RemoteKeySet is a KeySet of a JWK Set (RFC 7517 §5) fetched over HTTP
+// and cached; make one with NewRemoteKeySet. It is safe for concurrent
+// use, and several Verifiers may share one.
+//
+// Nothing is fetched until a key is asked for. Keys are then looked up
+// under a read lock. The set is refreshed when its Cache-Control lifetime
+// has passed (in the background: callers go on with the cached keys
+// meanwhile) and when a kid is unknown (the caller waits, as long as its
+// context allows). Either way at most one fetch runs at a time, shared by
+// every caller, and fetches start at most once per refresh interval, so
+// tokens with made-up kids cannot turn into a flood of requests to the
+// issuer. A failed fetch keeps the cached keys.
+type RemoteKeySet struct {
+	// issuer: while url is "", the JWK Set's URL is discovered from the
+	// issuer's metadata (New without a source of keys).
+	issuer         string
 	client         *http.Client
 	now            func() time.Time
 	floor          time.Duration // minimum time between fetch starts
 	minTTL, maxTTL time.Duration // bounds on the Cache-Control lifetime
 
-	mu       sync.RWMutex
-	keys     map[string]*Key
-	expires  time.Time  // the cached keys are fresh until then
-	lastTry  time.Time  // start of the last fetch
-	etag     string     // of the cached set, for If-None-Match
-	inflight *fetchCall // the fetch in progress, or nil
+	mu  sync.RWMutex
+	url string // of the JWK Set; "" until discovered
+	// sharedSecret: the discovered metadata says that access tokens are
+	// HS256, whose keys no JWK Set holds.
+	sharedSecret bool
+	keys         map[string]*Key
+	expires      time.Time  // the cached keys are fresh until then
+	lastTry      time.Time  // start of the last fetch
+	etag         string     // of the cached set, for If-None-Match
+	inflight     *fetchCall // the fetch in progress, or nil
+}
+
+var _ KeySet = (*RemoteKeySet)(nil)
+
+// NewRemoteKeySet returns the RemoteKeySet of the JWK Set at jwksURL (the
+// jwks_uri of the issuer's metadata; see Discover). It does no I/O: the
+// first Key call fetches the set.
+//
+// It takes WithHTTPClient, WithClock, WithRefreshInterval and
+// WithCacheBounds. Its errors wrap ErrInvalidConfig, ErrOptionConflict or
+// ErrOptionNotApplicable (see Option).
+func NewRemoteKeySet(jwksURL string, opts ...Option) (*RemoteKeySet, error) {
+	o, errs := collect("NewRemoteKeySet", opts, optHTTPClient, optClock, optRefreshInterval, optCacheBounds)
+	if err := checkURL(jwksURL); err != nil {
+		errs = append(errs, fmt.Errorf("%w: the JWK Set URL %w", ErrInvalidConfig, err))
+	}
+	if len(errs) > 0 {
+		return nil, joinConfig(errs)
+	}
+	return newRemoteKeySet(jwksURL, "", o), nil
+}
+
+// newRemoteKeySet returns the key set of the JWK Set at jwksURL, or, when
+// jwksURL is "", at the jwks_uri of issuer's metadata.
+func newRemoteKeySet(jwksURL, issuer string, o *options) *RemoteKeySet {
+	return &RemoteKeySet{
+		url:    jwksURL,
+		issuer: issuer,
+		client: o.client,
+		now:    o.now,
+		floor:  o.floor,
+		minTTL: o.minTTL,
+		maxTTL: o.maxTTL,
+	}
 }
 
 // fetchCall is one fetch that many callers wait for.
@@ -71,7 +116,11 @@ type fetchCall struct {
 // defaultTTL is the lifetime of a JWK Set served without max-age.
 const defaultTTL = 5 * time.Minute
 
-func (s *remoteKeySet) Key(ctx context.Context, kid string) (*Key, error) {
+// Key returns the key whose kid is kid. A kid the cached set does not hold
+// triggers a fetch, unless one started less than the refresh interval ago;
+// Key waits for it, or for ctx to be done. The error wraps ErrUnknownKey
+// and, when the set could not be fetched, says why.
+func (s *RemoteKeySet) Key(ctx context.Context, kid string) (*Key, error) {
 	now := s.now()
 	s.mu.RLock()
 	k := s.keys[kid]
@@ -86,9 +135,12 @@ func (s *remoteKeySet) Key(ctx context.Context, kid string) (*Key, error) {
 	if len(kid) > maxKIDLen {
 		return nil, fmt.Errorf("%w: kid of %d bytes", ErrUnknownKey, len(kid))
 	}
+	if s.client == nil {
+		return nil, fmt.Errorf("%w: kid %.64q (a RemoteKeySet must be made by NewRemoteKeySet)", ErrUnknownKey, kid)
+	}
 	call := s.start(now)
 	if call == nil {
-		return nil, fmt.Errorf("%w: kid %.64q (the key set was refreshed less than %v ago)", ErrUnknownKey, kid, s.floor)
+		return nil, fmt.Errorf("%w: kid %.64q (the key set was fetched less than %v ago)", ErrUnknownKey, kid, s.floor)
 	}
 	select {
 	case <-call.done:
@@ -102,14 +154,14 @@ func (s *remoteKeySet) Key(ctx context.Context, kid string) (*Key, error) {
 	case k != nil:
 		return k, nil
 	case call.err != nil:
-		return nil, fmt.Errorf("%w: kid %.64q (refreshing the key set failed: %v)", ErrUnknownKey, kid, call.err)
+		return nil, fmt.Errorf("%w: kid %.64q (fetching the key set failed: %v)", ErrUnknownKey, kid, call.err)
 	}
 	return nil, fmt.Errorf("%w: kid %.64q", ErrUnknownKey, kid)
 }
 
 // start returns the fetch in progress, or starts one when the floor allows
 // it. It returns nil when no fetch runs and none may start yet.
-func (s *remoteKeySet) start(now time.Time) *fetchCall {
+func (s *RemoteKeySet) start(now time.Time) *fetchCall {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.inflight != nil {
@@ -134,19 +186,34 @@ func (s *remoteKeySet) start(now time.Time) *fetchCall {
 	return call
 }
 
-// fetch gets the JWK Set and replaces the cached keys with it; on failure
-// the cached keys stay.
-func (s *remoteKeySet) fetch(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+// fetch gets the JWK Set, after discovering its URL when that is not
+// known yet, and replaces the cached keys with it; on failure the cached
+// keys stay. Only the goroutine of start calls it, one at a time.
+func (s *RemoteKeySet) fetch(ctx context.Context) error {
+	s.mu.RLock()
+	u, etag, sharedSecret := s.url, s.etag, s.sharedSecret
+	if s.keys == nil {
+		etag = ""
+	}
+	s.mu.RUnlock()
+	if u == "" {
+		md, err := discover(ctx, s.client, s.issuer)
+		if err != nil {
+			return err
+		}
+		u, sharedSecret = md.JWKSURI, md.SharedSecretRequired
+		s.mu.Lock()
+		s.url, s.sharedSecret = u, sharedSecret
+		s.mu.Unlock()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	s.mu.RLock()
-	if s.etag != "" && s.keys != nil {
-		req.Header.Set("If-None-Match", s.etag)
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
 	}
-	s.mu.RUnlock()
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return err
@@ -164,18 +231,22 @@ func (s *remoteKeySet) fetch(ctx context.Context) error {
 	case http.StatusOK:
 	default:
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("GET %s: status %d", s.url, resp.StatusCode)
+		return fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", s.url, err)
+		return fmt.Errorf("GET %s: %w", u, err)
 	}
 	if len(body) > maxJWKSBytes {
-		return fmt.Errorf("GET %s: JWK Set larger than %d bytes", s.url, maxJWKSBytes)
+		return fmt.Errorf("GET %s: JWK Set larger than %d bytes", u, maxJWKSBytes)
 	}
 	keys, err := ParseJWKS(body)
+	if err != nil && sharedSecret {
+		return fmt.Errorf("GET %s: %w (the issuer's metadata says its access tokens are HS256: "+
+			"verify them with NewHMACKey and WithKeys)", u, err)
+	}
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", s.url, err)
+		return fmt.Errorf("GET %s: %w", u, err)
 	}
 	m := make(map[string]*Key, len(keys))
 	for _, k := range keys {
@@ -190,7 +261,7 @@ func (s *remoteKeySet) fetch(ctx context.Context) error {
 // lifetime is how long a response may be cached: its Cache-Control
 // max-age less its Age (no-store and no-cache count as 0, no max-age as
 // defaultTTL), within [minTTL, maxTTL].
-func (s *remoteKeySet) lifetime(h http.Header) time.Duration {
+func (s *RemoteKeySet) lifetime(h http.Header) time.Duration {
 	ttl, noCache := defaultTTL, false
 	for _, line := range h.Values("Cache-Control") {
 		for _, d := range strings.Split(line, ",") {

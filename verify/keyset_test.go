@@ -33,15 +33,15 @@ func TestKeyRotationRefetches(t *testing.T) {
 	ctx := context.Background()
 	old := iss.Token(t, audience)
 	if got, want := iss.JWKSFetches(), 1; got != want {
-		t.Fatalf("JWKS fetches after New = %d, want %d", got, want)
+		t.Fatalf("JWKS fetches after the first token = %d, want %d", got, want)
 	}
 	iss.Rotate(t)
 	fresh := iss.Token(t, audience)
 
-	// Within the refresh interval of New's fetch, an unknown kid fails
-	// without a fetch.
+	// Within the refresh interval of the first fetch, an unknown kid
+	// fails without a fetch.
 	if _, err := v.Verify(ctx, fresh); !errors.Is(err, verify.ErrUnknownKey) {
-		t.Fatalf("Verify right after New: %v, want ErrUnknownKey", err)
+		t.Fatalf("Verify right after the first fetch: %v, want ErrUnknownKey", err)
 	}
 	if got, want := iss.JWKSFetches(), 1; got != want {
 		t.Fatalf("JWKS fetches = %d, want %d", got, want)
@@ -101,10 +101,13 @@ func TestConcurrentRefreshIsShared(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	// A zero refresh interval: only the sharing limits the fetches.
-	v, err := verify.New(context.Background(), iss.URL, audience, verify.WithJWKSURL(srv.URL),
+	v, err := verify.New(iss.URL, audience, verify.WithJWKSURL(srv.URL),
 		verify.WithClock(clk.Now), verify.WithRefreshInterval(0))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := v.Verify(context.Background(), iss.Token(t, audience)); err != nil {
+		t.Fatalf("Verify of a first token: %v", err)
 	}
 	iss.Rotate(t)
 	tok := iss.Token(t, audience)
@@ -138,7 +141,7 @@ func TestConcurrentRefreshIsShared(t *testing.T) {
 		}
 	}
 	if got, want := fetches.Load(), int64(2); got != want {
-		t.Errorf("JWKS fetches = %d, want %d (New's and one shared refresh)", got, want)
+		t.Errorf("JWKS fetches = %d, want %d (the first and one shared refresh)", got, want)
 	}
 }
 
@@ -147,10 +150,11 @@ func TestConcurrentRefreshIsShared(t *testing.T) {
 func TestCacheLifetime(t *testing.T) {
 	clk := newClock()
 	iss := verifytest.NewIssuer(t, verifytest.WithClock(clk.Now), verifytest.WithMaxAge(3*time.Minute))
-	v, err := verify.New(context.Background(), iss.URL, audience, verify.WithClock(clk.Now))
+	v, err := verify.New(iss.URL, audience, verify.WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
+	warm(t, iss, v)
 	ctx := context.Background()
 	old := iss.Token(t, audience)
 	iss.Rotate(t)
@@ -250,8 +254,11 @@ func TestCacheControl(t *testing.T) {
 				_, _ = w.Write(iss.JWKS())
 			}))
 			defer srv.Close()
-			v, err := verify.New(context.Background(), iss.URL, audience, verify.WithJWKSURL(srv.URL), verify.WithClock(clk.Now))
+			v, err := verify.New(iss.URL, audience, verify.WithJWKSURL(srv.URL), verify.WithClock(clk.Now))
 			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.Verify(context.Background(), iss.Token(t, audience)); err != nil {
 				t.Fatal(err)
 			}
 			clk.Advance(tc.want - time.Second)

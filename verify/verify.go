@@ -6,31 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-)
-
-// Defaults of the options.
-const (
-	// DefaultLeeway is the clock skew allowed when checking exp, nbf and
-	// iat: a token is accepted until exp+5s, and from nbf-5s and iat-5s.
-	// It covers the issuer's whole-second iat and small clock drift
-	// between hosts. Set it with WithLeeway (0 is strict).
-	DefaultLeeway = 5 * time.Second
-	// DefaultMaxTokenSize is the longest token Verify parses, in bytes.
-	DefaultMaxTokenSize = 8 << 10
-	// DefaultRefreshInterval is the minimum time between two fetches of
-	// the JWK Set.
-	DefaultRefreshInterval = 10 * time.Second
-	// DefaultMinCacheAge and DefaultMaxCacheAge bound the lifetime the
-	// JWK Set's Cache-Control header gives the cached keys.
-	DefaultMinCacheAge = time.Minute
-	DefaultMaxCacheAge = time.Hour
 )
 
 // Verifier verifies RFC 9068 access tokens of one issuer for one audience.
@@ -48,117 +29,57 @@ type Verifier struct {
 	parser  *jwt.Parser
 }
 
-// Option configures New.
-type Option func(*options)
-
-type options struct {
-	jwksURL        string
-	keySet         KeySet
-	client         *http.Client
-	leeway         time.Duration
-	now            func() time.Time
-	floor          time.Duration
-	minTTL, maxTTL time.Duration
-	maxSize        int
-	realm          *string
-}
-
-// WithJWKSURL fetches the keys from url instead of the jwks_uri of the
-// issuer's metadata; New skips discovery.
-func WithJWKSURL(url string) Option { return func(o *options) { o.jwksURL = url } }
-
-// WithKeys verifies with these keys only; New does no network I/O. It is
-// the only way to give a Verifier an HS256 key (NewHMACKey).
-func WithKeys(keys ...*Key) Option {
-	return func(o *options) {
-		m := make(staticKeySet, len(keys))
-		for _, k := range keys {
-			if k != nil {
-				m[k.id] = k
-			}
-		}
-		o.keySet = m
-	}
-}
-
-// WithKeySet verifies with the keys ks provides; New does no network I/O.
-func WithKeySet(ks KeySet) Option { return func(o *options) { o.keySet = ks } }
-
-// WithHTTPClient sets the client of discovery and JWK Set fetches. The
-// default has a 10-second timeout.
-func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
-
-// WithLeeway sets the clock skew allowed on exp, nbf and iat
-// (DefaultLeeway when not set; negative counts as 0).
-func WithLeeway(d time.Duration) Option { return func(o *options) { o.leeway = max(d, 0) } }
-
-// WithClock sets the clock (time.Now when not set) of the time checks and
-// of the key cache.
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
-
-// WithRefreshInterval sets the minimum time between two fetches of the JWK
-// Set (DefaultRefreshInterval when not set). A token with an unknown kid
-// triggers a fetch only when the last one started at least d ago; other
-// such tokens fail with ErrUnknownKey without a fetch.
-func WithRefreshInterval(d time.Duration) Option { return func(o *options) { o.floor = d } }
-
-// WithCacheBounds bounds the lifetime of the cached JWK Set: its
-// Cache-Control max-age is raised to lo and lowered to hi.
-func WithCacheBounds(lo, hi time.Duration) Option {
-	return func(o *options) { o.minTTL, o.maxTTL = lo, hi }
-}
-
-// WithMaxTokenSize sets the longest token, in bytes, that Verify parses
-// (DefaultMaxTokenSize when not set).
-func WithMaxTokenSize(n int) Option { return func(o *options) { o.maxSize = n } }
-
-// WithRealm sets the realm of the WWW-Authenticate challenges Middleware
-// sends (the audience when not set; "" omits it).
-func WithRealm(realm string) Option { return func(o *options) { o.realm = &realm } }
-
 // New returns a Verifier of the access tokens that issuer issues for
-// audience. Unless WithKeys, WithKeySet or WithJWKSURL says otherwise, it
-// discovers the jwks_uri from the issuer's RFC 8414 metadata (falling back
-// to OpenID Connect discovery), checks that the metadata names issuer
-// exactly, and fetches the JWK Set. Errors of discovery and of the first
-// fetch wrap ErrDiscovery; ctx bounds them.
-func New(ctx context.Context, issuer, audience string, opts ...Option) (*Verifier, error) {
-	if issuer == "" || audience == "" {
-		return nil, errors.New("verify: the issuer and the audience must not be empty")
+// audience. It does no I/O: keys are fetched when a token first needs
+// them, so New does not depend on the issuer being up, and it fails only
+// when the configuration is wrong.
+//
+// Where the keys come from is set by at most one option:
+//
+//   - none: the jwks_uri is discovered from the issuer's RFC 8414
+//     metadata (as Discover does; issuer must be an http or https URL) at
+//     the first verification, and the JWK Set is fetched and cached as
+//     RemoteKeySet describes;
+//   - WithJWKSURL: the JWK Set at that URL, fetched and cached the same
+//     way, without discovery;
+//   - WithKeySet: the keys of any KeySet, such as a RemoteKeySet shared
+//     by several Verifiers;
+//   - WithKeys: fixed keys, never fetched; the only way to verify HS256.
+//
+// While the keys cannot be had (the issuer is not up yet, say), Verify
+// fails with ErrUnknownKey, whose message says why, and the next fetch is
+// tried after the refresh interval.
+//
+// The errors of New wrap ErrInvalidConfig, ErrOptionConflict or
+// ErrOptionNotApplicable (see Option).
+func New(issuer, audience string, opts ...Option) (*Verifier, error) {
+	o, errs := collect("New", opts, optJWKSURL, optKeys, optKeySet, optHTTPClient, optLeeway,
+		optClock, optRefreshInterval, optCacheBounds, optMaxTokenSize, optRealm)
+	if issuer == "" {
+		errs = append(errs, fmt.Errorf("%w: the issuer is empty", ErrInvalidConfig))
 	}
-	o := options{
-		leeway:  DefaultLeeway,
-		floor:   DefaultRefreshInterval,
-		minTTL:  DefaultMinCacheAge,
-		maxTTL:  DefaultMaxCacheAge,
-		maxSize: DefaultMaxTokenSize,
+	if audience == "" {
+		errs = append(errs, fmt.Errorf("%w: the audience is empty", ErrInvalidConfig))
 	}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.now == nil {
-		o.now = time.Now
-	}
-	if o.client == nil {
-		o.client = &http.Client{Timeout: 10 * time.Second}
-	}
-	if o.maxSize <= 0 {
-		o.maxSize = DefaultMaxTokenSize
-	}
-	if o.maxTTL < o.minTTL {
-		o.maxTTL = o.minTTL
+	errs = append(errs, o.checkSources()...)
+	discover := o.keys == nil && o.keySet == nil && o.jwksURL == ""
+	if discover && issuer != "" {
+		if _, err := metadataURLs(issuer); err != nil {
+			errs = append(errs, fmt.Errorf("%w: discovering the keys: %w", ErrInvalidConfig, err))
+		}
 	}
 	realm := audience
 	if o.realm != nil {
 		realm = *o.realm
+	} else if !quotable(realm) {
+		errs = append(errs, fmt.Errorf(`%w: the audience %.64q cannot be the realm (printable ASCII without '"' or '\'): give WithRealm`, ErrInvalidConfig, audience))
 	}
-	if !quotable(realm) {
-		return nil, errors.New(`verify: the realm must be printable ASCII without '"' or '\'`)
+	if len(errs) > 0 {
+		return nil, joinConfig(errs)
 	}
 	v := &Verifier{
 		issuer:   issuer,
 		audience: audience,
-		keys:     o.keySet,
 		leeway:   o.leeway,
 		now:      o.now,
 		maxSize:  o.maxSize,
@@ -167,38 +88,18 @@ func New(ctx context.Context, issuer, audience string, opts ...Option) (*Verifie
 		// the key, not the token, decides the algorithm (see keyFor).
 		parser: jwt.NewParser(jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding()),
 	}
-	if static, ok := v.keys.(staticKeySet); ok {
-		for _, k := range static {
+	switch {
+	case o.keys != nil:
+		v.keys = o.keys
+		for _, k := range o.keys {
 			v.hmac = v.hmac || k.hmac()
 		}
+	case o.keySet != nil:
+		v.keys = o.keySet
+	default:
+		// WithJWKSURL, or discovery from the issuer when the URL is "".
+		v.keys = newRemoteKeySet(o.jwksURL, issuer, o)
 	}
-	if v.hmac && o.jwksURL != "" {
-		return nil, errors.New("verify: an HS256 key (NewHMACKey) cannot be combined with WithJWKSURL: " +
-			"give every key with WithKeys, or verify an issuer's asymmetric keys with a separate Verifier")
-	}
-	if v.keys != nil {
-		return v, nil
-	}
-	if o.jwksURL == "" {
-		u, err := discover(ctx, o.client, issuer)
-		if err != nil {
-			return nil, err
-		}
-		o.jwksURL = u
-	}
-	rs := &remoteKeySet{
-		url:    o.jwksURL,
-		client: o.client,
-		now:    o.now,
-		floor:  o.floor,
-		minTTL: o.minTTL,
-		maxTTL: o.maxTTL,
-	}
-	rs.lastTry = o.now()
-	if err := rs.fetch(ctx); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrDiscovery, err)
-	}
-	v.keys = rs
 	return v, nil
 }
 
@@ -406,7 +307,10 @@ func (v *Verifier) keyFor(ctx context.Context, raw string, t *jwt.Token, c *acce
 		}
 	}
 	alg := t.Method.Alg()
-	if !supportedAlg(alg) && (alg != "HS256" || !v.hmac) {
+	if alg == "HS256" && !v.hmac {
+		return nil, fmt.Errorf("%w: alg HS256 (its secret is no public key: give it with NewHMACKey and WithKeys)", ErrAlgorithm)
+	}
+	if !supportedAlg(alg) && alg != "HS256" {
 		return nil, fmt.Errorf("%w: alg %.32q", ErrAlgorithm, alg)
 	}
 	kid, ok := t.Header["kid"].(string)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestVerifyEveryAlgorithm(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			clk := newClock()
 			iss := verifytest.NewIssuer(t, verifytest.WithAlg(alg), verifytest.WithClock(clk.Now))
-			v, err := verify.New(context.Background(), iss.URL, audience, verify.WithClock(clk.Now))
+			v, err := verify.New(iss.URL, audience, verify.WithClock(clk.Now))
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
@@ -93,11 +94,11 @@ func TestVerifyTypVariants(t *testing.T) {
 func TestLeeway(t *testing.T) {
 	clk := newClock()
 	iss, def := setup(t, clk)
-	strict, err := verify.New(context.Background(), iss.URL, audience, verify.WithClock(clk.Now), verify.WithLeeway(0))
+	strict, err := verify.New(iss.URL, audience, verify.WithClock(clk.Now), verify.WithLeeway(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wide, err := verify.New(context.Background(), iss.URL, audience, verify.WithClock(clk.Now), verify.WithLeeway(time.Minute))
+	wide, err := verify.New(iss.URL, audience, verify.WithClock(clk.Now), verify.WithLeeway(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,27 +145,38 @@ func TestNewOptions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseJWKS: %v", err)
 	}
+	remote, err := verify.NewRemoteKeySet(iss.URL+verifytest.JWKSPath, verify.WithClock(clk.Now))
+	if err != nil {
+		t.Fatalf("NewRemoteKeySet: %v", err)
+	}
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name string
-		opts []verify.Option
+		name    string
+		opts    []verify.Option
+		fetches int // of the JWK Set, by the first Verify
 	}{
-		{"discovery", nil},
-		{"WithJWKSURL", []verify.Option{verify.WithJWKSURL(iss.URL + verifytest.JWKSPath)}},
-		{"WithKeys", []verify.Option{verify.WithKeys(keys...)}},
+		{"discovery", nil, 1},
+		{"WithJWKSURL", []verify.Option{verify.WithJWKSURL(iss.URL + verifytest.JWKSPath)}, 1},
+		{"WithKeySet of a RemoteKeySet", []verify.Option{verify.WithKeySet(remote)}, 1},
+		{"WithKeySet of the same RemoteKeySet", []verify.Option{verify.WithKeySet(remote)}, 0},
+		{"WithKeys", []verify.Option{verify.WithKeys(keys...)}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v, err := verify.New(ctx, iss.URL, audience, append(tc.opts, verify.WithClock(clk.Now))...)
+			v, err := verify.New(iss.URL, audience, append(tc.opts, verify.WithClock(clk.Now))...)
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
+			before := iss.JWKSFetches()
 			if _, err := v.Verify(ctx, tok); err != nil {
 				t.Errorf("Verify: %v", err)
+			}
+			if got, want := iss.JWKSFetches()-before, tc.fetches; got != want {
+				t.Errorf("JWK Set fetches = %d, want %d", got, want)
 			}
 		})
 	}
 	t.Run("static keys need no network", func(t *testing.T) {
-		v, err := verify.New(ctx, "https://unreachable.invalid", audience, verify.WithKeys(keys...))
+		v, err := verify.New("https://unreachable.invalid", audience, verify.WithKeys(keys...))
 		if err != nil {
 			t.Fatalf("New: %v", err)
 		}
@@ -174,7 +186,221 @@ func TestNewOptions(t *testing.T) {
 	})
 }
 
-func TestNewDiscoveryFailures(t *testing.T) {
+// TestNewDoesNoIO constructs Verifiers and key sets of every kind with an
+// HTTP client whose transport fails the test on any request: constructors
+// do no I/O, and the first verification fetches.
+func TestNewDoesNoIO(t *testing.T) {
+	iss := verifytest.NewIssuer(t)
+	var (
+		allowed  atomic.Bool
+		requests atomic.Int64
+	)
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if !allowed.Load() {
+			t.Errorf("request %s %s during construction", r.Method, r.URL)
+			return nil, errors.New("no I/O allowed here")
+		}
+		requests.Add(1)
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	jwksURL := iss.URL + verifytest.JWKSPath
+	for _, tc := range []struct {
+		name     string
+		new      func() (*verify.Verifier, error)
+		requests int64 // of the first Verify: metadata and JWK Set
+	}{
+		{"discovery", func() (*verify.Verifier, error) {
+			return verify.New(iss.URL, audience, verify.WithHTTPClient(client))
+		}, 2},
+		{"WithJWKSURL", func() (*verify.Verifier, error) {
+			return verify.New(iss.URL, audience, verify.WithJWKSURL(jwksURL), verify.WithHTTPClient(client))
+		}, 1},
+		{"NewRemoteKeySet", func() (*verify.Verifier, error) {
+			ks, err := verify.NewRemoteKeySet(jwksURL, verify.WithHTTPClient(client))
+			if err != nil {
+				return nil, err
+			}
+			return verify.New(iss.URL, audience, verify.WithKeySet(ks))
+		}, 1},
+		{"discovery of an unreachable issuer", func() (*verify.Verifier, error) {
+			return verify.New("https://unreachable.invalid", audience, verify.WithHTTPClient(client))
+		}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			allowed.Store(false)
+			requests.Store(0)
+			v, err := tc.new()
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			if tc.requests == 0 {
+				return
+			}
+			allowed.Store(true)
+			if _, err := v.Verify(context.Background(), iss.Token(t, audience)); err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if got, want := requests.Load(), tc.requests; got != want {
+				t.Errorf("requests of the first Verify = %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestOptionErrors checks that a configuration that cannot be meant as
+// written is an error of New, NewRemoteKeySet or Discover, before any I/O.
+func TestOptionErrors(t *testing.T) {
+	const (
+		issuer = "https://auth.example.com"
+		jwks   = issuer + "/jwks"
+	)
+	key, err := verify.NewHMACKey("hs", hmacSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := verify.NewRemoteKeySet(jwks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{}
+	tests := []struct {
+		name     string
+		call     func() error
+		want     error
+		contains string // in the message
+	}{
+		{"empty issuer", newErr("", audience), verify.ErrInvalidConfig, "issuer"},
+		{"empty audience", newErr(issuer, ""), verify.ErrInvalidConfig, "audience"},
+		{"discovery from an ftp issuer", newErr("ftp://auth.example.com", audience), verify.ErrInvalidConfig, "ftp://"},
+		{"audience that cannot be the realm", newErr(issuer, `urn:"x"`), verify.ErrInvalidConfig, "WithRealm"},
+		{"realm with a quote", newErr(issuer, audience, verify.WithRealm(`a"b`)), verify.ErrInvalidConfig, "WithRealm"},
+		{"negative leeway", newErr(issuer, audience, verify.WithLeeway(-time.Second)), verify.ErrInvalidConfig, "WithLeeway"},
+		{"zero token size", newErr(issuer, audience, verify.WithMaxTokenSize(0)), verify.ErrInvalidConfig, "WithMaxTokenSize"},
+		{"negative refresh interval", newErr(issuer, audience, verify.WithRefreshInterval(-1)), verify.ErrInvalidConfig, "WithRefreshInterval"},
+		{"cache bounds upside down", newErr(issuer, audience, verify.WithCacheBounds(time.Hour, time.Minute)), verify.ErrInvalidConfig, "WithCacheBounds"},
+		{"nil client", newErr(issuer, audience, verify.WithHTTPClient(nil)), verify.ErrInvalidConfig, "WithHTTPClient"},
+		{"nil clock", newErr(issuer, audience, verify.WithClock(nil)), verify.ErrInvalidConfig, "WithClock"},
+		{"nil KeySet", newErr(issuer, audience, verify.WithKeySet(nil)), verify.ErrInvalidConfig, "WithKeySet"},
+		{"nil Option", newErr(issuer, audience, nil), verify.ErrInvalidConfig, "nil Option"},
+		{"JWK Set URL not http", newErr(issuer, audience, verify.WithJWKSURL("file:///etc/jwks.json")), verify.ErrInvalidConfig, "WithJWKSURL"},
+		{"relative JWK Set URL", newErr(issuer, audience, verify.WithJWKSURL("/jwks")), verify.ErrInvalidConfig, "WithJWKSURL"},
+		{"WithKeys without keys", newErr(issuer, audience, verify.WithKeys()), verify.ErrInvalidConfig, "WithKeys"},
+		{"WithKeys with a nil key", newErr(issuer, audience, verify.WithKeys(key, nil)), verify.ErrInvalidConfig, "nil"},
+		{"WithKeys repeating a kid", newErr(issuer, audience, verify.WithKeys(key, key)), verify.ErrInvalidConfig, `"hs"`},
+
+		{"WithKeys and WithJWKSURL", newErr(issuer, audience, verify.WithKeys(key), verify.WithJWKSURL(jwks)), verify.ErrOptionConflict, "WithKeys and WithJWKSURL"},
+		{"WithKeySet and WithJWKSURL", newErr(issuer, audience, verify.WithKeySet(ks), verify.WithJWKSURL(jwks)), verify.ErrOptionConflict, "sources of keys"},
+		{"WithKeySet and WithKeys", newErr(issuer, audience, verify.WithKeySet(ks), verify.WithKeys(key)), verify.ErrOptionConflict, "sources of keys"},
+		{"WithKeys twice", newErr(issuer, audience, verify.WithKeys(key), verify.WithKeys(key)), verify.ErrOptionConflict, "WithKeys given more than once"},
+		{"WithLeeway twice", newErr(issuer, audience, verify.WithLeeway(0), verify.WithLeeway(time.Second)), verify.ErrOptionConflict, "WithLeeway"},
+		{"WithJWKSURL twice", newErr(issuer, audience, verify.WithJWKSURL(jwks), verify.WithJWKSURL(jwks+"2")), verify.ErrOptionConflict, "WithJWKSURL"},
+
+		{"WithKeySet and WithHTTPClient", newErr(issuer, audience, verify.WithKeySet(ks), verify.WithHTTPClient(client)), verify.ErrOptionNotApplicable, "NewRemoteKeySet"},
+		{"WithKeySet and WithRefreshInterval", newErr(issuer, audience, verify.WithKeySet(ks), verify.WithRefreshInterval(time.Minute)), verify.ErrOptionNotApplicable, "WithRefreshInterval"},
+		{"WithKeySet and WithCacheBounds", newErr(issuer, audience, verify.WithKeySet(ks), verify.WithCacheBounds(0, time.Hour)), verify.ErrOptionNotApplicable, "WithCacheBounds"},
+		{"WithKeys and WithHTTPClient", newErr(issuer, audience, verify.WithKeys(key), verify.WithHTTPClient(client)), verify.ErrOptionNotApplicable, "WithHTTPClient beside WithKeys"},
+		{"NewRemoteKeySet with WithLeeway", func() error {
+			_, err := verify.NewRemoteKeySet(jwks, verify.WithLeeway(0))
+			return err
+		}, verify.ErrOptionNotApplicable, "NewRemoteKeySet does not take WithLeeway"},
+		{"NewRemoteKeySet with WithKeys", func() error {
+			_, err := verify.NewRemoteKeySet(jwks, verify.WithKeys(key))
+			return err
+		}, verify.ErrOptionNotApplicable, "WithKeys"},
+		{"NewRemoteKeySet of a relative URL", func() error {
+			_, err := verify.NewRemoteKeySet("jwks.json")
+			return err
+		}, verify.ErrInvalidConfig, "jwks.json"},
+		{"NewRemoteKeySet with WithClock twice", func() error {
+			_, err := verify.NewRemoteKeySet(jwks, verify.WithClock(time.Now), verify.WithClock(time.Now))
+			return err
+		}, verify.ErrOptionConflict, "WithClock"},
+		{"Discover with WithClock", func() error {
+			_, err := verify.Discover(context.Background(), issuer, verify.WithClock(time.Now))
+			return err
+		}, verify.ErrOptionNotApplicable, "Discover does not take WithClock"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("error = %v, want %v", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.contains) {
+				t.Errorf("error = %q, want it to contain %q", err, tc.contains)
+			}
+		})
+	}
+
+	t.Run("every problem is reported", func(t *testing.T) {
+		_, err := verify.New(issuer, audience, verify.WithKeySet(ks), verify.WithHTTPClient(client),
+			verify.WithLeeway(-1), verify.WithLeeway(0))
+		for _, want := range []error{verify.ErrOptionNotApplicable, verify.ErrInvalidConfig, verify.ErrOptionConflict} {
+			if !errors.Is(err, want) {
+				t.Errorf("error = %v, want it to wrap %v", err, want)
+			}
+		}
+	})
+}
+
+// newErr returns a function that calls New and returns its error.
+func newErr(issuer, audience string, opts ...verify.Option) func() error {
+	return func() error {
+		_, err := verify.New(issuer, audience, opts...)
+		return err
+	}
+}
+
+func TestDiscover(t *testing.T) {
+	iss := verifytest.NewIssuer(t)
+	md, err := verify.Discover(context.Background(), iss.URL)
+	if err != nil {
+		t.Fatalf("Discover: %v", err)
+	}
+	if md.Issuer != iss.URL || md.JWKSURI != iss.URL+verifytest.JWKSPath {
+		t.Errorf("Discover = issuer %q, jwks_uri %q; want %q, %q", md.Issuer, md.JWKSURI, iss.URL, iss.URL+verifytest.JWKSPath)
+	}
+	var raw map[string]any
+	if err := md.Decode(&raw); err != nil || raw["grant_types_supported"] == nil {
+		t.Errorf("Decode: %v, %v; want grant_types_supported", raw, err)
+	}
+	if got := iss.JWKSFetches(); got != 0 {
+		t.Errorf("Discover fetched the JWK Set %d times", got)
+	}
+
+	// The extensions of this issuer's metadata; ill-typed ones are left
+	// out rather than failing discovery.
+	for _, tc := range []struct {
+		doc      string
+		algs     []string
+		hs256    bool
+		jwksPath string
+	}{
+		{`"access_token_signing_alg_values_supported":["HS256"],"access_token_shared_secret_required":true`, []string{"HS256"}, true, "/jwks"},
+		{`"access_token_signing_alg_values_supported":"ES256","access_token_shared_secret_required":"no"`, nil, false, "/jwks"},
+	} {
+		var u string
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"issuer":"` + u + `","jwks_uri":"` + u + tc.jwksPath + `",` + tc.doc + `}`))
+		}))
+		u = srv.URL
+		md, err := verify.Discover(context.Background(), u)
+		srv.Close()
+		if err != nil {
+			t.Errorf("Discover(%s): %v", tc.doc, err)
+			continue
+		}
+		if !slices.Equal(md.AccessTokenSigningAlgs, tc.algs) || md.SharedSecretRequired != tc.hs256 {
+			t.Errorf("Discover(%s) = algs %q, shared secret %v; want %q, %v", tc.doc, md.AccessTokenSigningAlgs, md.SharedSecretRequired, tc.algs, tc.hs256)
+		}
+	}
+}
+
+func TestDiscoverFailures(t *testing.T) {
 	ctx := context.Background()
 	serve := func(t *testing.T, h http.HandlerFunc) string {
 		srv := httptest.NewServer(h)
@@ -215,33 +441,23 @@ func TestNewDiscoveryFailures(t *testing.T) {
 			},
 		},
 		{
+			name: "relative jwks_uri",
+			handler: func(u *string) http.HandlerFunc {
+				return func(w http.ResponseWriter, r *http.Request) {
+					_, _ = w.Write([]byte(`{"issuer":"` + *u + `","jwks_uri":"/jwks"}`))
+				}
+			},
+		},
+		{
 			name: "no metadata",
 			handler: func(u *string) http.HandlerFunc {
 				return http.NotFound
 			},
 		},
 		{
-			name: "JWK Set without usable keys",
+			name: "metadata is not JSON",
 			handler: func(u *string) http.HandlerFunc {
-				return func(w http.ResponseWriter, r *http.Request) {
-					if r.URL.Path == "/jwks" {
-						_, _ = w.Write([]byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"hs"}]}`))
-						return
-					}
-					_, _ = w.Write([]byte(`{"issuer":"` + *u + `","jwks_uri":"` + *u + `/jwks"}`))
-				}
-			},
-		},
-		{
-			name: "JWK Set fetch fails",
-			handler: func(u *string) http.HandlerFunc {
-				return func(w http.ResponseWriter, r *http.Request) {
-					if r.URL.Path == "/jwks" {
-						http.Error(w, "down", http.StatusBadGateway)
-						return
-					}
-					_, _ = w.Write([]byte(`{"issuer":"` + *u + `","jwks_uri":"` + *u + `/jwks"}`))
-				}
+				return func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`<html>`)) }
 			},
 		},
 	}
@@ -253,25 +469,106 @@ func TestNewDiscoveryFailures(t *testing.T) {
 			if tc.issuer != nil {
 				issuer = tc.issuer(u)
 			}
-			_, err := verify.New(ctx, issuer, audience)
+			_, err := verify.Discover(ctx, issuer)
 			if !errors.Is(err, verify.ErrDiscovery) {
-				t.Fatalf("New error = %v, want ErrDiscovery", err)
+				t.Fatalf("Discover error = %v, want ErrDiscovery", err)
 			}
 			if tc.also != nil && !errors.Is(err, tc.also) {
-				t.Errorf("New error = %v, want it to wrap %v too", err, tc.also)
+				t.Errorf("Discover error = %v, want it to wrap %v too", err, tc.also)
 			}
 		})
 	}
-	if _, err := verify.New(ctx, "ftp://auth.example.com", audience); !errors.Is(err, verify.ErrDiscovery) {
-		t.Errorf("New(ftp://…) error = %v, want ErrDiscovery", err)
+	if _, err := verify.Discover(ctx, "ftp://auth.example.com"); !errors.Is(err, verify.ErrDiscovery) {
+		t.Errorf("Discover(ftp://…) error = %v, want ErrDiscovery", err)
 	}
-	if _, err := verify.New(ctx, "https://auth.example.com", ""); err == nil {
-		t.Errorf("New with an empty audience succeeded")
+}
+
+// TestKeysUnavailable checks what Verify says while the keys cannot be
+// had: ErrUnknownKey with the cause, no new fetch within the refresh
+// interval, and success once the issuer is fixed.
+func TestKeysUnavailable(t *testing.T) {
+	iss := verifytest.NewIssuer(t)
+	tests := []struct {
+		name  string
+		serve func(w http.ResponseWriter, r *http.Request, u string) // "" when fixed
+		cause string
+	}{
+		{"metadata names another issuer", func(w http.ResponseWriter, r *http.Request, u string) {
+			_, _ = w.Write([]byte(`{"issuer":"https://evil.example.com","jwks_uri":"` + u + `/jwks"}`))
+		}, "names issuer"},
+		{"no metadata", func(w http.ResponseWriter, r *http.Request, u string) {
+			http.NotFound(w, r)
+		}, "no metadata found"},
+		{"JWK Set without usable keys", func(w http.ResponseWriter, r *http.Request, u string) {
+			if r.URL.Path == "/jwks" {
+				_, _ = w.Write([]byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"hs"}]}`))
+				return
+			}
+			_, _ = w.Write([]byte(`{"issuer":"` + u + `","jwks_uri":"` + u + `/jwks"}`))
+		}, "no usable verification key"},
+		{"HS256 issuer", func(w http.ResponseWriter, r *http.Request, u string) {
+			if r.URL.Path == "/jwks" {
+				_, _ = w.Write([]byte(`{"keys":[]}`))
+				return
+			}
+			_, _ = w.Write([]byte(`{"issuer":"` + u + `","jwks_uri":"` + u + `/jwks","access_token_shared_secret_required":true}`))
+		}, "NewHMACKey"},
+		{"JWK Set fetch fails", func(w http.ResponseWriter, r *http.Request, u string) {
+			if r.URL.Path == "/jwks" {
+				http.Error(w, "down", http.StatusBadGateway)
+				return
+			}
+			_, _ = w.Write([]byte(`{"issuer":"` + u + `","jwks_uri":"` + u + `/jwks"}`))
+		}, "status 502"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newClock()
+			var (
+				u        string
+				fixed    atomic.Bool
+				requests atomic.Int64
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				switch {
+				case !fixed.Load():
+					tc.serve(w, r, u)
+				case r.URL.Path == "/jwks":
+					_, _ = w.Write(iss.JWKS())
+				default:
+					_, _ = w.Write([]byte(`{"issuer":"` + u + `","jwks_uri":"` + u + `/jwks"}`))
+				}
+			}))
+			defer srv.Close()
+			u = srv.URL
+			v, err := verify.New(u, audience, verify.WithClock(clk.Now))
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			tok := iss.Sign(t, nil, with(iss.Claims(audience), "iss", u))
+			_, err = v.Verify(context.Background(), tok)
+			if !errors.Is(err, verify.ErrUnknownKey) || !strings.Contains(err.Error(), tc.cause) {
+				t.Fatalf("Verify = %v, want ErrUnknownKey saying %q", err, tc.cause)
+			}
+			n := requests.Load()
+			if _, err := v.Verify(context.Background(), tok); !errors.Is(err, verify.ErrUnknownKey) {
+				t.Errorf("Verify again = %v, want ErrUnknownKey", err)
+			}
+			if got := requests.Load(); got != n {
+				t.Errorf("Verify within the refresh interval made %d requests, want none", got-n)
+			}
+			fixed.Store(true)
+			clk.Advance(verify.DefaultRefreshInterval)
+			if _, err := v.Verify(context.Background(), tok); err != nil {
+				t.Errorf("Verify once the issuer is fixed: %v", err)
+			}
+		})
 	}
 }
 
 // TestDiscoveryWithPath checks the RFC 8414 §3.1 location for an issuer
-// with a path, and the appended fallback.
+// with a path, and the fallbacks, with Discover and with New.
 func TestDiscoveryWithPath(t *testing.T) {
 	iss := verifytest.NewIssuer(t)
 	for _, tc := range []struct{ name, path string }{
@@ -290,12 +587,19 @@ func TestDiscoveryWithPath(t *testing.T) {
 			}))
 			defer srv.Close()
 			issuer = srv.URL + "/tenant/a"
-			v, err := verify.New(context.Background(), issuer, audience)
+			md, err := verify.Discover(context.Background(), issuer)
+			if err != nil {
+				t.Fatalf("Discover: %v", err)
+			}
+			if got := md.Issuer; got != issuer {
+				t.Errorf("Issuer = %q, want %q", got, issuer)
+			}
+			v, err := verify.New(issuer, audience)
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
-			if got := v.Issuer(); got != issuer {
-				t.Errorf("Issuer() = %q, want %q", got, issuer)
+			if _, err := v.Verify(context.Background(), iss.Sign(t, nil, with(iss.Claims(audience), "iss", issuer))); err != nil {
+				t.Errorf("Verify: %v", err)
 			}
 		})
 	}

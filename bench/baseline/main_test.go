@@ -66,7 +66,7 @@ func TestTokensVerify(t *testing.T) {
 			if status != http.StatusOK {
 				t.Fatalf("token: status %d: %v", status, m)
 			}
-			v, err := verify.New(t.Context(), srv.URL, testAud)
+			v, err := verify.New(srv.URL, testAud)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,7 +2,8 @@
 // issuer's access tokens on its own, offline, with the public package
 // github.com/issuer-oauth/issuer/verify.
 //
-// It discovers the issuer's keys from ISSUER_URL's RFC 8414 metadata,
+// It discovers the issuer's keys from ISSUER_URL's RFC 8414 metadata (at
+// the first request that needs them, so it may start before the issuer),
 // requires tokens whose aud contains RESOURCE_AUDIENCE, and listens on
 // RESOURCE_ADDR (default :8090):
 //
@@ -52,9 +53,10 @@ func run(log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	v, err := newVerifier(ctx, log, issuer, aud)
+	// No I/O here: the first request with a token fetches the keys.
+	v, err := verify.New(issuer, aud)
 	if err != nil {
-		return err
+		return fmt.Errorf("ISSUER_URL %s, RESOURCE_AUDIENCE %s: %w", issuer, aud, err)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -81,27 +83,6 @@ func run(log *slog.Logger) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
-}
-
-// newVerifier discovers the issuer's keys, retrying for a minute: in a
-// compose file or a pod the issuer may start after this API.
-func newVerifier(ctx context.Context, log *slog.Logger, issuer, aud string) (*verify.Verifier, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	wait := 500 * time.Millisecond
-	for {
-		v, err := verify.New(ctx, issuer, aud)
-		if err == nil {
-			return v, nil
-		}
-		log.Warn("discovering the issuer's keys failed; retrying", "issuer", issuer, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("ISSUER_URL %s: %w; check that the issuer runs and that ISSUER_URL is its issuer identifier", issuer, err)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
 }
 
 // item is what the API stores.

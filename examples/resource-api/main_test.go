@@ -1,11 +1,11 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/issuer-oauth/issuer/verify"
 	"github.com/issuer-oauth/issuer/verify/verifytest"
@@ -16,7 +16,7 @@ import (
 func TestRoutes(t *testing.T) {
 	const aud = "https://api.example.com"
 	iss := verifytest.NewIssuer(t)
-	v, err := verify.New(context.Background(), iss.URL, aud)
+	v, err := verify.New(iss.URL, aud)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,5 +54,46 @@ func TestRoutes(t *testing.T) {
 				t.Errorf("body = %s, want created_by test-client", w.Body)
 			}
 		})
+	}
+}
+
+// TestStartsBeforeIssuer: the API serves /healthz without the issuer, and
+// fetches the keys at the first request with a token, once the issuer is
+// up (compose and Kubernetes may start it first).
+func TestStartsBeforeIssuer(t *testing.T) {
+	const aud = "https://api.example.com"
+	iss := verifytest.NewIssuer(t)
+	iss.SetDown(true)
+	now := time.Now()
+	v, err := verify.New(iss.URL, aud, verify.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHandler(v)
+	get := func(path, token string) int {
+		r := httptest.NewRequest("GET", path, nil)
+		if token != "" {
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	if got, want := get("/healthz", ""), http.StatusOK; got != want {
+		t.Errorf("GET /healthz with the issuer down = %d, want %d", got, want)
+	}
+	if got, want := get("/v1/items", iss.Token(t, aud, "read")), http.StatusUnauthorized; got != want {
+		t.Errorf("GET /v1/items with the issuer down = %d, want %d", got, want)
+	}
+	iss.SetDown(false)
+	now = now.Add(verify.DefaultRefreshInterval) // the next fetch may start
+	if got, want := get("/v1/items", iss.Token(t, aud, "read")), http.StatusOK; got != want {
+		t.Errorf("GET /v1/items once the issuer is up = %d, want %d", got, want)
+	}
+	if got, want := get("/healthz", ""), http.StatusOK; got != want {
+		t.Errorf("GET /healthz = %d, want %d", got, want)
+	}
+	if got, want := iss.JWKSFetches(), 1; got != want {
+		t.Errorf("JWK Set fetches = %d, want %d", got, want)
 	}
 }

@@ -376,7 +376,8 @@ func (s *stack) start(nginxBin string, legacy bool, redisBin, issuerBin, apiBin 
 		return err
 	}
 	s.procs = append(s.procs, api)
-	// It listens only once it has the issuer's keys.
+	// It listens at once and fetches the issuer's keys at the first
+	// request with a token.
 	err = waitFor(api, 30*time.Second, func() error {
 		code, err := httpGetStatus(s.apiURL + "/healthz")
 		if err == nil && code != http.StatusOK {

@@ -317,7 +317,7 @@ func TestSignRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, err := verify.New(context.Background(), testIssuer, audience, verify.WithKeys(key), verify.WithClock(c.Now))
+			v, err := verify.New(testIssuer, audience, verify.WithKeys(key), verify.WithClock(c.Now))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -138,7 +138,7 @@ func testSchedule(t *testing.T, ti *testIssuer) {
 				published[k.ID()] = now
 			}
 		}
-		v, err := verify.New(ctx, ti.URL, e2eAudience, verify.WithKeys(keys...), verify.WithClock(ti.clock.Now), verify.WithLeeway(0))
+		v, err := verify.New(ti.URL, e2eAudience, verify.WithKeys(keys...), verify.WithClock(ti.clock.Now), verify.WithLeeway(0))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,8 +294,10 @@ func TestHS256EndToEnd(t *testing.T) {
 		!slices.Equal(toStrings(md["access_token_signing_alg_values_supported"]), []string{"HS256"}) {
 		t.Errorf("metadata does not say verification needs the shared secret: %v", md)
 	}
-	if _, err := verify.New(ctx, ti.URL, e2eAudience); !errors.Is(err, verify.ErrDiscovery) {
-		t.Errorf("verify.New by discovery = %v, want ErrDiscovery (no public key to discover)", err)
+	if v, err := verify.New(ti.URL, e2eAudience); err != nil {
+		t.Fatal(err)
+	} else if _, err := v.Verify(ctx, tok); !errors.Is(err, verify.ErrAlgorithm) {
+		t.Errorf("Verify with discovered keys = %v, want ErrAlgorithm (no public key to discover; HS256 only with WithKeys)", err)
 	}
 
 	kid := ti.keyList(t)[0].KID
@@ -314,7 +316,7 @@ func TestHS256EndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := verify.New(ctx, ti.URL, e2eAudience, verify.WithKeys(key), verify.WithClock(ti.clock.Now))
+	v, err := verify.New(ti.URL, e2eAudience, verify.WithKeys(key), verify.WithClock(ti.clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func TestVerifyEndToEnd(t *testing.T) {
 	ti := startIssuer(t)
 	ctx := context.Background()
 	id, sec := ti.createClient(t, map[string]any{"client_name": "e2e", "scope": "read write"})
-	v, err := verify.New(ctx, ti.URL, e2eAudience, verify.WithClock(ti.clock.Now),
+	v, err := verify.New(ti.URL, e2eAudience, verify.WithClock(ti.clock.Now),
 		verify.WithCacheBounds(time.Minute, time.Minute))
 	if err != nil {
 		t.Fatalf("verify.New: %v", err)
@@ -77,7 +77,7 @@ func TestVerifyEndToEnd(t *testing.T) {
 		}
 	})
 	t.Run("other audience", func(t *testing.T) {
-		other, err := verify.New(ctx, ti.URL, "https://other.example.com", verify.WithClock(ti.clock.Now))
+		other, err := verify.New(ti.URL, "https://other.example.com", verify.WithClock(ti.clock.Now))
 		if err != nil {
 			t.Fatal(err)
 		}

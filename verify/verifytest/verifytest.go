@@ -5,7 +5,7 @@
 // issuer.
 //
 //	iss := verifytest.NewIssuer(t)
-//	v, err := verify.New(ctx, iss.URL, "https://api.example.com")
+//	v, err := verify.New(iss.URL, "https://api.example.com")
 //	…
 //	req.Header.Set("Authorization", "Bearer "+iss.Token(t, "https://api.example.com", "read"))
 package verifytest
