@@ -13,6 +13,7 @@ package store
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -30,6 +31,9 @@ var (
 	// ErrUnavailable means the store could not be reached; the request may
 	// succeed when retried.
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrConflict means a compare-and-set found the record changed since the
+	// caller read it; nothing was written.
+	ErrConflict = errors.New("store: conflict")
 )
 
 // Client is a registered OAuth client. The secret is kept only as a keyed hash.
@@ -85,6 +89,47 @@ type Key struct {
 	CreatedAt time.Time `json:"created_at"`
 	// NotBefore is when the key starts signing; it is published before that.
 	NotBefore time.Time `json:"not_before"`
+}
+
+// User is a person who signs in with the password grant (RFC 6749,
+// section 4.3). Its password is kept only as a hash.
+type User struct {
+	// ID is the user_id, the sub of the user's access tokens: a stable
+	// opaque id that the caller assigns at creation, at random, so that no
+	// other user ever gets it, even once this one is deleted. The store
+	// refuses an id that a stored user has; it keeps no record of the ids
+	// of deleted users.
+	ID string `json:"id"`
+	// Username is unique and case-sensitive ("Alice" and "alice" are two
+	// users), as Django's.
+	Username string `json:"username"`
+	// PasswordHash is an argon2id PHC string or an imported Django hash. It
+	// never reaches a log: LogValue leaves it out.
+	PasswordHash string `json:"password_hash"`
+	Disabled     bool   `json:"disabled"`
+	// Scopes are the scopes the user may be granted; nil means that only
+	// the client limits them, while an empty list allows none.
+	Scopes []string `json:"scopes"`
+	// Claims are extra string claims copied into the user's access tokens.
+	Claims map[string]string `json:"claims"`
+	// Generation changes whenever the user's existing tokens must end
+	// (disabling, a password change): a refresh-token family records the
+	// user's ID and the generation it was issued under, and dies when
+	// either differs. (A user deleted and created again under the same
+	// username has a new ID, but may have the same generation.)
+	Generation int64     `json:"generation"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// LogValue logs the user without its password hash.
+func (u User) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("user_id", u.ID),
+		slog.String("username", u.Username),
+		slog.Bool("disabled", u.Disabled),
+		slog.Int64("generation", u.Generation),
+	)
 }
 
 // Store is the issuer's state. Implementations are safe for concurrent use.
