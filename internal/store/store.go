@@ -181,6 +181,36 @@ type Store interface {
 	// DeleteKey removes a key; ErrNotFound if there is none.
 	DeleteKey(ctx context.Context, id string) error
 
+	// CreateUser stores a new user as given, which must have an id and a
+	// username; ErrExists if its username or its id is taken.
+	CreateUser(ctx context.Context, u User) error
+	// GetUser returns the user with the username, or ErrNotFound.
+	GetUser(ctx context.Context, username string) (User, error)
+	// ListUsers returns every user ordered by username (byte-wise, as Go
+	// compares strings).
+	ListUsers(ctx context.Context) ([]User, error)
+	// UpdateUser replaces the profile of the existing user u.Username —
+	// Disabled, Scopes and Claims — sets its UpdatedAt to the store's clock,
+	// and returns the user afterwards. It increments Generation when the
+	// user goes from enabled to disabled. It never writes the other fields
+	// of u (the password hash above all, which a concurrent
+	// SetUserPassword may have changed since the caller read it); ErrNotFound
+	// if there is no such user.
+	UpdateUser(ctx context.Context, u User) (User, error)
+	// SetUserPassword replaces the user's password hash, increments its
+	// Generation (ending every refresh token of the user), sets its
+	// UpdatedAt to the store's clock and returns the user afterwards;
+	// ErrNotFound if there is no such user.
+	SetUserPassword(ctx context.Context, username, hash string) (User, error)
+	// UpgradeUserPassword replaces the user's password hash with newHash
+	// only if it is still oldHash: the rehash of a login, which changes
+	// neither Generation nor UpdatedAt. ErrConflict if the hash is no
+	// longer oldHash (a concurrent password change wins; nothing is
+	// written); ErrNotFound if there is no such user.
+	UpgradeUserPassword(ctx context.Context, username, oldHash, newHash string) error
+	// DeleteUser removes a user; ErrNotFound if there is none.
+	DeleteUser(ctx context.Context, username string) error
+
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
