@@ -67,6 +67,7 @@ func TestStoreMetrics(t *testing.T) {
 		nil,
 		store.ErrNotFound,
 		fmt.Errorf("wrapped: %w", store.ErrNotFound),
+		fmt.Errorf("wrapped: %w", store.ErrConflict),
 		context.Canceled,
 		fmt.Errorf("redis: %w", store.ErrUnavailable),
 		context.DeadlineExceeded,
@@ -83,11 +84,12 @@ func TestStoreMetrics(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"issuer_store_operation_duration_seconds", map[string]string{"operation": "get_client"}, 7},
+		{"issuer_store_operation_duration_seconds", map[string]string{"operation": "get_client"}, 8},
 		{"issuer_store_errors_total", map[string]string{"operation": "get_client", "kind": "unavailable"}, 2},
 		{"issuer_store_errors_total", map[string]string{"operation": "get_client", "kind": "other"}, 1},
 		{"issuer_store_errors_total", map[string]string{"operation": "rotate_refresh", "kind": "unavailable"}, 0},
 		{"issuer_store_operation_duration_seconds", map[string]string{"operation": "ping"}, 0},
+		{"issuer_store_errors_total", map[string]string{"operation": "upgrade_user_password", "kind": "other"}, 0},
 	} {
 		if got, ok := metricstest.Value(fams, c.name, c.labels); !ok || got != c.want {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
