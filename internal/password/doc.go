@@ -21,7 +21,8 @@
 //	bcrypt_sha256$$2b$<cost>$<salt and hash>    bcrypt of the hex SHA-256 of the password
 //
 // A Django password starting with "!" (set_unusable_password) and an empty
-// one never verify. Every Django hash needs rehashing.
+// one never verify. Every Django hash needs rehashing, and so does an Argon2i
+// PHC string ("$argon2i$…"), which Verify also reads.
 //
 // # Bounds on stored hashes
 //
@@ -42,11 +43,12 @@
 // more than two seconds for a turn gets ErrBusy, which the token endpoint
 // answers with temporarily_unavailable.
 //
-// Verify does the work of one verification whatever it is given: for an
-// unusable or malformed stored hash it computes a hash at the target
-// parameters before answering, and DummyVerify does the same for a user that
-// does not exist, so that an unknown username costs the same time as a
-// known one whose hash is current.
+// Verify computes one hash whatever it is given: for an unusable or
+// malformed stored hash, one at the target parameters, and DummyVerify does
+// the same for a user that does not exist, so that an unknown username
+// costs the same time as a known one whose hash is current. A hash at
+// another cost (a user not yet moved from Django) takes its own time until
+// it is replaced.
 //
 // Errors never contain a password or a hash.
 package password

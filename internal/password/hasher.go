@@ -85,9 +85,11 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // An unusable password (see Usable) does not match, and is no error. err is
 // not nil when the password could not be checked: ErrBusy or ctx's error
 // when no computation slot was had, or an error wrapping ErrUnknownFormat,
-// ErrMalformed or ErrParams for a stored hash that cannot be checked. In
-// every case but the first two, Verify has done the work of one
-// verification at h's parameters or more.
+// ErrMalformed or ErrParams for a stored hash that cannot be checked.
+//
+// Unless it fails with ErrBusy or ctx's error, Verify computes one hash:
+// encoded's own, at its cost, or, for an unusable or unreadable encoded,
+// one at h's parameters like DummyVerify.
 func (h *Hasher) Verify(ctx context.Context, encoded, password string) (ok, rehash bool, err error) {
 	s, parseErr := parse(encoded)
 	if s == nil {

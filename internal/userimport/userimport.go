@@ -14,7 +14,7 @@
 //
 // Non-empty email, first_name and last_name become the claims email,
 // given_name and family_name (the OpenID Connect standard claims that
-// RFC 9068 §2.2.3.1 lets access tokens carry). Django's other fields
+// RFC 9068 §2.2.2 lets access tokens carry). Django's other fields
 // (is_staff, is_superuser, groups, permissions, dates) are not imported:
 // what they grant in the Django site is for the operator to map to scopes.
 //
@@ -40,8 +40,12 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultModel      = "auth.user"
-	DefaultMaxBytes   = 64 << 20
+	// DefaultModel is the label of Django's own user model.
+	DefaultModel = "auth.user"
+	// DefaultMaxBytes is the default bound on the input, 64 MiB: about
+	// 150,000 users as dumpdata writes them.
+	DefaultMaxBytes = 64 << 20
+	// DefaultMaxRecords is the default bound on the number of entries.
 	DefaultMaxRecords = 100_000
 )
 
@@ -113,6 +117,7 @@ type RecordError struct {
 	Err error
 }
 
+// Error describes the record by position and pk, and what is wrong with it.
 func (e *RecordError) Error() string {
 	pk := ""
 	if e.PK != "" {
@@ -121,6 +126,7 @@ func (e *RecordError) Error() string {
 	return fmt.Sprintf("record %d%s: %v", e.Index, pk, e.Err)
 }
 
+// Unwrap returns e.Err.
 func (e *RecordError) Unwrap() error { return e.Err }
 
 // Result is what ParseDjango read.
