@@ -17,6 +17,7 @@ import (
 
 	"github.com/issuer-oauth/issuer/internal/grant"
 	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/server"
@@ -65,14 +66,14 @@ func newStack(b *testing.B, st tokenStore, alg string) *stack {
 	s := &stack{h: h, auth: map[bool]string{}}
 	for _, refresh := range []bool{true, false} {
 		id, sec := secret.Random(16), secret.NewClientSecret()
-		grants := []string{grant.ClientCredentials}
+		grants := []string{oauth.GrantClientCredentials}
 		if refresh {
-			grants = append(grants, grant.RefreshToken)
+			grants = append(grants, oauth.GrantRefreshToken)
 		}
 		now := time.Now()
 		err := st.CreateClient(ctx, store.Client{ID: id, Name: id, SecretHash: hasher.Hash(id, sec), GrantTypes: grants,
 			Scopes: []string{"read", "write"}, Audiences: []string{"https://api.example.com"},
-			AuthMethod: grant.AuthBasic, CreatedAt: now, UpdatedAt: now})
+			AuthMethod: oauth.AuthClientSecretBasic, CreatedAt: now, UpdatedAt: now})
 		if err != nil {
 			b.Fatal(err)
 		}

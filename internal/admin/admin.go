@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/issuer-oauth/issuer/internal/adminapi"
-	"github.com/issuer-oauth/issuer/internal/grant"
 	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/store"
 )
@@ -139,18 +139,18 @@ func validate(m *adminapi.ClientMetadata) error {
 		problems = append(problems, "client_name is longer than 200 characters")
 	}
 	if len(m.GrantTypes) == 0 {
-		m.GrantTypes = []string{grant.ClientCredentials, grant.RefreshToken}
+		m.GrantTypes = []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
 	}
 	for _, g := range m.GrantTypes {
-		if g != grant.ClientCredentials && g != grant.RefreshToken {
+		if g != oauth.GrantClientCredentials && g != oauth.GrantRefreshToken {
 			problems = append(problems, fmt.Sprintf("grant_types: %q is not supported; use client_credentials and refresh_token", g))
 		}
 	}
 	m.GrantTypes = slices.Compact(slices.Sorted(slices.Values(m.GrantTypes)))
-	if !slices.Contains(m.GrantTypes, grant.ClientCredentials) {
+	if !slices.Contains(m.GrantTypes, oauth.GrantClientCredentials) {
 		problems = append(problems, "grant_types must include client_credentials")
 	}
-	scopes, ok := grant.ParseScope(m.Scope)
+	scopes, ok := oauth.ParseScope(m.Scope)
 	if !ok {
 		problems = append(problems, "scope: scope tokens are space-separated printable ASCII without quotes or backslashes")
 	}
@@ -170,8 +170,8 @@ func validate(m *adminapi.ClientMetadata) error {
 	}
 	switch m.TokenEndpointAuthMethod {
 	case "":
-		m.TokenEndpointAuthMethod = grant.AuthBasic
-	case grant.AuthBasic, grant.AuthPost:
+		m.TokenEndpointAuthMethod = oauth.AuthClientSecretBasic
+	case oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost:
 	default:
 		problems = append(problems, fmt.Sprintf("token_endpoint_auth_method: %q is not supported; use client_secret_basic or client_secret_post", m.TokenEndpointAuthMethod))
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/ratelimit"
 	"github.com/issuer-oauth/issuer/internal/request"
 	"github.com/issuer-oauth/issuer/internal/store"
@@ -20,7 +21,7 @@ const maxClientIDLen = 128
 // Authenticate authenticates the client of a token-endpoint request
 // (RFC 6749 §2.3.1) by HTTP Basic or by client_id and client_secret in the
 // form, never both. A client authenticates only with the method it
-// registered. It returns the client and the secret it presented.
+// registered.
 //
 // An unknown client id gets the same answer as a wrong secret, after the same
 // HMAC work, and no sooner than FailureFloor after the request began: a store
@@ -33,11 +34,11 @@ const maxClientIDLen = 128
 // the rules), and every wrong secret or unknown client id counts as a failure
 // of both. Requests without credentials, with malformed ones, or with the
 // right secret over the wrong method do not count.
-func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, string, *Error) {
+func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, *Error) {
 	start := time.Now()
 	id, sec, method, oerr := credentials(r, form)
 	if oerr != nil {
-		return store.Client{}, "", oerr
+		return store.Client{}, oerr
 	}
 	addr, limitID := request.ClientAddr(r), id
 	if len(id) > maxClientIDLen {
@@ -49,16 +50,16 @@ func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, 
 			if d.Limit == ratelimit.LimitClient {
 				what = "of this client"
 			}
-			return store.Client{}, "", errRateLimited("too many failed client authentications "+what+
+			return store.Client{}, errRateLimited("too many failed client authentications "+what+
 				"; retry after "+seconds(d.RetryAfter), d.RetryAfter)
 		}
 	}
-	fail := func() (store.Client, string, *Error) {
+	fail := func() (store.Client, *Error) {
 		if h.cfg.Limiter != nil {
 			h.cfg.Limiter.AuthFailed(r.Context(), limitID, addr)
 		}
 		h.waitFloor(r.Context(), start)
-		return store.Client{}, "", errInvalidClient("client authentication failed")
+		return store.Client{}, errInvalidClient("client authentication failed")
 	}
 	if len(id) > maxClientIDLen {
 		h.hasher.VerifyUnknown(sec)
@@ -72,17 +73,17 @@ func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, 
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "client lookup failed", "client_id", id, "err", err)
 		if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
-			return store.Client{}, "", errUnavailable
+			return store.Client{}, errUnavailable
 		}
-		return store.Client{}, "", errServer
+		return store.Client{}, errServer
 	}
 	if !h.hasher.Verify(c.ID, sec, c.SecretHash) {
 		return fail()
 	}
 	if c.AuthMethod != method {
-		return store.Client{}, "", errInvalidClient("the client is registered for " + c.AuthMethod + ", not " + method)
+		return store.Client{}, errInvalidClient("the client is registered for " + c.AuthMethod + ", not " + method)
 	}
-	return c, sec, nil
+	return c, nil
 }
 
 // seconds formats d as whole seconds, rounded up, as Retry-After does.
@@ -116,7 +117,7 @@ func credentials(r *http.Request, form url.Values) (id, sec, method string, oerr
 		if formID == "" || formSecret == "" {
 			return "", "", "", errInvalidClient("client authentication is required: HTTP Basic or client_id and client_secret")
 		}
-		return formID, formSecret, AuthPost, nil
+		return formID, formSecret, oauth.AuthClientSecretPost, nil
 	}
 	if formSecret != "" {
 		return "", "", "", errInvalidRequest("use one client authentication method: HTTP Basic or client_secret in the body, not both")
@@ -139,5 +140,5 @@ func credentials(r *http.Request, form url.Values) (id, sec, method string, oerr
 	if formID != "" && formID != id {
 		return "", "", "", errInvalidRequest("client_id in the body differs from the Basic credentials")
 	}
-	return id, sec, AuthBasic, nil
+	return id, sec, oauth.AuthClientSecretBasic, nil
 }

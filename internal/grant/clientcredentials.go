@@ -2,43 +2,36 @@ package grant
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/go-oauth2/oauth2/v4"
-	oerrors "github.com/go-oauth2/oauth2/v4/errors"
 	"github.com/go-oauth2/oauth2/v4/manage"
 	"github.com/go-oauth2/oauth2/v4/server"
-	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/store"
 )
 
-// clientCredentials runs the client-credentials grant through go-oauth2's
-// server and manager. The request is already authenticated when it arrives;
-// the state of one request travels in its context as *ccRequest.
+// clientCredentials runs the client-credentials grant (RFC 6749 §4.4)
+// through go-oauth2's server.Server and manage.Manager, with this file's
+// three hooks: a ClientStore, an AccessGenerate and a TokenStore.
 type clientCredentials struct {
 	h   *Handler
 	srv *server.Server
 }
 
-// ccRequest is what the library hooks of one request share.
-type ccRequest struct {
-	client   store.Client
-	secret   string // as presented and verified
-	form     url.Values
-	audience []string
-	family   *store.Family // set when a refresh token is issued
-}
-
-type ccKey struct{}
+var (
+	_ oauth2.AccessGenerate = (*clientCredentials)(nil)
+	_ oauth2.ClientInfo     = (*libClient)(nil)
+	_ oauth2.ClientStore    = clientStore{}
+	_ oauth2.TokenStore     = noTokenStore{}
+)
 
 func newClientCredentials(h *Handler) *clientCredentials {
 	cc := &clientCredentials{h: h}
@@ -46,32 +39,48 @@ func newClientCredentials(h *Handler) *clientCredentials {
 	m.SetClientTokenCfg(&manage.Config{
 		AccessTokenExp:    h.cfg.AccessTTL,
 		RefreshTokenExp:   h.cfg.RefreshTTL,
-		IsGenerateRefresh: true,
+		IsGenerateRefresh: true, // Token still issues none to a client without the refresh_token grant
 	})
-	m.MapClientStorage(authenticatedClients{})
+	m.MapClientStorage(clientStore{})
 	m.MapAccessGenerate(cc)
-	m.MapTokenStorage(familyStore{h.st})
+	m.MapTokenStorage(noTokenStore{})
 	cc.srv = server.NewServer(&server.Config{
 		TokenType:         "Bearer",
 		AllowedGrantTypes: []oauth2.GrantType{oauth2.ClientCredentials},
 	}, m)
-	cc.srv.ClientScopeHandler = cc.scope
 	return cc
 }
 
-// token issues tokens for an authenticated client.
-func (cc *clientCredentials) token(r *http.Request, form url.Values, c store.Client, sec string) (*tokenResponse, error) {
-	req := &ccRequest{client: c, secret: sec, form: form}
-	ctx := context.WithValue(r.Context(), ccKey{}, req)
-	tgr := &oauth2.TokenGenerateRequest{
-		ClientID:     c.ID,
-		ClientSecret: sec,
-		Scope:        form.Get("scope"),
-		Request:      r.WithContext(ctx),
+// token issues tokens to c, a client that authenticated and may use the
+// grant. It decides the scope (RFC 6749 §3.3) and the audience (RFC 8707)
+// before the library runs: the library's ClientScopeHandler is given the
+// request but not the client. Once the library returns, token stores the
+// refresh-token family that Token opened.
+func (cc *clientCredentials) token(r *http.Request, form url.Values, c store.Client) (*tokenResponse, error) {
+	scopes, oerr := grantScope(form.Get("scope"), c.Scopes)
+	if oerr != nil {
+		return nil, oerr
 	}
-	ti, err := cc.srv.GetAccessToken(ctx, oauth2.ClientCredentials, tgr)
+	aud, oerr := grantAudience(requestedAudience(form), c.Audiences)
+	if oerr != nil {
+		return nil, oerr
+	}
+	lc := &libClient{Client: c, audience: aud}
+	// The library's one way to the client: see clientStore.
+	ctx := context.WithValue(r.Context(), libClientKey{}, lc)
+	ti, err := cc.srv.GetAccessToken(ctx, oauth2.ClientCredentials, &oauth2.TokenGenerateRequest{
+		ClientID: c.ID,
+		Scope:    oauth.FormatScope(scopes),
+	})
 	if err != nil {
-		return nil, libError(err)
+		// Token's or clientStore's: the grant is allowed and the client
+		// confidential, so the library itself refuses nothing.
+		return nil, err
+	}
+	if lc.family != nil {
+		if err := cc.h.st.CreateFamily(r.Context(), *lc.family); err != nil {
+			return nil, err
+		}
 	}
 	return &tokenResponse{
 		AccessToken:  ti.GetAccess(),
@@ -82,79 +91,31 @@ func (cc *clientCredentials) token(r *http.Request, form url.Values, c store.Cli
 	}, nil
 }
 
-// libError maps go-oauth2's error values onto ours; our own *Error values
-// returned from hooks pass through.
-func libError(err error) error {
-	var oe *Error
-	if errors.As(err, &oe) {
-		return oe
-	}
-	switch err {
-	case oerrors.ErrInvalidClient:
-		return errInvalidClient("client authentication failed")
-	case oerrors.ErrInvalidScope:
-		return errInvalidScope("the requested scope is not allowed")
-	case oerrors.ErrUnauthorizedClient:
-		return errUnauthorizedClient("the client may not use this grant")
-	}
-	return err
-}
-
-func requestOf(ctx context.Context) (*ccRequest, error) {
-	req, ok := ctx.Value(ccKey{}).(*ccRequest)
+// Token is the library's AccessGenerate. data.Client is the *libClient of
+// the request (clientStore returned it) and data.TokenInfo holds the scope
+// token decided. Token signs the RFC 9068 access token and, when the client
+// may refresh, the first refresh token of a new family, which it leaves in
+// the libClient for token to store.
+func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic, genRefresh bool) (string, string, error) {
+	lc, ok := data.Client.(*libClient)
 	if !ok {
-		return nil, errors.New("grant: request state missing from context")
-	}
-	return req, nil
-}
-
-// scope is the library's ClientScopeHandler: it grants the requested scope
-// within the client's allowance and chooses the audience (RFC 8707).
-func (cc *clientCredentials) scope(tgr *oauth2.TokenGenerateRequest) (bool, error) {
-	req, err := requestOf(tgr.Request.Context())
-	if err != nil {
-		return false, err
-	}
-	scopes, oerr := grantScope(tgr.Scope, req.client.Scopes)
-	if oerr != nil {
-		return false, oerr
-	}
-	aud, oerr := grantAudience(requestedAudience(req.form), req.client.Audiences)
-	if oerr != nil {
-		return false, oerr
-	}
-	tgr.Scope = strings.Join(scopes, " ")
-	req.audience = aud
-	return true, nil
-}
-
-// requestedAudience collects the resource and audience parameters.
-func requestedAudience(form url.Values) []string {
-	return slices.Concat(form["resource"], form["audience"])
-}
-
-// Token is the library's AccessGenerate: it signs the RFC 9068 access token
-// and, when the client may refresh, a refresh token opening a new family.
-func (cc *clientCredentials) Token(ctx context.Context, data *oauth2.GenerateBasic, genRefresh bool) (string, string, error) {
-	req, err := requestOf(ctx)
-	if err != nil {
-		return "", "", err
+		return "", "", fmt.Errorf("grant: go-oauth2 generates tokens for a %T, not the authenticated client", data.Client)
 	}
 	h := cc.h
 	now := h.cfg.Now()
 	scope := data.TokenInfo.GetScope()
-	access, err := h.signAccess(req.client.ID, scope, req.audience, now)
+	access, err := h.signAccess(lc.ID, scope, lc.audience, now)
 	if err != nil {
 		return "", "", err
 	}
-	if !genRefresh || !slices.Contains(req.client.GrantTypes, RefreshToken) {
+	if !genRefresh || !slices.Contains(lc.GrantTypes, oauth.GrantRefreshToken) {
 		return access, "", nil
 	}
 	fam := store.Family{
 		ID:        secret.Random(16),
-		ClientID:  req.client.ID,
+		ClientID:  lc.ID,
 		Scopes:    strings.Fields(scope),
-		Audience:  req.audience,
+		Audience:  lc.audience,
 		Current:   secret.Random(16),
 		ExpiresAt: now.Add(h.cfg.RefreshTTL),
 	}
@@ -162,102 +123,85 @@ func (cc *clientCredentials) Token(ctx context.Context, data *oauth2.GenerateBas
 	if err != nil {
 		return "", "", err
 	}
-	req.family = &fam
+	lc.family = &fam
 	return access, refresh, nil
 }
 
-// signAccess mints an access token.
-func (h *Handler) signAccess(clientID, scope string, aud []string, now time.Time) (string, error) {
-	return h.keys.SignAccess(keys.AccessClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   clientID,
-			Audience:  aud,
-			ExpiresAt: keys.NumericDate(now.Add(h.cfg.AccessTTL)),
-			IssuedAt:  keys.NumericDate(now),
-			ID:        secret.Random(16),
-		},
-		ClientID: clientID,
-		Scope:    scope,
-	})
+// libClient is the library's ClientInfo: the client Authenticate returned,
+// the audience token decided, and the family Token opened.
+type libClient struct {
+	store.Client
+	audience []string
+	family   *store.Family
 }
 
-// signRefresh mints the refresh token that is the current member of fam.
-func (h *Handler) signRefresh(fam store.Family, now time.Time) (string, error) {
-	return h.keys.SignRefresh(keys.RefreshClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   fam.ClientID,
-			ExpiresAt: keys.NumericDate(fam.ExpiresAt),
-			IssuedAt:  keys.NumericDate(now),
-			ID:        fam.Current,
-		},
-		ClientID: fam.ClientID,
-		FamilyID: fam.ID,
-		Scope:    strings.Join(fam.Scopes, " "),
-		Resource: fam.Audience,
-	})
-}
+// GetID is the client id.
+func (c *libClient) GetID() string { return c.ID }
 
-// authenticatedClients is the library's ClientStore. It serves only the
-// client this request authenticated (Authenticate already checked its
-// secret against the stored hash), and the library's secret check goes
-// through ClientPasswordVerifier: a constant-time comparison with the
-// secret that was authenticated, never the library's plain !=.
-type authenticatedClients struct{}
+// GetSecret is empty, which tells manage.Manager that there is no secret
+// left to compare: Authenticate verified it against the stored hash (the
+// secret itself is never stored), in constant time.
+func (c *libClient) GetSecret() string { return "" }
 
-func (authenticatedClients) GetByID(ctx context.Context, id string) (oauth2.ClientInfo, error) {
-	req, err := requestOf(ctx)
-	if err != nil {
-		return nil, err
+// GetDomain is empty: the grant has no redirection URI.
+func (c *libClient) GetDomain() string { return "" }
+
+// IsPublic is false: the client authenticated (RFC 6749 §2.1).
+func (c *libClient) IsPublic() bool { return false }
+
+// GetUserID is empty: the client acts on its own behalf (RFC 6749 §4.4).
+func (c *libClient) GetUserID() string { return "" }
+
+// clientStore is the library's ClientStore. The library's
+// ClientStore.GetByID receives a context and a client id, nothing else, so
+// the context is the only way to hand it the client this request
+// authenticated: token puts its *libClient there, under libClientKey.
+type clientStore struct{}
+
+type libClientKey struct{}
+
+// GetByID returns the *libClient in ctx when its id is id.
+func (clientStore) GetByID(ctx context.Context, id string) (oauth2.ClientInfo, error) {
+	lc, ok := ctx.Value(libClientKey{}).(*libClient)
+	if !ok || lc.ID != id {
+		return nil, fmt.Errorf("grant: go-oauth2 asks for client %q, which the request did not authenticate", id)
 	}
-	if req.client.ID != id {
-		return nil, oerrors.ErrInvalidClient
-	}
-	return clientInfo{req.client, req.secret}, nil
+	return lc, nil
 }
 
-type clientInfo struct {
-	c      store.Client
-	secret string // the secret Authenticate verified
-}
+// noTokenStore is the library's TokenStore, which manage.Manager requires:
+// GenerateAccessToken calls Create with every token it issues. Nothing is
+// stored through it: access tokens are self-contained JWTs, and token
+// stores a new refresh-token family itself, with the family in hand. The
+// other six methods serve the library's authorization-code, refresh and
+// bearer-token paths, which are never called.
+type noTokenStore struct{}
 
-func (c clientInfo) GetID() string     { return c.c.ID }
-func (c clientInfo) GetSecret() string { return "" } // only the hash is known
-func (c clientInfo) GetDomain() string { return "" }
-func (c clientInfo) IsPublic() bool    { return false }
-func (c clientInfo) GetUserID() string { return "" }
+var errNotStored = errors.New("grant: go-oauth2's token store is not used")
 
-// VerifyPassword implements oauth2.ClientPasswordVerifier.
-func (c clientInfo) VerifyPassword(s string) bool {
-	return subtle.ConstantTimeCompare([]byte(s), []byte(c.secret)) == 1
-}
+// Create stores nothing; see noTokenStore.
+func (noTokenStore) Create(context.Context, oauth2.TokenInfo) error { return nil }
 
-// familyStore is the library's TokenStore. Access tokens are self-contained
-// JWTs and are not stored; Create stores the refresh-token family the
-// generator opened.
-type familyStore struct{ st Store }
+// RemoveByCode is never called; see noTokenStore.
+func (noTokenStore) RemoveByCode(context.Context, string) error { return errNotStored }
 
-var errNotStored = errors.New("grant: tokens are self-contained and not stored")
+// RemoveByAccess is never called; see noTokenStore.
+func (noTokenStore) RemoveByAccess(context.Context, string) error { return errNotStored }
 
-func (f familyStore) Create(ctx context.Context, _ oauth2.TokenInfo) error {
-	req, err := requestOf(ctx)
-	if err != nil {
-		return err
-	}
-	if req.family == nil {
-		return nil
-	}
-	return f.st.CreateFamily(ctx, *req.family)
-}
+// RemoveByRefresh is never called; see noTokenStore.
+func (noTokenStore) RemoveByRefresh(context.Context, string) error { return errNotStored }
 
-func (familyStore) RemoveByCode(context.Context, string) error    { return errNotStored }
-func (familyStore) RemoveByAccess(context.Context, string) error  { return errNotStored }
-func (familyStore) RemoveByRefresh(context.Context, string) error { return errNotStored }
-func (familyStore) GetByCode(context.Context, string) (oauth2.TokenInfo, error) {
+// GetByCode is never called; see noTokenStore.
+func (noTokenStore) GetByCode(context.Context, string) (oauth2.TokenInfo, error) {
 	return nil, errNotStored
 }
-func (familyStore) GetByAccess(context.Context, string) (oauth2.TokenInfo, error) {
+
+// GetByAccess is never called; see noTokenStore.
+func (noTokenStore) GetByAccess(context.Context, string) (oauth2.TokenInfo, error) {
 	return nil, errNotStored
 }
-func (familyStore) GetByRefresh(context.Context, string) (oauth2.TokenInfo, error) {
+
+// GetByRefresh is never called; see noTokenStore.
+func (noTokenStore) GetByRefresh(context.Context, string) (oauth2.TokenInfo, error) {
 	return nil, errNotStored
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // Error is an OAuth 2.0 error response (RFC 6749 §5.2). Handlers return it as a
-// value; writeError is the one place that puts it on the wire.
+// value; WriteError is the one function that puts it on the wire.
 type Error struct {
 	Code        string `json:"error"`
 	Description string `json:"error_description,omitempty"`

@@ -1,14 +1,3 @@
-// Package grant implements the OAuth 2.0 token endpoint (RFC 6749 §3.2): client
-// authentication (client_secret_basic and client_secret_post, §2.3.1), the
-// client-credentials grant (§4.4) and the refresh-token grant (§6) with
-// rotation and reuse detection (OAuth 2.0 Security BCP, RFC 9700 §4.14).
-//
-// The client-credentials flow runs through github.com/go-oauth2/oauth2/v4 with
-// our hooks: an already-authenticated client store, a scope handler, an RFC
-// 9068 access-token generator and a token store that records refresh-token
-// families. The refresh path is ours, because the library's does not
-// authenticate the client, lets the scope widen and races on rotation; its
-// heart is one atomic store operation, store.Store.RotateRefresh.
 package grant
 
 import (
@@ -24,6 +13,7 @@ import (
 	"time"
 
 	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/ratelimit"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/store"
@@ -62,15 +52,6 @@ type Limiter interface {
 type Metrics interface {
 	TokenRequest(grantType, outcome string)
 }
-
-// Grant types and authentication methods.
-const (
-	ClientCredentials = "client_credentials"
-	RefreshToken      = "refresh_token"
-
-	AuthBasic = "client_secret_basic"
-	AuthPost  = "client_secret_post"
-)
 
 // Config configures the token endpoint.
 type Config struct {
@@ -139,7 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { h.cfg.Metrics.TokenRequest(r.PostForm.Get("grant_type"), ow.outcome()) }()
 		w = ow
 	}
-	client, secretValue, form, ok := h.tokenEndpointClient(w, r, "token")
+	client, form, ok := h.tokenEndpointClient(w, r, "token")
 	if !ok {
 		return
 	}
@@ -151,7 +132,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch gt {
 	case "":
 		err = errInvalidRequest("grant_type is missing")
-	case ClientCredentials, RefreshToken:
+	case oauth.GrantClientCredentials, oauth.GrantRefreshToken:
 		if !slices.Contains(client.GrantTypes, gt) {
 			err = errUnauthorizedClient("the client may not use the " + gt + " grant")
 			break
@@ -160,8 +141,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err = oe
 			break
 		}
-		if gt == ClientCredentials {
-			resp, err = h.cc.token(r, form, client, secretValue)
+		if gt == oauth.GrantClientCredentials {
+			resp, err = h.cc.token(r, form, client)
 		} else {
 			resp, err = h.refresh(r.Context(), form, client)
 		}

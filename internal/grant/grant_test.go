@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/bolt"
@@ -50,9 +50,9 @@ type testClient struct {
 }
 
 var (
-	basicClient = testClient{"svc-basic", "b4s1c-s3cr3t-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", AuthBasic, []string{ClientCredentials, RefreshToken}}
-	postClient  = testClient{"svc-post", "p0st-s3cr3t-BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", AuthPost, []string{ClientCredentials, RefreshToken}}
-	ccClient    = testClient{"svc-cc-only", "cc-s3cr3t-CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC", AuthBasic, []string{ClientCredentials}}
+	basicClient = testClient{"svc-basic", "b4s1c-s3cr3t-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", oauth.AuthClientSecretBasic, []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}}
+	postClient  = testClient{"svc-post", "p0st-s3cr3t-BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", oauth.AuthClientSecretPost, []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}}
+	ccClient    = testClient{"svc-cc-only", "cc-s3cr3t-CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC", oauth.AuthClientSecretBasic, []string{oauth.GrantClientCredentials}}
 	testClients = []testClient{basicClient, postClient, ccClient}
 )
 
@@ -205,14 +205,14 @@ func authenticatedClient(ct, auth, body string) string {
 			return ""
 		}
 		for _, c := range testClients {
-			if c.method == AuthBasic && c.id == id && c.secret == sec {
+			if c.method == oauth.AuthClientSecretBasic && c.id == id && c.secret == sec {
 				return c.id
 			}
 		}
 		return ""
 	}
 	for _, c := range testClients {
-		if c.method == AuthPost && form.Get("client_id") == c.id && form.Get("client_secret") == c.secret {
+		if c.method == oauth.AuthClientSecretPost && form.Get("client_id") == c.id && form.Get("client_secret") == c.secret {
 			return c.id
 		}
 	}
@@ -442,73 +442,48 @@ func (hs *harness) check(t *testing.T, method, ct, auth, body string) (int, stri
 	return status, ""
 }
 
-func TestValidScopeToken(t *testing.T) {
+// TestClientCredentials checks what the grant issues through go-oauth2: an
+// access token with the decided scope and audience and the configured
+// lifetime, and a refresh token whose family is stored (it refreshes) only
+// for a client that may refresh.
+func TestClientCredentials(t *testing.T) {
+	hs := newHarness(t)
 	for _, tc := range []struct {
-		in   string
-		want bool
+		c           testClient
+		wantRefresh bool
 	}{
-		{"read", true},
-		{"api:read", true},
-		{"!#$%&'()*+,-./09:;<=>?@AZ[]^_`az{|}~", true},
-		{strings.Repeat("a", 128), true},
-		{"", false},
-		{strings.Repeat("a", 129), false},
-		{"a b", false},
-		{"a\tb", false},
-		{"a\"b", false},
-		{"a\\b", false},
-		{"a\x7f", false},
-		{"a\x00", false},
-		{"é", false},
-		{"\xff", false},
+		{basicClient, true},
+		{ccClient, false},
 	} {
-		if got := ValidScopeToken(tc.in); got != tc.want {
-			t.Errorf("ValidScopeToken(%q) = %v, want %v", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestParseScope(t *testing.T) {
-	for _, tc := range []struct {
-		in     string
-		want   []string
-		wantOK bool
-	}{
-		{"", nil, true},
-		{"   ", nil, true},
-		{"read", []string{"read"}, true},
-		{"read write", []string{"read", "write"}, true},
-		{"  write   read ", []string{"write", "read"}, true},
-		{"read write read write", []string{"read", "write"}, true},
-		{"read\twrite", nil, false},
-		{"read\nwrite", nil, false},
-		{`read "write"`, nil, false},
-		{"read wr\\ite", nil, false},
-		{"read " + strings.Repeat("x", 129), nil, false},
-		{"réad", nil, false},
-	} {
-		got, ok := ParseScope(tc.in)
-		if ok != tc.wantOK || !slices.Equal(got, tc.want) {
-			t.Errorf("ParseScope(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.wantOK)
-		}
-	}
-}
-
-// TestParseScopeLong parses a scope of the largest body the endpoint takes
-// by default (64 KiB): thousands of distinct tokens, all kept, in order.
-// Deduplicating with a linear search made this cost about a third of a
-// second of CPU per request.
-func TestParseScopeLong(t *testing.T) {
-	var b strings.Builder
-	var want []string
-	for i := 0; b.Len() < 64<<10; i++ {
-		tok := strconv.FormatInt(int64(i), 36)
-		b.WriteString(tok + " " + tok + " ")
-		want = append(want, tok)
-	}
-	got, ok := ParseScope(b.String())
-	if !ok || !slices.Equal(got, want) {
-		t.Errorf("ParseScope(%d distinct tokens, each twice) = %d tokens, %v; want %d, true", len(want), len(got), ok, len(want))
+		t.Run(tc.c.id, func(t *testing.T) {
+			auth := basicAuth(tc.c.id, tc.c.secret)
+			m := hs.serve(t, auth, "grant_type=client_credentials&scope=write&resource="+url.QueryEscape(otherAud))
+			if got, want := m["scope"], "write"; got != want {
+				t.Errorf("scope = %v, want %v", got, want)
+			}
+			if got, want := m["expires_in"], 300.0; got != want {
+				t.Errorf("expires_in = %v, want %v", got, want)
+			}
+			claims, err := hs.h.keys.ParseAccess(m["access_token"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if claims.Subject != tc.c.id || claims.Scope != "write" || !slices.Equal(claims.Audience, []string{otherAud}) ||
+				!claims.ExpiresAt.Equal(testNow.Add(5*time.Minute)) {
+				t.Errorf("access token claims = %+v, want sub %s, scope write, aud %s, exp now+5m", claims, tc.c.id, otherAud)
+			}
+			rt, ok := m["refresh_token"].(string)
+			if ok != tc.wantRefresh {
+				t.Fatalf("refresh token issued: %v, want %v", ok, tc.wantRefresh)
+			}
+			if !ok {
+				return
+			}
+			m = hs.serve(t, auth, "grant_type=refresh_token&refresh_token="+rt)
+			if got, want := m["scope"], "write"; got != want {
+				t.Errorf("refreshed scope = %v, want %v", got, want)
+			}
+		})
 	}
 }
 
@@ -521,10 +496,10 @@ func TestCredentials(t *testing.T) {
 		wantMethod        string
 		wantCode, wantMsg string
 	}{
-		{"basic", b64("a%3Ab:s%20+t"), "", "a:b", "s  t", AuthBasic, "", ""},
-		{"basic scheme in lower case", "basic " + base64.StdEncoding.EncodeToString([]byte("a:s")), "", "a", "s", AuthBasic, "", ""},
-		{"basic with matching client_id", b64("a:s"), "client_id=a", "a", "s", AuthBasic, "", ""},
-		{"post", "", "client_id=a&client_secret=s", "a", "s", AuthPost, "", ""},
+		{"basic", b64("a%3Ab:s%20+t"), "", "a:b", "s  t", oauth.AuthClientSecretBasic, "", ""},
+		{"basic scheme in lower case", "basic " + base64.StdEncoding.EncodeToString([]byte("a:s")), "", "a", "s", oauth.AuthClientSecretBasic, "", ""},
+		{"basic with matching client_id", b64("a:s"), "client_id=a", "a", "s", oauth.AuthClientSecretBasic, "", ""},
+		{"post", "", "client_id=a&client_secret=s", "a", "s", oauth.AuthClientSecretPost, "", ""},
 		{"nothing", "", "", "", "", "", "invalid_client", "client authentication is required"},
 		{"post without secret", "", "client_id=a", "", "", "", "invalid_client", "client authentication is required"},
 		{"both methods", b64("a:s"), "client_secret=s", "", "", "", "invalid_request", "use one client authentication method"},
@@ -658,7 +633,7 @@ func TestQuote(t *testing.T) {
 // floor (what clients see: a wrong secret and an unknown client cost the same).
 func BenchmarkAuthenticate(b *testing.B) {
 	hs := newHarness(b)
-	form := url.Values{"grant_type": {ClientCredentials}}
+	form := url.Values{"grant_type": {oauth.GrantClientCredentials}}
 	for _, floor := range []time.Duration{-1, DefaultFailureFloor} {
 		hs.h.cfg.FailureFloor = floor
 		for _, bc := range []struct {
@@ -674,7 +649,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 				req.Header.Set("Authorization", basicAuth(bc.id, bc.secret))
 				b.ReportAllocs()
 				for b.Loop() {
-					_, _, oerr := hs.h.Authenticate(req, form)
+					_, oerr := hs.h.Authenticate(req, form)
 					if (oerr == nil) != bc.ok {
 						b.Fatalf("Authenticate: %v", oerr)
 					}
@@ -689,7 +664,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 func TestFailureFloor(t *testing.T) {
 	hs := newHarness(t)
 	hs.h.cfg.FailureFloor = 50 * time.Millisecond
-	form := url.Values{"grant_type": {ClientCredentials}}
+	form := url.Values{"grant_type": {oauth.GrantClientCredentials}}
 	for _, tc := range []struct {
 		name, id, secret string
 		ok               bool
@@ -701,7 +676,7 @@ func TestFailureFloor(t *testing.T) {
 		req := httptest.NewRequest(http.MethodPost, "/oauth2/token", nil)
 		req.Header.Set("Authorization", basicAuth(tc.id, tc.secret))
 		start := time.Now()
-		_, _, oerr := hs.h.Authenticate(req, form)
+		_, oerr := hs.h.Authenticate(req, form)
 		took := time.Since(start)
 		if (oerr == nil) != tc.ok {
 			t.Fatalf("%s: %v", tc.name, oerr)

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/store"
 )
 
@@ -19,7 +19,7 @@ import (
 // foreign, another client's token, or a token of a deleted client — is
 // {"active":false}.
 func (h *Handler) Introspection(w http.ResponseWriter, r *http.Request) {
-	caller, _, form, ok := h.tokenEndpointClient(w, r, "introspection")
+	caller, form, ok := h.tokenEndpointClient(w, r, "introspection")
 	if !ok {
 		return
 	}
@@ -106,7 +106,7 @@ func (h *Handler) identify(ctx context.Context, raw string) (*token, error) {
 		return nil, nil
 	}
 	return &token{clientID: c.ClientID, refresh: &c, resp: &introspection{
-		Active: true, Scope: strings.Join(fam.Scopes, " "), ClientID: c.ClientID, TokenType: "refresh_token",
+		Active: true, Scope: oauth.FormatScope(fam.Scopes), ClientID: c.ClientID, TokenType: "refresh_token",
 		Exp: c.ExpiresAt.Unix(), Iat: c.IssuedAt.Unix(), Sub: c.Subject,
 		Aud: c.Audience, Iss: c.Issuer, Jti: c.ID,
 	}}, nil
@@ -118,7 +118,7 @@ func (h *Handler) identify(ctx context.Context, raw string) (*token, error) {
 // verify offline accept it until it expires). Unknown, expired and malformed
 // tokens get 200 too; another client's token is refused.
 func (h *Handler) Revocation(w http.ResponseWriter, r *http.Request) {
-	caller, _, form, ok := h.tokenEndpointClient(w, r, "revocation")
+	caller, form, ok := h.tokenEndpointClient(w, r, "revocation")
 	if !ok {
 		return
 	}
@@ -161,24 +161,23 @@ func (h *Handler) revoke(ctx context.Context, caller store.Client, form url.Valu
 
 // tokenEndpointClient does what the token, introspection and revocation
 // endpoints share: POST only, a bounded form body, client authentication.
-// It returns the client and the secret it presented.
-func (h *Handler) tokenEndpointClient(w http.ResponseWriter, r *http.Request, what string) (store.Client, string, url.Values, bool) {
+func (h *Handler) tokenEndpointClient(w http.ResponseWriter, r *http.Request, what string) (store.Client, url.Values, bool) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		WriteError(w, &Error{Code: "invalid_request", Description: "the " + what + " endpoint accepts only POST", Status: http.StatusMethodNotAllowed})
-		return store.Client{}, "", nil, false
+		return store.Client{}, nil, false
 	}
 	form, oerr := ParseForm(w, r, h.cfg.MaxBodyBytes)
 	if oerr != nil {
 		WriteError(w, oerr)
-		return store.Client{}, "", nil, false
+		return store.Client{}, nil, false
 	}
-	c, sec, oerr := h.Authenticate(r, form)
+	c, oerr := h.Authenticate(r, form)
 	if oerr != nil {
 		h.fail(w, r, "", form.Get("grant_type"), oerr)
-		return store.Client{}, "", nil, false
+		return store.Client{}, nil, false
 	}
-	return c, sec, form, true
+	return c, form, true
 }
 
 // writeJSON writes a 200 JSON response that must not be cached.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/ratelimit"
 	"github.com/issuer-oauth/issuer/internal/request"
 )
@@ -54,7 +55,7 @@ func TestAuthFailuresCounted(t *testing.T) {
 	hs := newHarness(t)
 	lim := &fakeLimiter{}
 	hs.h.cfg.Limiter = lim
-	form := url.Values{"grant_type": {ClientCredentials}}
+	form := url.Values{"grant_type": {oauth.GrantClientCredentials}}
 	long := strings.Repeat("x", maxClientIDLen+1)
 	for _, tc := range []struct {
 		name, auth string
@@ -94,7 +95,7 @@ func TestRateLimitedAnswers(t *testing.T) {
 	lim := &fakeLimiter{}
 	m := &fakeMetrics{}
 	hs.h.cfg.Limiter, hs.h.cfg.Metrics = lim, m
-	body := url.Values{"grant_type": {ClientCredentials}}.Encode()
+	body := url.Values{"grant_type": {oauth.GrantClientCredentials}}.Encode()
 
 	post := func() *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(body))

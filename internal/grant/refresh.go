@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/store"
 )
@@ -30,7 +31,7 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client) 
 	// The family keeps its scope and audience; the access token may narrow
 	// both, and never exceeds what the client is allowed today.
 	famScopes := strings.Fields(claims.Scope)
-	want, ok := ParseScope(form.Get("scope"))
+	want, ok := oauth.ParseScope(form.Get("scope"))
 	if !ok {
 		return nil, errInvalidScope("scope is malformed")
 	}
@@ -59,7 +60,7 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client) 
 		Current:   secret.Random(16),
 		ExpiresAt: now.Add(h.cfg.RefreshTTL),
 	}
-	scope := strings.Join(scopes, " ")
+	scope := oauth.FormatScope(scopes)
 	access, err := h.signAccess(c.ID, scope, aud, now)
 	if err != nil {
 		return nil, err

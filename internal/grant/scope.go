@@ -1,46 +1,12 @@
 package grant
 
 import (
+	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/issuer-oauth/issuer/internal/oauth"
 )
-
-// ValidScopeToken reports whether s is a scope-token of RFC 6749 §3.3:
-// 1*( %x21 / %x23-5B / %x5D-7E ).
-func ValidScopeToken(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
-			return false
-		}
-	}
-	return true
-}
-
-// ParseScope splits a space-separated scope string into unique tokens in
-// their first order. ok is false when a token is malformed.
-func ParseScope(s string) (scopes []string, ok bool) {
-	var seen map[string]bool // a set, not slices.Contains: a long scope must not cost quadratic time
-	for _, tok := range strings.Split(s, " ") {
-		if tok == "" {
-			continue
-		}
-		if !ValidScopeToken(tok) {
-			return nil, false
-		}
-		if seen == nil {
-			seen = make(map[string]bool)
-		}
-		if !seen[tok] {
-			seen[tok] = true
-			scopes = append(scopes, tok)
-		}
-	}
-	return scopes, true
-}
 
 // missing returns the first element of want that is not in have.
 func missing(want, have []string) (string, bool) {
@@ -66,7 +32,7 @@ func intersect(a, b []string) []string {
 // grantScope decides the scope of a token: the requested scope when every
 // requested token is allowed, all allowed scopes when none was requested.
 func grantScope(requested string, allowed []string) ([]string, *Error) {
-	want, ok := ParseScope(requested)
+	want, ok := oauth.ParseScope(requested)
 	if !ok {
 		return nil, errInvalidScope("scope is malformed: scope tokens are printable ASCII without spaces, quotes or backslashes")
 	}
@@ -104,6 +70,11 @@ func grantAudience(requested, allowed []string) ([]string, *Error) {
 		}
 	}
 	return out, nil
+}
+
+// requestedAudience collects the resource and audience parameters.
+func requestedAudience(form url.Values) []string {
+	return slices.Concat(form["resource"], form["audience"])
 }
 
 // quote bounds and quotes a client-supplied value for an error description.

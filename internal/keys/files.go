@@ -53,7 +53,7 @@ func newFileSet(dir string) *fileSet {
 func (fs *fileSet) list() ([]fileStat, error) {
 	des, err := os.ReadDir(fs.dir)
 	if err != nil {
-		return nil, fmt.Errorf("ISSUER_KEYS_DIR (keys_dir): %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrKeyDir, err)
 	}
 	var out []fileStat
 	for _, de := range des {
@@ -63,7 +63,7 @@ func (fs *fileSet) list() ([]fileStat, error) {
 		}
 		fi, err := os.Stat(filepath.Join(fs.dir, name))
 		if err != nil {
-			return nil, fmt.Errorf("ISSUER_KEYS_DIR (keys_dir): key file %s: %w", name, err)
+			return nil, fmt.Errorf("%w: key file %s: %w", ErrKeyDir, name, err)
 		}
 		if !fi.Mode().IsRegular() {
 			continue
@@ -88,7 +88,7 @@ func (k *Keys) reloadFiles(force bool) error {
 		return nil
 	}
 	if len(listing) == 0 {
-		return fmt.Errorf("ISSUER_KEYS_DIR (keys_dir): %s holds no key file: add a *.pem private key (or a *.key file with the base64 of an HS256 secret)", fs.dir)
+		return fmt.Errorf("%w: %s holds no key file: add a *.pem private key (or a *.key file with the base64 of an HS256 secret)", ErrKeyDir, fs.dir)
 	}
 	type loadedFile struct {
 		fileStat
@@ -99,7 +99,7 @@ func (k *Keys) reloadFiles(force bool) error {
 	for _, f := range listing {
 		s, err := k.loadFile(filepath.Join(fs.dir, f.name))
 		if err != nil {
-			return fmt.Errorf("ISSUER_KEYS_DIR (keys_dir): key file %s: %w", f.name, err)
+			return fmt.Errorf("%w: key file %s: %w", ErrKeyDir, f.name, err)
 		}
 		files = append(files, loadedFile{f, s})
 	}

@@ -154,10 +154,11 @@ func TestFileErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("New succeeded, want an error")
 			}
-			for _, want := range []string{"ISSUER_KEYS_DIR (keys_dir)", tc.want} {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error %q does not contain %q", err, want)
-				}
+			if !errors.Is(err, ErrKeyDir) {
+				t.Errorf("error %q is not ErrKeyDir", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
 			}
 			if tc.file != "ignored.txt" && !strings.Contains(err.Error(), tc.file) {
 				t.Errorf("error %q does not name the file %s", err, tc.file)
@@ -165,8 +166,40 @@ func TestFileErrors(t *testing.T) {
 		})
 	}
 	_, err := New(context.Background(), nil, fileConfig("ES256", filepath.Join(t.TempDir(), "missing"), newClock(t0)))
-	if err == nil || !strings.Contains(err.Error(), "ISSUER_KEYS_DIR") {
-		t.Errorf("New(missing directory) = %v, want an error naming ISSUER_KEYS_DIR", err)
+	if !errors.Is(err, ErrKeyDir) {
+		t.Errorf("New(missing directory) = %v, want ErrKeyDir", err)
+	}
+}
+
+// TestWatchReload: a reload request to Watch rereads the key files even when
+// their listing looks unchanged (a file replaced in place with the same size
+// and time), which the poll does not.
+func TestWatchReload(t *testing.T) {
+	dir := t.TempDir()
+	a, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	b, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pemA, pemB := pkcs8(t, a), pkcs8(t, b)
+	if len(pemA) != len(pemB) {
+		t.Fatalf("PEM sizes %d and %d differ", len(pemA), len(pemB))
+	}
+	mtime := t0.Add(-time.Hour)
+	writeKeyFile(t, dir, "a.pem", pemA, mtime)
+	k := mustNew(t, nil, fileConfig("ES256", dir, newClock(t0)))
+	reload := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		k.Watch(ctx, time.Hour, nil, reload, discard)
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+
+	writeKeyFile(t, dir, "a.pem", pemB, mtime)
+	// Watch takes the second request only once it has handled the first.
+	reload <- struct{}{}
+	reload <- struct{}{}
+	if got, want := k.current().kid, thumbprintOf(t, &b.PublicKey); got != want {
+		t.Errorf("signer after the reload request = %s, want the replaced file's %s", got, want)
 	}
 }
 

@@ -88,7 +88,7 @@ var (
 	ErrInvalidToken = errors.New("keys: invalid token")
 	// ErrFileKeys means the keys come from files (Config.Dir) and cannot
 	// be changed through the issuer.
-	ErrFileKeys = errors.New("signing keys are managed in files (ISSUER_KEYS_DIR): add a key file to rotate, remove one to revoke, then send SIGHUP or wait for the next poll")
+	ErrFileKeys = errors.New("keys: the signing keys are the files of the key directory: add a key file to rotate, remove one to revoke, then reload or wait for the next poll")
 	// ErrUnknownKey means no key has the kid.
 	ErrUnknownKey = errors.New("keys: no signing key with this kid")
 	// ErrNotSymmetric means the key has no shared secret: its public key
@@ -99,6 +99,24 @@ var (
 	// ErrTooSoon means a scheduled key would start signing before it has
 	// been published for the publish lead.
 	ErrTooSoon = errors.New("keys: a scheduled key must start signing at least the publish lead (2 × jwks_max_age) from now")
+)
+
+// Errors about the values of a Config, for the caller to name the setting
+// they came from. New returns them; Reload and Maintain may return
+// ErrKeyDir and ErrWrongEncryptionKey too.
+var (
+	// ErrUnsupportedAlg means Config.Alg is not ES256, EdDSA, RS256, PS256
+	// or HS256.
+	ErrUnsupportedAlg = errors.New("keys: unsupported signing algorithm")
+	// ErrRSAKeyBits means Config.RSAKeyBits is not 2048, 3072 or 4096.
+	ErrRSAKeyBits = errors.New("keys: unsupported RSA key size")
+	// ErrKeyDir means the files of Config.Dir do not load: the directory
+	// cannot be read, holds no key file, or holds a file that is not a
+	// usable key (the error names it and says why).
+	ErrKeyDir = errors.New("keys: bad key directory")
+	// ErrWrongEncryptionKey means Config.EncryptionKey does not decrypt a
+	// key in the store: the stored keys were encrypted under another one.
+	ErrWrongEncryptionKey = errors.New("keys: the encryption key does not decrypt a stored signing key")
 )
 
 // Store is the part of the store this package needs.
@@ -253,7 +271,7 @@ func New(ctx context.Context, st Store, cfg Config) (*Keys, error) {
 		cfg.RSAKeyBits = 2048
 	case 2048, 3072, 4096:
 	default:
-		return nil, fmt.Errorf("ISSUER_RSA_KEY_BITS (rsa_key_bits): %d is not supported; use 2048, 3072 or 4096", cfg.RSAKeyBits)
+		return nil, fmt.Errorf("%w %d; use 2048, 3072 or 4096", ErrRSAKeyBits, cfg.RSAKeyBits)
 	}
 	if len(cfg.EncryptionKey) != 32 || len(cfg.RefreshKey) != 32 {
 		return nil, errors.New("keys: encryption and refresh keys must be 32 bytes")
@@ -477,7 +495,7 @@ func methodFor(alg string) (jwt.SigningMethod, error) {
 	case "HS256":
 		return jwt.SigningMethodHS256, nil
 	}
-	return nil, fmt.Errorf("ISSUER_SIGNING_ALG (signing_alg): unknown algorithm %q; use ES256, EdDSA, RS256, PS256 or HS256", alg)
+	return nil, fmt.Errorf("%w %q; use ES256, EdDSA, RS256, PS256 or HS256", ErrUnsupportedAlg, alg)
 }
 
 // generate makes a new key of alg that starts signing at notBefore,
@@ -557,7 +575,8 @@ func newSigner(method jwt.SigningMethod, priv any) (*signer, error) {
 func (k *Keys) decrypt(sk store.Key) (*signer, error) {
 	method, err := methodFor(sk.Alg)
 	if err != nil {
-		return nil, fmt.Errorf("keys: stored key %s: %w", sk.ID, err)
+		// Not ErrUnsupportedAlg: Config.Alg is not at fault.
+		return nil, fmt.Errorf("keys: stored key %s has algorithm %q, which this version does not support", sk.ID, sk.Alg)
 	}
 	n := k.aead.NonceSize()
 	if len(sk.Private) < n {
@@ -565,7 +584,7 @@ func (k *Keys) decrypt(sk store.Key) (*signer, error) {
 	}
 	plain, err := k.aead.Open(nil, sk.Private[:n], sk.Private[n:], []byte(sk.ID+"."+sk.Alg))
 	if err != nil {
-		return nil, fmt.Errorf("ISSUER_SECRET (secret) does not decrypt signing key %s in the store: set the secret the keys were created with", sk.ID)
+		return nil, fmt.Errorf("%w (%s)", ErrWrongEncryptionKey, sk.ID)
 	}
 	var priv any = plain
 	if method != jwt.SigningMethodHS256 {

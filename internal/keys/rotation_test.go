@@ -648,8 +648,8 @@ func TestRSAKeyBits(t *testing.T) {
 		t.Errorf("RSA key of %d bits, want 3072", got)
 	}
 	cfg.RSAKeyBits = 1024
-	if _, err := New(context.Background(), &memStore{}, cfg); err == nil {
-		t.Error("New with 1024-bit RSA keys succeeded, want an error")
+	if _, err := New(context.Background(), &memStore{}, cfg); !errors.Is(err, ErrRSAKeyBits) {
+		t.Errorf("New with 1024-bit RSA keys = %v, want ErrRSAKeyBits", err)
 	}
 }
 

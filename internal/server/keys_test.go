@@ -460,6 +460,25 @@ func TestKeysDirMissing(t *testing.T) {
 	}
 }
 
+// TestWrongSecret: an issuer restarted on its data with another secret stops
+// with a line naming ISSUER_SECRET.
+func TestWrongSecret(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Secret = strings.Repeat("a1", 16)
+	opts := Options{Logger: slog.New(slog.DiscardHandler)}
+	a, err := New(context.Background(), cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	cfg.Secret = strings.Repeat("b2", 16)
+	_, err = New(context.Background(), cfg, opts)
+	if err == nil || !strings.HasPrefix(err.Error(), "ISSUER_SECRET (secret): ") {
+		t.Errorf("New with another secret = %v, want an error naming ISSUER_SECRET", err)
+	}
+}
+
 // verifiedKey is a token (its index) and the JWK Set it verified against.
 type verifiedKey struct {
 	token int

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -112,7 +113,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		Now:            now,
 	})
 	if err != nil {
-		return fail(err)
+		return fail(keysSetting(err))
 	}
 	hasher := secret.NewHasher(secret.Derive(master, secret.PurposeClientSecrets))
 	tokens := grant.New(grant.Config{
@@ -160,6 +161,21 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		s.keys.Watch(bg, keyReloadInterval, changes, opts.Reload, log)
 	}()
 	return s, nil
+}
+
+// keysSetting names the setting behind a keys.New error about a value.
+func keysSetting(err error) error {
+	switch {
+	case errors.Is(err, keys.ErrKeyDir):
+		return fmt.Errorf("ISSUER_KEYS_DIR (keys_dir): %w", err)
+	case errors.Is(err, keys.ErrWrongEncryptionKey):
+		return fmt.Errorf("ISSUER_SECRET (secret): %w: set the secret the keys were created with", err)
+	case errors.Is(err, keys.ErrUnsupportedAlg):
+		return fmt.Errorf("ISSUER_SIGNING_ALG (signing_alg): %w", err)
+	case errors.Is(err, keys.ErrRSAKeyBits):
+		return fmt.Errorf("ISSUER_RSA_KEY_BITS (rsa_key_bits): %w", err)
+	}
+	return err
 }
 
 // openStore opens the Redis store when a Redis URL is configured and the
