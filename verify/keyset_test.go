@@ -11,21 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/issuer-oauth/issuer/internal/testutil"
 	"github.com/issuer-oauth/issuer/verify"
 	"github.com/issuer-oauth/issuer/verify/verifytest"
 )
-
-// eventually polls cond (a background refresh is asynchronous).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 func TestKeyRotationRefetches(t *testing.T) {
 	clk := newClock()
@@ -125,7 +114,7 @@ func TestConcurrentRefreshIsShared(t *testing.T) {
 		})
 	}
 	started.Wait()
-	eventually(t, "the fetch to start", func() bool { return fetches.Load() == 2 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return fetches.Load() == 2 })
 	// A caller that gives up does not cancel the fetch for the others.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -173,7 +162,7 @@ func TestCacheLifetime(t *testing.T) {
 	if _, err := v.Verify(ctx, old); err != nil {
 		t.Fatalf("Verify at max-age: %v", err)
 	}
-	eventually(t, "the old key to be dropped", func() bool {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		_, err := v.Verify(ctx, old)
 		return errors.Is(err, verify.ErrUnknownKey)
 	})
@@ -273,7 +262,7 @@ func TestCacheControl(t *testing.T) {
 			if _, err := v.Verify(context.Background(), tok); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "a revalidation", func() bool { return revalidated.Load() == 1 })
+			testutil.Eventually(t, 5*time.Second, func() bool { return revalidated.Load() == 1 })
 			if _, err := v.Verify(context.Background(), tok); err != nil {
 				t.Fatalf("Verify after a 304: %v", err)
 			}

@@ -361,7 +361,7 @@ func oneRun(ctx context.Context, o options, kind, sc, store string, cfg serverCo
 		}
 		return res, err
 	}
-	defer t.proc.stop()
+	defer t.proc.Stop()
 	m, err := measure(ctx, t, sc, cfg.redis, o.run)
 	m.Store, m.Alg = store, cfg.alg
 	if err != nil {

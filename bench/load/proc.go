@@ -12,11 +12,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat:
@@ -84,24 +84,12 @@ func parseStatusMemory(b []byte) (rss, hwm int64, err error) {
 	return rss, hwm, nil
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// process is a server the harness started: the issuer, the baseline or
-// redis-server. The kernel kills it if the harness dies (Pdeathsig).
+// process is a server the harness started (the issuer, the baseline or
+// redis-server) and the address it listens on. The kernel kills it if the
+// harness dies (see testutil.Process).
 type process struct {
-	name   string
-	cmd    *exec.Cmd
-	addr   string
-	done   chan struct{}
-	stderr *tailBuffer
+	*testutil.Process
+	addr string
 }
 
 // start starts bin with args and env on a free port (port fills the "%d"
@@ -110,7 +98,7 @@ type process struct {
 func start(ctx context.Context, name, bin string, args func(port int) []string, env func(port int) []string, stdout string, ready func(ctx context.Context, addr string) error) (*process, error) {
 	var last error
 	for range 3 {
-		port, err := freePort()
+		port, err := testutil.PickPort()
 		if err != nil {
 			return nil, err
 		}
@@ -126,59 +114,26 @@ func start(ctx context.Context, name, bin string, args func(port int) []string, 
 	return nil, last
 }
 
+// launch starts bin with its standard output appended to the file stdout
+// (its standard error is kept for error messages), and waits up to 60 s
+// until ready answers nil.
 func launch(ctx context.Context, name, bin string, args, env []string, stdout string, port int, ready func(ctx context.Context, addr string) error) (*process, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := os.OpenFile(stdout, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer out.Close() // the child has its own descriptor
-	p := &process{name: name, cmd: cmd, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		done: make(chan struct{}), stderr: &tailBuffer{max: 8 << 10}}
-	cmd.Stdout, cmd.Stderr = out, p.stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
+	tp, err := testutil.StartProcess(name, bin, args, env, testutil.WithStdout(out))
+	if err != nil {
+		return nil, err
 	}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	for {
-		err := ready(rctx, p.addr)
-		if err == nil {
-			return p, nil
-		}
-		select {
-		case <-p.done:
-			return nil, fmt.Errorf("%s exited before it was ready: %s", name, strings.TrimSpace(p.stderr.String()))
-		case <-rctx.Done():
-			p.stop()
-			return nil, fmt.Errorf("%s not ready after 60s: %v; stderr: %s", name, err, strings.TrimSpace(p.stderr.String()))
-		case <-time.After(20 * time.Millisecond):
-		}
+	p := &process{Process: tp, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	err = p.WaitReady(ctx, 60*time.Second, func(ctx context.Context) error { return ready(ctx, p.addr) })
+	if err != nil {
+		_ = p.Stop()
+		return nil, err
 	}
-}
-
-func (p *process) pid() int { return p.cmd.Process.Pid }
-
-// stop sends SIGTERM, waits up to 10 s, then kills.
-func (p *process) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	return p, nil
 }
 
 // httpReady is a readiness check: GET /readyz answers 200.
@@ -193,29 +148,6 @@ func httpReady(ctx context.Context, addr string) error {
 		return fmt.Errorf("/readyz: %s", resp.Status)
 	}
 	return nil
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }
 
 // redisServer is the harness's own redis-server and a client to it.
@@ -258,7 +190,7 @@ func (r *redisServer) url() string { return "redis://" + r.addr + "/0" }
 
 func (r *redisServer) close() {
 	r.client.Close()
-	r.stop()
+	_ = r.Stop()
 }
 
 // redisStats is what the harness reads from Redis after a run.

@@ -296,10 +296,10 @@ func measure(ctx context.Context, t *target, sc string, redis *redisServer, o ru
 	// Sample the processes at the edges of the window.
 	var cpu0, rcpu0, self0 time.Duration
 	sleepUntil(ctx, win.start)
-	cpu0, _ = cpuTime(t.proc.pid())
+	cpu0, _ = cpuTime(t.proc.PID())
 	self0 = selfCPU()
 	if redis != nil {
-		rcpu0, _ = cpuTime(redis.pid())
+		rcpu0, _ = cpuTime(redis.PID())
 	}
 	if o.sample != nil {
 		o.sample(win, 0)
@@ -321,16 +321,16 @@ func measure(ctx context.Context, t *target, sc string, redis *redisServer, o ru
 	if o.sample != nil && ctx.Err() == nil {
 		o.sample(win, time.Since(win.start))
 	}
-	cpu1, err := cpuTime(t.proc.pid())
+	cpu1, err := cpuTime(t.proc.PID())
 	if err != nil {
 		win.stop.Store(true)
 		wg.Wait()
-		return res, fmt.Errorf("%s died during the run: %s", t.kind, t.proc.stderr.String())
+		return res, fmt.Errorf("%s died during the run: %s", t.kind, t.proc.Tail())
 	}
 	self1 := selfCPU()
-	res.ServerRSSKB, res.ServerHWMKB, _ = memory(t.proc.pid())
+	res.ServerRSSKB, res.ServerHWMKB, _ = memory(t.proc.PID())
 	if redis != nil {
-		rcpu1, _ := cpuTime(redis.pid())
+		rcpu1, _ := cpuTime(redis.PID())
 		res.RedisCPUs = (rcpu1 - rcpu0).Seconds()
 	}
 	if ctx.Err() != nil {

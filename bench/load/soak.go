@@ -72,7 +72,7 @@ func soak(ctx context.Context, o options, tmp string, rep *report) error {
 	if err != nil {
 		return err
 	}
-	defer t.proc.stop()
+	defer t.proc.Stop()
 	sr := &soakReport{Scenario: sc, Store: store, Alg: alg, Duration: o.soak.String(),
 		AccessTTL: o.accessTTL.String(), RefreshTTL: o.refreshTTL.String()}
 	rep.Soak = sr
@@ -85,17 +85,17 @@ func soak(ctx context.Context, o options, tmp string, rep *report) error {
 		lastCPU            time.Duration
 		lastAt             time.Duration
 	)
-	lastCPU, _ = cpuTime(t.proc.pid())
+	lastCPU, _ = cpuTime(t.proc.PID())
 	ro.sample = func(win *window, elapsed time.Duration) {
 		ok, failed := win.done.Load(), win.failed.Load()
-		cpu, _ := cpuTime(t.proc.pid())
+		cpu, _ := cpuTime(t.proc.PID())
 		s := soakSample{ElapsedS: elapsed.Seconds(), Failed: failed - lastFailed}
 		if dt := (elapsed - lastAt).Seconds(); dt > 0 && len(sr.Samples) > 0 {
 			s.RPS = float64(ok-lastOK) / dt
 			s.ServerPct = 100 * (cpu - lastCPU).Seconds() / dt
 		}
 		lastOK, lastFailed, lastCPU, lastAt = ok, failed, cpu, elapsed
-		s.RSSKB, s.HWMKB, _ = memory(t.proc.pid())
+		s.RSSKB, s.HWMKB, _ = memory(t.proc.PID())
 		if cfg.redis != nil {
 			if st, err := cfg.redis.stats(ctx); err == nil {
 				s.RedisKeys, s.RedisBytes = st.Keys, st.UsedMemory

@@ -161,12 +161,12 @@ func startIssuer(ctx context.Context, sc serverConfig) (*target, error) {
 	}
 	t := &target{kind: kindIssuer, proc: p, clients: map[string]credentials{}}
 	if err := t.discover(ctx); err != nil {
-		p.stop()
+		p.Stop()
 		return nil, err
 	}
 	if sc.docs != nil {
 		if err := sc.docs.capture(ctx, t, sc.dir); err != nil {
-			p.stop()
+			p.Stop()
 			return nil, fmt.Errorf("issuer documents: %w", err)
 		}
 	}
@@ -176,7 +176,7 @@ func startIssuer(ctx context.Context, sc serverConfig) (*target, error) {
 	} {
 		c, err := register(ctx, t.paths.Registration, adminToken, kind, grants)
 		if err != nil {
-			p.stop()
+			p.Stop()
 			return nil, err
 		}
 		t.clients[kind] = c
@@ -256,7 +256,7 @@ func startBaseline(ctx context.Context, sc serverConfig) (*target, error) {
 	}
 	t.proc = p
 	if err := t.discover(ctx); err != nil {
-		p.stop()
+		p.Stop()
 		return nil, err
 	}
 	return t, nil

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/issuer-oauth/issuer/internal/adminapi"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // TestCLIAgainstServer drives the admin CLI through run, as the binary's
@@ -80,7 +81,7 @@ func TestCLIAgainstServer(t *testing.T) {
 // directory: the signing key and the clients survive.
 func TestServeCommand(t *testing.T) {
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	env := map[string]string{
 		"ISSUER_ADDR": addr, "ISSUER_URL": "http://" + addr,
 		"ISSUER_DATA_DIR": filepath.Join(dir, "data"), "ISSUER_ADMIN_TOKEN": adminToken,
@@ -88,7 +89,7 @@ func TestServeCommand(t *testing.T) {
 	getenv := func(k string) string { return env[k] }
 	start := func() (stop func() string) {
 		ctx, cancel := context.WithCancel(context.Background())
-		var logs syncBuffer
+		var logs testutil.Buffer
 		done := make(chan int)
 		go func() { done <- run(ctx, []string{"serve"}, getenv, &logs, &logs) }()
 		deadline := time.Now().Add(10 * time.Second)
@@ -174,7 +175,7 @@ func TestServeBadConfig(t *testing.T) {
 	} {
 		var out, errb bytes.Buffer
 		tc.env["ISSUER_DATA_DIR"] = t.TempDir()
-		tc.env["ISSUER_ADDR"] = freeAddr(t)
+		tc.env["ISSUER_ADDR"] = testutil.FreeAddr(t)
 		code := run(context.Background(), []string{"serve"}, func(k string) string { return tc.env[k] }, &out, &errb)
 		if code == 0 || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want non-zero and a line naming %s", tc.env, code, errb.String(), tc.want)

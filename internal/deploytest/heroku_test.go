@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/issuer-oauth/issuer/internal/redistest"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // procfile returns the Procfile's commands by process type.
@@ -126,37 +126,34 @@ func TestHerokuProcfile(t *testing.T) {
 	redis := redistest.Start(t, redistest.WithPassword(pw))
 	bin := issuerBinary(t)
 	for attempt := 0; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
+		port := testutil.FreePort(t)
 		// Heroku runs Procfile commands with bash in the app's root.
-		p, err := startProcessIn(repoRoot(t), "heroku web", "bash", []string{"-c", web}, []string{
+		p, err := startProcess("heroku web", "bash", []string{"-c", web}, []string{
 			"PATH=" + filepath.Dir(bin) + ":" + os.Getenv("PATH"),
 			"PORT=" + strconv.Itoa(port),
 			"REDIS_URL=redis://:" + pw + "@" + redis.Addr(),
 			"ISSUER_URL=https://issuer-test.herokuapp.com",
 			"ISSUER_SECRET=" + randomHex(32),
 			"ISSUER_SHUTDOWN_DRAIN_DELAY=0s",
-		})
+		}, testutil.WithDir(repoRoot(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = waitFor(p, 20*time.Second, func() error {
+		err = p.WaitReady(t.Context(), 20*time.Second, ready(func() error {
 			code, err := httpGetStatus("http://127.0.0.1:" + strconv.Itoa(port) + "/readyz")
 			if err == nil && code != http.StatusOK {
 				err = fmt.Errorf("GET /readyz: %d", code)
 			}
 			return err
-		})
-		p.stop(syscall.SIGTERM)
+		}))
+		_ = p.Stop()
 		if err == nil {
-			if !strings.Contains(p.out.String(), `"store":"redis"`) {
-				t.Errorf("the issuer did not use Redis:\n%s", p.tail())
+			if !strings.Contains(p.Output(), `"store":"redis"`) {
+				t.Errorf("the issuer did not use Redis:\n%s", p.Tail())
 			}
 			return
 		}
-		if err = addrInUse(err, p.tail()); !errors.Is(err, errAddrInUse) || attempt == 2 {
+		if err = addrInUse(err, p.Tail()); !errors.Is(err, errAddrInUse) || attempt == 2 {
 			t.Fatalf("Procfile web: %v", err)
 		}
 	}

@@ -32,6 +32,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite deploy/nginx/compose.conf from deploy/nginx/issuer.conf")
@@ -195,21 +197,16 @@ type stack struct {
 	redisAddr  string
 	redisPass  string
 	upstreams  []string
-	issuers    []*process
+	issuers    []*testutil.Process
 	accessLog  string
 	client     *http.Client // trusts the test certificate
 	cert       string
-	procs      []*process
+	procs      []*testutil.Process
 }
 
 func (s *stack) stopAll() {
 	for i := len(s.procs) - 1; i >= 0; i-- {
-		p := s.procs[i]
-		sig := syscall.SIGTERM
-		if p.name == "nginx" {
-			sig = syscall.SIGQUIT // graceful: finish requests, then exit
-		}
-		p.stop(sig)
+		_ = s.procs[i].Stop()
 	}
 }
 
@@ -258,7 +255,7 @@ func startStack(t *testing.T) *stack {
 		s.stopAll()
 		if !errors.Is(err, errAddrInUse) || attempt == 2 {
 			for _, p := range s.procs {
-				t.Logf("%s output:\n%s", p.name, p.tail())
+				t.Logf("%s output:\n%s", p.Name(), p.Tail())
 			}
 			t.Fatal(err)
 		}
@@ -268,7 +265,7 @@ func startStack(t *testing.T) *stack {
 		s.stopAll()
 		if t.Failed() {
 			for _, p := range s.procs {
-				t.Logf("%s output:\n%s", p.name, p.tail())
+				t.Logf("%s output:\n%s", p.Name(), p.Tail())
 			}
 			if b, err := os.ReadFile(s.accessLog); err == nil {
 				if len(b) > 8<<10 {
@@ -299,7 +296,7 @@ func childEnv(extra ...string) []string {
 func (s *stack) start(nginxBin string, legacy bool, redisBin, issuerBin, apiBin string) error {
 	ports := make([]int, 6)
 	for i := range ports {
-		p, err := freePort()
+		p, err := testutil.PickPort()
 		if err != nil {
 			return err
 		}
@@ -324,8 +321,8 @@ func (s *stack) start(nginxBin string, legacy bool, redisBin, issuerBin, apiBin 
 	s.procs = append(s.procs, redis)
 	rc := goredis.NewClient(&goredis.Options{Addr: s.redisAddr, Password: s.redisPass, DialTimeout: time.Second, MaxRetries: -1})
 	defer rc.Close()
-	if err := waitFor(redis, 10*time.Second, func() error { return rc.Ping(context.Background()).Err() }); err != nil {
-		return addrInUse(fmt.Errorf("redis-server: %w", err), redis.tail())
+	if err := redis.WaitReady(context.Background(), 10*time.Second, func(ctx context.Context) error { return rc.Ping(ctx).Err() }); err != nil {
+		return addrInUse(fmt.Errorf("redis-server: %w", err), redis.Tail())
 	}
 
 	// Two issuers on it, both with the https URL of Nginx as ISSUER_URL.
@@ -354,8 +351,8 @@ func (s *stack) start(nginxBin string, legacy bool, redisBin, issuerBin, apiBin 
 		envs = append(envs, env)
 	}
 	for i, p := range s.issuers {
-		if err := waitFor(p, 20*time.Second, func() error { return healthcheck(issuerBin, envs[i]) }); err != nil {
-			return addrInUse(fmt.Errorf("%s: %w", p.name, err), p.tail())
+		if err := p.WaitReady(context.Background(), 20*time.Second, ready(func() error { return healthcheck(issuerBin, envs[i]) })); err != nil {
+			return addrInUse(fmt.Errorf("%s: %w", p.Name(), err), p.Tail())
 		}
 	}
 
@@ -378,15 +375,15 @@ func (s *stack) start(nginxBin string, legacy bool, redisBin, issuerBin, apiBin 
 	s.procs = append(s.procs, api)
 	// It listens at once and fetches the issuer's keys at the first
 	// request with a token.
-	err = waitFor(api, 30*time.Second, func() error {
+	err = api.WaitReady(context.Background(), 30*time.Second, ready(func() error {
 		code, err := httpGetStatus(s.apiURL + "/healthz")
 		if err == nil && code != http.StatusOK {
 			err = fmt.Errorf("GET /healthz: %d", code)
 		}
 		return err
-	})
+	}))
 	if err != nil {
-		return addrInUse(fmt.Errorf("resource API: %w", err), api.tail())
+		return addrInUse(fmt.Errorf("resource API: %w", err), api.Tail())
 	}
 	return nil
 }
@@ -455,21 +452,22 @@ http {
 	if out, err := exec.Command(bin, append([]string{"-t"}, args...)...).CombinedOutput(); err != nil {
 		return fmt.Errorf("nginx -t rejects deploy/nginx/issuer.conf: %v\n%s", err, out)
 	}
-	p, err := startProcess("nginx", bin, args, childEnv())
+	// SIGQUIT is Nginx's graceful stop: finish requests, then exit.
+	p, err := startProcess("nginx", bin, args, childEnv(), testutil.WithStopSignal(syscall.SIGQUIT))
 	if err != nil {
 		return err
 	}
 	s.procs = append(s.procs, p)
 	cfg := s.client.Transport.(*http.Transport).TLSClientConfig
-	err = waitFor(p, 10*time.Second, func() error {
+	err = p.WaitReady(context.Background(), 10*time.Second, ready(func() error {
 		c, err := tls.Dial("tcp", httpsAddr, cfg)
 		if err == nil {
 			c.Close()
 		}
 		return err
-	})
+	}))
 	if err != nil {
-		return addrInUse(fmt.Errorf("nginx: %w", err), p.tail())
+		return addrInUse(fmt.Errorf("nginx: %w", err), p.Tail())
 	}
 	return nil
 }
@@ -804,8 +802,8 @@ func TestNginx(t *testing.T) {
 		}
 		checkSecurityHeaders(t, "413", resp)
 		for _, p := range s.issuers {
-			if strings.Contains(p.out.String(), `"status":413`) {
-				t.Errorf("%s saw the oversized request; Nginx should have stopped it", p.name)
+			if strings.Contains(p.Output(), `"status":413`) {
+				t.Errorf("%s saw the oversized request; Nginx should have stopped it", p.Name())
 			}
 		}
 	})
@@ -851,33 +849,29 @@ func TestNginx(t *testing.T) {
 			t.Fatalf("GET %s: status %d, X-Request-Id %q; want 405 from the issuer with a request id", tokenURL, resp.StatusCode, id)
 		}
 		// Nginx writes its log line once the response is sent: wait for it.
-		err := waitFor(nil, 5*time.Second, func() error {
+		t.Logf("waiting for request id %q in Nginx's access log: if it is not there, the issuer's X-Request-Id is not Nginx's (X-Request-ID was not believed)", id)
+		testutil.Eventually(t, 5*time.Second, func() bool {
 			for _, l := range accessLog(t, s.accessLog) {
 				if l["request_id"] == id {
-					return nil
+					return true
 				}
 			}
-			return errors.New("not in the access log")
+			return false
 		})
-		if err != nil {
-			t.Errorf("the issuer's X-Request-Id %q is not Nginx's request id (%v): X-Request-ID was not believed", id, err)
-		}
 		// The issuer logs a request after answering it: wait for the line.
+		t.Logf("waiting for an issuer to log request %s", id)
 		var line string
-		err = waitFor(nil, 5*time.Second, func() error {
+		testutil.Eventually(t, 5*time.Second, func() bool {
 			for _, p := range s.issuers {
-				for _, l := range strings.Split(p.out.String(), "\n") {
+				for _, l := range strings.Split(p.Output(), "\n") {
 					if strings.Contains(l, `"request_id":"`+id+`"`) && strings.Contains(l, `"msg":"request"`) {
 						line = l
-						return nil
+						return true
 					}
 				}
 			}
-			return fmt.Errorf("no issuer logged request %s", id)
+			return false
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
 		if !strings.Contains(line, `"client_addr":"127.0.0.2"`) {
 			t.Errorf("the issuer logged the request as %s; want client_addr 127.0.0.2 from X-Forwarded-For", line)
 		}

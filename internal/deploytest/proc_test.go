@@ -18,134 +18,22 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// process is a server the test started.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{} // closed when it has exited
-}
-
 // startProcess starts bin with args and exactly env (plus PATH and HOME).
-func startProcess(name, bin string, args, env []string) (*process, error) {
-	return startProcessIn("", name, bin, args, env)
+func startProcess(name, bin string, args, env []string, opts ...testutil.ProcessOption) (*testutil.Process, error) {
+	env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	return testutil.StartProcess(name, bin, args, env, opts...)
 }
 
-// startProcessIn is startProcess in the working directory dir.
-func startProcessIn(dir, name, bin string, args, env []string) (*process, error) {
-	p := &process{name: name, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Dir = dir
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = sysProcAttr()
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// exited reports whether the process has ended.
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends sig, waits up to 10 seconds, then kills the process.
-func (p *process) stop(sig syscall.Signal) {
-	if p.exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// tail returns the end of the process's output.
-func (p *process) tail() string {
-	s := p.out.String()
-	const max = 8 << 10
-	if len(s) > max {
-		s = "…" + s[len(s)-max:]
-	}
-	return s
-}
-
-// waitFor polls ready every 50 ms until it returns nil, p exits, or
-// timeout passes.
-func waitFor(p *process, timeout time.Duration, ready func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := ready()
-		if err == nil {
-			return nil
-		}
-		if p != nil && p.exited() {
-			return fmt.Errorf("%s exited (%v) before it was ready; last check: %v\n%s", p.name, p.cmd.ProcessState, err, p.tail())
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready after %s: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// freePort returns a loopback TCP port nobody listens on.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// freeAddr returns 127.0.0.1:port with a free port.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	p, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "127.0.0.1:" + strconv.Itoa(p)
+// ready adapts a check that needs no context to Process.WaitReady.
+func ready(check func() error) func(context.Context) error {
+	return func(context.Context) error { return check() }
 }
 
 // randomHex returns n random bytes in hex: a secret the issuer accepts.
@@ -212,7 +100,7 @@ func httpGetStatus(url string) (int, error) {
 }
 
 // errAddrInUse marks a start that failed because another process took a
-// port between freePort and the bind; the caller tries other ports.
+// port between finding it free and binding it; the caller tries other ports.
 var errAddrInUse = errors.New("address already in use")
 
 // addrInUse wraps err with errAddrInUse when the output says so.
@@ -226,11 +114,11 @@ func addrInUse(err error, output string) error {
 // startIssuer runs the built issuer on the embedded store in a temporary
 // directory with the given extra environment, waits until `issuer
 // healthcheck` (the image's HEALTHCHECK) passes, and returns its base URL.
-func startIssuer(t *testing.T, env ...string) (base string, p *process) {
+func startIssuer(t *testing.T, env ...string) (base string, p *testutil.Process) {
 	t.Helper()
 	bin := issuerBinary(t)
 	for attempt := 0; ; attempt++ {
-		addr := freeAddr(t)
+		addr := testutil.FreeAddr(t)
 		full := append([]string{
 			"ISSUER_ADDR=" + addr,
 			"ISSUER_URL=http://" + addr,
@@ -242,18 +130,18 @@ func startIssuer(t *testing.T, env ...string) (base string, p *process) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = waitFor(p, 20*time.Second, func() error { return healthcheck(bin, full) })
+		err = p.WaitReady(t.Context(), 20*time.Second, ready(func() error { return healthcheck(bin, full) }))
 		if err == nil {
 			t.Cleanup(func() {
-				p.stop(syscall.SIGTERM)
+				_ = p.Stop()
 				if t.Failed() {
-					t.Logf("issuer output:\n%s", p.tail())
+					t.Logf("issuer output:\n%s", p.Tail())
 				}
 			})
 			return "http://" + addr, p
 		}
-		p.stop(syscall.SIGKILL)
-		if err = addrInUse(err, p.tail()); !errors.Is(err, errAddrInUse) || attempt == 2 {
+		p.Kill()
+		if err = addrInUse(err, p.Tail()); !errors.Is(err, errAddrInUse) || attempt == 2 {
 			t.Fatalf("starting the issuer: %v", err)
 		}
 	}

@@ -1,7 +1,7 @@
 // Package jsonenc appends JSON strings and string arrays without
 // reflection, byte for byte as encoding/json marshals them. The hot paths
-// use it: the claims of every token (internal/keys), the token response
-// (internal/grant), the lists of a refresh-token family (internal/store/redis).
+// use it: the claims of every token (internal/keys) and the token response
+// (internal/grant).
 package jsonenc
 
 import "unicode/utf8"

@@ -18,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/issuer-oauth/issuer/internal/jsonenc/jsonenctest"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 	"github.com/issuer-oauth/issuer/verify"
 )
 
@@ -211,7 +212,7 @@ func TestSignMatchesJWT(t *testing.T) {
 	for _, alg := range benchAlgs {
 		t.Run(alg, func(t *testing.T) {
 			t.Parallel()
-			k := mustNew(t, &memStore{}, testConfig(alg, newClock(t0)))
+			k := mustNew(t, &memStore{}, testConfig(alg, testutil.NewClock(t0)))
 			s := k.current()
 			g := newClaimGen()
 			n := 300
@@ -266,7 +267,7 @@ func TestSignMatchesJWTSettings(t *testing.T) {
 	// Not parallel: it changes package variables of jwt/v5.
 	single, prec := jwt.MarshalSingleStringAsArray, jwt.TimePrecision
 	t.Cleanup(func() { jwt.MarshalSingleStringAsArray, jwt.TimePrecision = single, prec })
-	k := mustNew(t, &memStore{}, testConfig("HS256", newClock(t0)))
+	k := mustNew(t, &memStore{}, testConfig("HS256", testutil.NewClock(t0)))
 	tests := []struct {
 		single bool
 		prec   time.Duration
@@ -308,7 +309,7 @@ func TestSignRoundTrip(t *testing.T) {
 	for _, alg := range benchAlgs {
 		t.Run(alg, func(t *testing.T) {
 			t.Parallel()
-			c := newClock(t0)
+			c := testutil.NewClock(t0)
 			k := mustNew(t, &memStore{}, testConfig(alg, c))
 			s := k.current()
 			var key *verify.Key
@@ -418,7 +419,7 @@ func sameDates(got, want *jwt.RegisteredClaims) {
 // TestSignConcurrent: goroutines signing with one HS256 key, sharing its
 // pooled HMACs and the parsers, each get their own token.
 func TestSignConcurrent(t *testing.T) {
-	k := mustNew(t, &memStore{}, testConfig("HS256", newClock(t0)))
+	k := mustNew(t, &memStore{}, testConfig("HS256", testutil.NewClock(t0)))
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -452,7 +453,7 @@ func TestSignConcurrent(t *testing.T) {
 
 // TestParserClock: the parsers built by New use the injected clock.
 func TestParserClock(t *testing.T) {
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	k := mustNew(t, &memStore{}, testConfig("HS256", c))
 	in := accessClaims(t0)
 	tok, err := k.SignAccess(in)
@@ -471,7 +472,7 @@ func TestParserClock(t *testing.T) {
 func FuzzSignAccess(f *testing.F) {
 	f.Add("client-1", "https://api.example", "", uint8(1), int64(1740830400), int64(0), int64(1740830100), "jti-1", "client-1", "read write", uint8(0b101))
 	f.Add("\xff<\u2028>", "\x00", "&\"\\", uint8(2), int64(-1), int64(math.MaxInt64), int64(math.MinInt64), "", "", "", uint8(0b111))
-	k := mustNew(f, &memStore{}, testConfig("HS256", newClock(t0)))
+	k := mustNew(f, &memStore{}, testConfig("HS256", testutil.NewClock(t0)))
 	s := k.current()
 	f.Fuzz(func(t *testing.T, sub, aud0, aud1 string, nAud uint8, exp, nbf, iat int64, jti, clientID, scope string, dates uint8) {
 		c := AccessClaims{
@@ -522,7 +523,7 @@ func FuzzSignAccess(f *testing.F) {
 func BenchmarkSignAccessJWTv5(b *testing.B) {
 	for _, alg := range benchAlgs {
 		b.Run(alg, func(b *testing.B) {
-			c := newClock(t0)
+			c := testutil.NewClock(t0)
 			k := mustNew(b, &memStore{}, testConfig(alg, c))
 			claims := accessClaims(c.Now())
 			b.ReportAllocs()
@@ -563,7 +564,7 @@ func BenchmarkParseRefreshNewParser(b *testing.B) {
 func benchmarkParseAccess(b *testing.B, parser func(*Keys) *jwt.Parser) {
 	for _, alg := range benchAlgs {
 		b.Run(alg, func(b *testing.B) {
-			c := newClock(t0)
+			c := testutil.NewClock(t0)
 			k := mustNew(b, &memStore{}, testConfig(alg, c))
 			tok, err := k.SignAccess(accessClaims(c.Now()))
 			if err != nil {

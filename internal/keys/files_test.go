@@ -20,6 +20,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // writeKeyFile writes a key file with the given modification time.
@@ -48,7 +50,7 @@ func pkcs8(t testing.TB, priv any) []byte {
 	return pemBlock("PRIVATE KEY", der)
 }
 
-func fileConfig(alg, dir string, c *clock) Config {
+func fileConfig(alg, dir string, c *testutil.Clock) Config {
 	cfg := scheduleConfig(alg, c)
 	cfg.Dir = dir
 	return cfg
@@ -91,7 +93,7 @@ func TestFileFormats(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeKeyFile(t, dir, tc.file, tc.data, t0.Add(-time.Hour))
-			c := newClock(t0)
+			c := testutil.NewClock(t0)
 			k := mustNew(t, nil, fileConfig(tc.signingAlg, dir, c))
 			infos := k.List()
 			if len(infos) != 1 || infos[0].Alg != tc.wantAlg || infos[0].State != StateCurrent || infos[0].File != tc.file {
@@ -150,7 +152,7 @@ func TestFileErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeKeyFile(t, dir, tc.file, tc.data, t0)
-			_, err := New(context.Background(), nil, fileConfig("ES256", dir, newClock(t0)))
+			_, err := New(context.Background(), nil, fileConfig("ES256", dir, testutil.NewClock(t0)))
 			if err == nil {
 				t.Fatal("New succeeded, want an error")
 			}
@@ -165,7 +167,7 @@ func TestFileErrors(t *testing.T) {
 			}
 		})
 	}
-	_, err := New(context.Background(), nil, fileConfig("ES256", filepath.Join(t.TempDir(), "missing"), newClock(t0)))
+	_, err := New(context.Background(), nil, fileConfig("ES256", filepath.Join(t.TempDir(), "missing"), testutil.NewClock(t0)))
 	if !errors.Is(err, ErrKeyDir) {
 		t.Errorf("New(missing directory) = %v, want ErrKeyDir", err)
 	}
@@ -184,7 +186,7 @@ func TestWatchReload(t *testing.T) {
 	}
 	mtime := t0.Add(-time.Hour)
 	writeKeyFile(t, dir, "a.pem", pemA, mtime)
-	k := mustNew(t, nil, fileConfig("ES256", dir, newClock(t0)))
+	k := mustNew(t, nil, fileConfig("ES256", dir, testutil.NewClock(t0)))
 	reload := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -210,7 +212,7 @@ func TestWatchReload(t *testing.T) {
 func TestFileRotation(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	a, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	_, b, _ := ed25519.GenerateKey(rand.Reader)
 	writeKeyFile(t, dir, "a.pem", pkcs8(t, a), t0.Add(-48*time.Hour))
@@ -229,7 +231,7 @@ func TestFileRotation(t *testing.T) {
 	}
 
 	// The operator adds b.pem; the poll finds it.
-	c.Add(time.Minute)
+	c.Advance(time.Minute)
 	writeKeyFile(t, dir, "b.pem", pkcs8(t, b), c.Now())
 	if err := k.Maintain(ctx, discard); err != nil {
 		t.Fatal(err)
@@ -305,12 +307,12 @@ func TestFileRotation(t *testing.T) {
 // makes the new key sign at once, as there is no other.
 func TestFileReplace(t *testing.T) {
 	dir := t.TempDir()
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	a, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	b, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	writeKeyFile(t, dir, "key.pem", pkcs8(t, a), t0)
 	k := mustNew(t, nil, fileConfig("ES256", dir, c))
-	c.Add(time.Minute)
+	c.Advance(time.Minute)
 	writeKeyFile(t, dir, "key.pem", pkcs8(t, b), c.Now())
 	if err := k.Reload(context.Background()); err != nil {
 		t.Fatal(err)
@@ -325,7 +327,7 @@ func TestFileReplace(t *testing.T) {
 // published for the lead.
 func TestFileStartTwoKeys(t *testing.T) {
 	dir := t.TempDir()
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	a, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	b, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	writeKeyFile(t, dir, "z-old.pem", pkcs8(t, a), t0.Add(-2*time.Hour))
@@ -334,7 +336,7 @@ func TestFileStartTwoKeys(t *testing.T) {
 	if got, want := k.current().kid, thumbprintOf(t, &a.PublicKey); got != want {
 		t.Errorf("signer = %s, want the older file's key %s", got, want)
 	}
-	c.Add(k.PublishLead())
+	c.Advance(k.PublishLead())
 	if got, want := k.current().kid, thumbprintOf(t, &b.PublicKey); got != want {
 		t.Errorf("signer after the lead = %s, want the newer file's key %s", got, want)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/issuer-oauth/issuer/internal/store"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // memStore is a minimal in-memory Store for unit tests of this package; the
@@ -103,32 +104,6 @@ func cloneKey(k store.Key) store.Key {
 	return k
 }
 
-// clock is an injectable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 const testIssuer = "https://issuer.example"
 
 var (
@@ -137,7 +112,7 @@ var (
 	testRefreshKy = bytes.Repeat([]byte{0x22}, 32)
 )
 
-func testConfig(alg string, c *clock) Config {
+func testConfig(alg string, c *testutil.Clock) Config {
 	return Config{
 		Issuer:        testIssuer,
 		Alg:           alg,
@@ -263,7 +238,7 @@ func TestNewSignAccessVerifiesWithJWKS(t *testing.T) {
 	for _, tc := range algs {
 		t.Run(tc.alg, func(t *testing.T) {
 			t.Parallel()
-			c := newClock(t0)
+			c := testutil.NewClock(t0)
 			st := &memStore{}
 			k := mustNew(t, st, testConfig(tc.alg, c))
 
@@ -355,10 +330,10 @@ func TestNewReusesStoredKey(t *testing.T) {
 	for _, tc := range algs {
 		t.Run(tc.alg, func(t *testing.T) {
 			t.Parallel()
-			c := newClock(t0)
+			c := testutil.NewClock(t0)
 			st := &memStore{}
 			k1 := mustNew(t, st, testConfig(tc.alg, c))
-			c.Add(time.Hour)
+			c.Advance(time.Hour)
 			k2 := mustNew(t, st, testConfig(tc.alg, c))
 
 			if got, want := len(st.keys), 1; got != want {
@@ -398,7 +373,7 @@ func TestNewAlgChange(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c := newClock(t0)
+			c := testutil.NewClock(t0)
 			st := &memStore{}
 			old := mustNew(t, st, testConfig(tc.from, c))
 			oldKid := old.List()[0].ID
@@ -407,7 +382,7 @@ func TestNewAlgChange(t *testing.T) {
 				t.Fatalf("SignAccess: %v", err)
 			}
 
-			c.Add(tc.advance)
+			c.Advance(tc.advance)
 			k := mustNew(t, st, testConfig(tc.to, c))
 			if got, want := k.Alg(), tc.to; got != want {
 				t.Errorf("Alg() = %q, want %q", got, want)
@@ -454,7 +429,7 @@ func TestNewRejectsAlg(t *testing.T) {
 	for _, alg := range []string{"", "none", "es256", "hs256", "RS512", "ES384", "Ed25519"} {
 		t.Run(alg, func(t *testing.T) {
 			st := &memStore{}
-			_, err := New(context.Background(), st, testConfig(alg, newClock(t0)))
+			_, err := New(context.Background(), st, testConfig(alg, testutil.NewClock(t0)))
 			if err == nil {
 				t.Fatalf("New(%q) succeeded, want an error", alg)
 			}
@@ -480,7 +455,7 @@ func TestNewRejectsKeyLengths(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig("ES256", newClock(t0))
+			cfg := testConfig("ES256", testutil.NewClock(t0))
 			cfg.EncryptionKey, cfg.RefreshKey = tc.enc, tc.ref
 			if _, err := New(context.Background(), &memStore{}, cfg); err == nil {
 				t.Errorf("New succeeded, want an error")
@@ -494,7 +469,7 @@ func TestPrivateKeyAtRest(t *testing.T) {
 		t.Run(tc.alg, func(t *testing.T) {
 			t.Parallel()
 			st := &memStore{}
-			k := mustNew(t, st, testConfig(tc.alg, newClock(t0)))
+			k := mustNew(t, st, testConfig(tc.alg, testutil.NewClock(t0)))
 			sk := st.keys[0]
 
 			if _, err := x509.ParsePKCS8PrivateKey(sk.Private); err == nil {
@@ -530,7 +505,7 @@ func TestPrivateKeyAtRest(t *testing.T) {
 }
 
 func TestWrongEncryptionKey(t *testing.T) {
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	st := &memStore{}
 	mustNew(t, st, testConfig("ES256", c))
 
@@ -562,7 +537,7 @@ func TestTamperedStoredKey(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newClock(t0)
+			c := testutil.NewClock(t0)
 			st := &memStore{}
 			mustNew(t, st, testConfig("ES256", c))
 			tc.tamper(&st.keys[0])
@@ -577,7 +552,7 @@ func TestRotate(t *testing.T) {
 	for _, advance := range []time.Duration{time.Hour, 0} {
 		t.Run("after "+advance.String(), func(t *testing.T) {
 			ctx := context.Background()
-			c := newClock(t0)
+			c := testutil.NewClock(t0)
 			st := &memStore{}
 			k := mustNew(t, st, testConfig("ES256", c))
 			oldKid := k.List()[0].ID
@@ -588,7 +563,7 @@ func TestRotate(t *testing.T) {
 			body0, etag0, _ := k.JWKS()
 
 			// Stable while the set does not change.
-			c.Add(advance)
+			c.Advance(advance)
 			if err := k.Reload(ctx); err != nil {
 				t.Fatalf("Reload: %v", err)
 			}
@@ -639,7 +614,7 @@ func TestRotate(t *testing.T) {
 			verifyWithJWKS(t, oldTok, body1, jose.ES256)
 
 			// Stable again, on this instance and on a fresh one.
-			c.Add(time.Second)
+			c.Advance(time.Second)
 			if err := k.Reload(ctx); err != nil {
 				t.Fatalf("Reload: %v", err)
 			}
@@ -659,7 +634,7 @@ func TestRotate(t *testing.T) {
 
 func TestRotateTwiceAtOneInstant(t *testing.T) {
 	ctx := context.Background()
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	k := mustNew(t, &memStore{}, testConfig("EdDSA", c))
 	seen := map[string]bool{k.List()[0].ID: true}
 	for i := range 3 {
@@ -698,7 +673,7 @@ func TestRotateTwiceAtOneInstant(t *testing.T) {
 // is in the JWKS as "next" and signs once its NotBefore has passed.
 func TestNextKey(t *testing.T) {
 	ctx := context.Background()
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	st := &memStore{}
 	k := mustNew(t, st, testConfig("ES256", c))
 	curKid := k.List()[0].ID
@@ -759,11 +734,11 @@ var errStoreDown = errors.New("store down")
 func (f *failingStore) AddKey(context.Context, store.Key) error { return errStoreDown }
 
 func TestRotateStoreError(t *testing.T) {
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	st := &failingStore{}
 	k := mustNew(t, st, testConfig("ES256", c))
 	before := k.List()
-	c.Add(time.Hour)
+	c.Advance(time.Hour)
 	if _, err := k.Rotate(context.Background()); !errors.Is(err, errStoreDown) {
 		t.Errorf("Rotate error = %v, want it to wrap %v", err, errStoreDown)
 	}
@@ -775,7 +750,7 @@ func TestRotateStoreError(t *testing.T) {
 func BenchmarkSignAccess(b *testing.B) {
 	for _, alg := range benchAlgs {
 		b.Run(alg, func(b *testing.B) {
-			c := newClock(t0)
+			c := testutil.NewClock(t0)
 			k := mustNew(b, &memStore{}, testConfig(alg, c))
 			claims := accessClaims(c.Now())
 			b.ReportAllocs()
@@ -791,7 +766,7 @@ func BenchmarkSignAccess(b *testing.B) {
 // TestWatch: an instance learns of a rotation made by another instance on the
 // same store when the store signals a change, without waiting for the ticker.
 func TestWatch(t *testing.T) {
-	c := newClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := testutil.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	st := &memStore{}
 	a := mustNew(t, st, testConfig("ES256", c))
 	b := mustNew(t, st, testConfig("ES256", c))
@@ -804,18 +779,14 @@ func TestWatch(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 
-	c.Add(time.Second)
+	c.Advance(time.Second)
 	rotated, err := a.Rotate(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	changes <- struct{}{}
-	for i := 0; b.current().kid != rotated.ID; i++ {
-		if i > 500 {
-			t.Fatalf("b signs with %s after the change signal, want %s", b.current().kid, rotated.ID)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	// b reloads in its own goroutine.
+	testutil.Eventually(t, 5*time.Second, func() bool { return b.current().kid == rotated.ID })
 	ja, _, _ := a.JWKS()
 	jb, _, _ := b.JWKS()
 	if string(ja) != string(jb) {

@@ -18,13 +18,15 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 var discard = slog.New(slog.DiscardHandler)
 
 // scheduleConfig is a short rotation schedule: a key signs for two hours,
 // the JWK Set may be cached five minutes, tokens live five minutes.
-func scheduleConfig(alg string, c *clock) Config {
+func scheduleConfig(alg string, c *testutil.Clock) Config {
 	cfg := testConfig(alg, c)
 	cfg.RotationPeriod = 2 * time.Hour
 	cfg.JWKSMaxAge = 5 * time.Minute
@@ -93,7 +95,7 @@ func TestRotationSchedule(t *testing.T) {
 func runSchedule(t *testing.T, alg string) {
 	const step = time.Minute
 	ctx := context.Background()
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	st := &memStore{}
 	cfg := scheduleConfig(alg, c)
 	maxAge, ttl, period := cfg.JWKSMaxAge, cfg.AccessTTL, cfg.RotationPeriod
@@ -183,7 +185,7 @@ func runSchedule(t *testing.T, alg string) {
 		if n := len(st.sortedLocked()); n > 3 {
 			t.Fatalf("%v: the store holds %d keys, want at most 3 (retired, current, next)", now, n)
 		}
-		c.Add(step)
+		c.Advance(step)
 	}
 
 	if got, want := len(signers), 4; got != want {
@@ -211,7 +213,7 @@ func runSchedule(t *testing.T, alg string) {
 // dates, and the retired key's removal.
 func TestMaintainStates(t *testing.T) {
 	ctx := context.Background()
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	st := &memStore{}
 	k := mustNew(t, st, scheduleConfig("ES256", c))
 	first := k.List()[0]
@@ -229,7 +231,7 @@ func TestMaintainStates(t *testing.T) {
 		t.Fatalf("%d keys a second before the lead, want 1", n)
 	}
 
-	c.Add(time.Second)
+	c.Advance(time.Second)
 	if err := k.Maintain(ctx, discard); err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +279,7 @@ func TestMaintainStates(t *testing.T) {
 	if n := len(k.List()); n != 2 {
 		t.Fatalf("%d keys just before removal, want 2", n)
 	}
-	c.Add(time.Millisecond)
+	c.Advance(time.Millisecond)
 	if err := k.Maintain(ctx, discard); err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +299,7 @@ func TestMaintainStates(t *testing.T) {
 // TestMaintainLate: an issuer that did not run for longer than a period
 // still publishes the next key a full lead before it signs.
 func TestMaintainLate(t *testing.T) {
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	k := mustNew(t, &memStore{}, scheduleConfig("EdDSA", c))
 	c.Set(t0.Add(10 * time.Hour))
 	if err := k.Maintain(context.Background(), discard); err != nil {
@@ -313,11 +315,11 @@ func TestMaintainLate(t *testing.T) {
 // still removed once their tokens have expired.
 func TestMaintainOff(t *testing.T) {
 	ctx := context.Background()
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	cfg := scheduleConfig("ES256", c)
 	cfg.RotationPeriod = 0
 	k := mustNew(t, &memStore{}, cfg)
-	c.Add(1000 * time.Hour)
+	c.Advance(1000 * time.Hour)
 	if err := k.Maintain(ctx, discard); err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +330,7 @@ func TestMaintainOff(t *testing.T) {
 	if _, err := k.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c.Add(cfg.AccessTTL + RetentionMargin)
+	c.Advance(cfg.AccessTTL + RetentionMargin)
 	if err := k.Maintain(ctx, discard); err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +342,7 @@ func TestMaintainOff(t *testing.T) {
 // TestMaintainConcurrent: ten instances due to add the next key at once add
 // exactly one.
 func TestMaintainConcurrent(t *testing.T) {
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	st := &memStore{}
 	cfg := scheduleConfig("ES256", c)
 	var ks []*Keys
@@ -371,7 +373,7 @@ func TestMaintainConcurrent(t *testing.T) {
 // key stays next and takes over at its NotBefore.
 func TestRotateKeepsNext(t *testing.T) {
 	ctx := context.Background()
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	k := mustNew(t, &memStore{}, scheduleConfig("ES256", c))
 	c.Set(t0.Add(2*time.Hour - time.Minute))
 	if err := k.Maintain(ctx, discard); err != nil {
@@ -410,13 +412,13 @@ func TestRotateKeepsNext(t *testing.T) {
 // the JWK Set, and revoking the current key puts a new one in its place.
 func TestRevoke(t *testing.T) {
 	ctx := context.Background()
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	st := &memStore{}
 	k := mustNew(t, st, scheduleConfig("ES256", c))
 	other := mustNew(t, st, scheduleConfig("ES256", c)) // a second instance
 	oldKid := k.List()[0].ID
 	oldTok, _ := k.SignAccess(accessClaims(c.Now()))
-	c.Add(time.Second)
+	c.Advance(time.Second)
 	rotated, err := k.Rotate(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -489,13 +491,13 @@ func TestRevoke(t *testing.T) {
 // confused with an asymmetric key.
 func TestHS256(t *testing.T) {
 	ctx := context.Background()
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	st := &memStore{}
 	// An ES256 issuer switches to HS256: the ES256 key stays published.
 	es := mustNew(t, st, testConfig("ES256", c))
 	esKid := es.List()[0].ID
 	esTok, _ := es.SignAccess(accessClaims(c.Now()))
-	c.Add(time.Second)
+	c.Advance(time.Second)
 	k := mustNew(t, st, testConfig("HS256", c))
 	infos := k.List()
 	if len(infos) != 2 || infos[1].Alg != "HS256" || infos[1].State != StateCurrent {
@@ -601,7 +603,7 @@ func TestHS256(t *testing.T) {
 	// HS256 keys are not rotated on schedule.
 	cfg := scheduleConfig("HS256", c)
 	hs := mustNew(t, &memStore{}, cfg)
-	c.Add(100 * time.Hour)
+	c.Advance(100 * time.Hour)
 	if err := hs.Maintain(ctx, discard); err != nil {
 		t.Fatal(err)
 	}
@@ -613,7 +615,7 @@ func TestHS256(t *testing.T) {
 // TestSchedule adds a next key by hand, the routine rotation for HS256.
 func TestSchedule(t *testing.T) {
 	ctx := context.Background()
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	cfg := testConfig("HS256", c)
 	k := mustNew(t, &memStore{}, cfg)
 	if _, err := k.Schedule(ctx, c.Now().Add(k.PublishLead()-time.Second)); !errors.Is(err, ErrTooSoon) {
@@ -640,7 +642,7 @@ func TestSchedule(t *testing.T) {
 }
 
 func TestRSAKeyBits(t *testing.T) {
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	cfg := testConfig("PS256", c)
 	cfg.RSAKeyBits = 3072
 	k := mustNew(t, &memStore{}, cfg)
@@ -663,7 +665,7 @@ func mustJSONBytes(t testing.TB, v any) []byte {
 // over later.
 func TestAlgChangeDropsNextKey(t *testing.T) {
 	ctx := context.Background()
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	st := &memStore{}
 	old := mustNew(t, st, scheduleConfig("ES256", c))
 	c.Set(t0.Add(2 * time.Hour))

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 func refreshClaims(now time.Time) RefreshClaims {
@@ -120,7 +122,7 @@ type tokenEnv struct {
 
 func newTokenEnv(t testing.TB) tokenEnv {
 	t.Helper()
-	k := mustNew(t, &memStore{}, testConfig("ES256", newClock(t0)))
+	k := mustNew(t, &memStore{}, testConfig("ES256", testutil.NewClock(t0)))
 	c := refreshClaims(t0)
 	c.Subject, c.ClientID, c.ID, c.FamilyID = "client-2", "client-2", "jti-2", "fam-2"
 	other, err := k.SignRefresh(c)
@@ -186,14 +188,14 @@ func TestParseRefreshOtherInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k2 := mustNew(t, &memStore{}, testConfig("EdDSA", newClock(t0)))
+	k2 := mustNew(t, &memStore{}, testConfig("EdDSA", testutil.NewClock(t0)))
 	if _, err := k2.ParseRefresh(tok); err != nil {
 		t.Errorf("ParseRefresh on another instance: %v", err)
 	}
 }
 
 func TestParseRefreshExpiry(t *testing.T) {
-	c := newClock(t0)
+	c := testutil.NewClock(t0)
 	k := mustNew(t, &memStore{}, testConfig("ES256", c))
 	in := refreshClaims(t0)
 	exp := in.ExpiresAt.Time

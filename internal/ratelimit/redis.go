@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/issuer-oauth/issuer/internal/redissub"
 )
 
 // Redis is a Counter kept in Redis, shared by every issuer instance on it.
@@ -41,11 +42,9 @@ type Redis struct {
 	fullUntil  time.Time            // every key is hot until then: hot was full
 	nextSweep  time.Time
 
-	psMu   sync.Mutex
-	ps     *goredis.PubSub // the current subscription
-	closed bool
-	stop   context.CancelFunc
-	done   chan struct{} // closed when the subscriber has returned
+	closeOnce sync.Once
+	stop      context.CancelFunc
+	done      chan struct{} // closed when the subscriber has returned
 
 	lastPubErrLog atomic.Int64 // unix nanoseconds of the last logged PUBLISH failure
 }
@@ -133,19 +132,10 @@ func NewRedis(client goredis.UniversalClient, prefix string, opts ...RedisOption
 // Close stops the subscription and waits for it to end. Reads after Close
 // all go to Redis.
 func (c *Redis) Close() error {
-	c.psMu.Lock()
-	if c.closed {
-		c.psMu.Unlock()
-		return nil
-	}
-	c.closed = true
-	ps := c.ps
-	c.psMu.Unlock()
-	c.stop()
-	if ps != nil {
-		_ = ps.Close() // ends a blocked receive
-	}
-	<-c.done
+	c.closeOnce.Do(func() {
+		c.stop()
+		<-c.done
+	})
 	return nil
 }
 
@@ -324,86 +314,22 @@ func (c *Redis) setSubscribed(on bool) {
 	}
 }
 
-// subscribe keeps a subscription to the hints until ctx ends, making a new
-// one when it fails.
+// subscribe keeps a subscription to the hints until ctx ends. Reads go to
+// Redis while it is down, and for a window after it is (re)established
+// (see mustRead).
 func (c *Redis) subscribe(ctx context.Context) {
 	defer close(c.done)
-	retry, failures := minRetry, 0
-	for {
-		ps := c.client.Subscribe(ctx, c.channel)
-		c.psMu.Lock()
-		closed := c.closed
-		if !closed {
-			c.ps = ps
-		}
-		c.psMu.Unlock()
-		if closed {
-			_ = ps.Close()
-			return
-		}
-		established, err := c.receive(ctx, ps)
-		c.setSubscribed(false)
-		_ = ps.Close()
-		if ctx.Err() != nil {
-			return
-		}
-		if established {
-			retry, failures = minRetry, 0
-			c.log.Warn("rate-limit hint subscription lost; reading every rate-limit counter from Redis until it is back (then each once)",
-				"err", err)
-		} else if failures++; failures == 1 {
-			c.log.Warn("rate-limit hint subscription failed; reading every rate-limit counter from Redis until it works (then each once)",
-				"err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(retry):
-		}
-		retry = min(2*retry, maxRetry)
-	}
-}
-
-// errNoPong is the error of a subscription that did not answer a PING.
-var errNoPong = errors.New("ratelimit: hint subscription: no answer to PING")
-
-// receive records the hints that ps receives until it fails, and reports
-// whether it was established.
-func (c *Redis) receive(ctx context.Context, ps *goredis.PubSub) (established bool, err error) {
-	pinged := false
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, c.pingIdle)
-		if err != nil {
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				return established, err
-			}
-			if pinged {
-				return established, errNoPong
-			}
-			if err := ps.Ping(ctx); err != nil {
-				return established, err
-			}
-			pinged = true
-			continue
-		}
-		pinged = false
-		switch m := msg.(type) {
-		case *goredis.Message:
-			if m.Channel == c.channel {
-				c.hint(m.Payload)
-			}
-		case *goredis.Subscription:
-			if m.Channel != c.channel {
-				break
-			}
-			if m.Kind != "subscribe" {
-				return established, fmt.Errorf("ratelimit: hint subscription: %s", m.Kind)
-			}
-			established = true
-			c.setSubscribed(true)
-		}
-	}
+	redissub.Run(ctx, c.client, c.log, redissub.Config{
+		Channels:   []string{c.channel},
+		Message:    func(_, payload string) { c.hint(payload) },
+		Subscribed: func() { c.setSubscribed(true) },
+		Down:       func() { c.setSubscribed(false) },
+		Name:       "rate-limit hint subscription",
+		WhileDown:  "reading every rate-limit counter from Redis until it is back (then each once)",
+		PingIdle:   c.pingIdle,
+		MinRetry:   minRetry,
+		MaxRetry:   maxRetry,
+	})
 }
 
 // logPublishError logs a failed PUBLISH at most once a minute: the other

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/issuer-oauth/issuer/internal/ratelimit"
 	"github.com/issuer-oauth/issuer/internal/redistest"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // commands counts the commands a go-redis client sends.
@@ -38,30 +38,12 @@ func (h *commands) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis
 // sent returns the number of commands sent since its last call.
 func (h *commands) sent() int64 { return h.n.Swap(0) }
 
-// logBuffer is a log destination safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // instance is the limiter of one issuer instance, on its own Redis client.
 type instance struct {
 	counter *ratelimit.Redis
 	limiter *ratelimit.Limiter
 	cmds    *commands
-	clock   *clock // of the hot keys; Redis windows run on real time
+	clock   *testutil.Clock // of the hot keys; Redis windows run on real time
 	window  time.Duration
 }
 
@@ -79,7 +61,7 @@ func newInstance(t testing.TB, client goredis.UniversalClient, cfg ratelimit.Con
 // past the time after a subscription when every read goes to Redis.
 func (in *instance) settle(t testing.TB) {
 	t.Helper()
-	waitFor(t, "the hint subscription", func() bool { return ratelimit.Subscribed(in.counter) })
+	testutil.Eventually(t, 10*time.Second, func() bool { return ratelimit.Subscribed(in.counter) })
 	in.clock.Advance(in.window)
 	in.cmds.sent()
 }
@@ -88,18 +70,6 @@ func newClient(t testing.TB, addr string) *goredis.Client {
 	client := goredis.NewClient(&goredis.Options{Addr: addr})
 	t.Cleanup(func() { client.Close() })
 	return client
-}
-
-// waitFor polls cond until it holds, for at most ten seconds.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 10s for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func addrKey(a netip.Addr) string { return ratelimit.DefaultRedisPrefix + "auth:addr:" + a.String() }
@@ -168,7 +138,7 @@ func testHintsAcrossInstances(t *testing.T, ctx context.Context, a, b *instance)
 		for range 3 {
 			a.limiter.AuthFailed(ctx, "", attacker)
 		}
-		waitFor(t, "B to refuse the address", func() bool {
+		testutil.Eventually(t, 10*time.Second, func() bool {
 			return b.limiter.AllowAuth(ctx, "victim", attacker).Limit == ratelimit.LimitAddress
 		})
 		if d := b.limiter.AllowAuth(ctx, "another", attacker); d.Limit != ratelimit.LimitAddress || d.RetryAfter <= 0 || d.RetryAfter > time.Minute {
@@ -190,7 +160,7 @@ func testHintsAcrossInstances(t *testing.T, ctx context.Context, a, b *instance)
 		for _, bot := range bots {
 			a.limiter.AuthFailed(ctx, "victim", bot)
 		}
-		waitFor(t, "B to refuse the failed addresses for the client id", func() bool {
+		testutil.Eventually(t, 10*time.Second, func() bool {
 			for _, bot := range bots {
 				if b.limiter.AllowAuth(ctx, "victim", bot).Limit != ratelimit.LimitClient {
 					return false
@@ -237,7 +207,7 @@ func TestRedisClusterHints(t *testing.T) {
 			a.limiter.AuthFailed(ctx, "", addr)
 		}
 	}
-	waitFor(t, "B to refuse 30 addresses", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		for _, addr := range addrs {
 			if !b.limiter.AllowAuth(ctx, "", addr).Refused() {
 				return false
@@ -268,7 +238,7 @@ func TestRedisFailsTowardsChecking(t *testing.T) {
 		if d := b.limiter.AllowAuth(ctx, "", attacker); d.Limit != ratelimit.LimitAddress {
 			t.Errorf("B, just started: %+v, want the address limit", d)
 		}
-		waitFor(t, "B's subscription", func() bool { return ratelimit.Subscribed(b.counter) })
+		testutil.Eventually(t, 10*time.Second, func() bool { return ratelimit.Subscribed(b.counter) })
 		b.clock.Advance(cfg.Window - time.Second)
 		if d := b.limiter.AllowAuth(ctx, "", other); d.Limit != ratelimit.LimitAddress {
 			t.Errorf("B, subscribed for less than a window: %+v, want the address limit", d)
@@ -308,7 +278,7 @@ func TestRedisFailsTowardsChecking(t *testing.T) {
 				t.Fatal("a clean key is read from Redis before the subscription broke")
 			}
 			tc.breakSub(t, srv)
-			waitFor(t, "B to notice", func() bool {
+			testutil.Eventually(t, 10*time.Second, func() bool {
 				return ratelimit.MustRead(b.counter, "auth:addr:"+other.String(), cfg.Window)
 			})
 			// A count whose hint B missed.
@@ -318,7 +288,7 @@ func TestRedisFailsTowardsChecking(t *testing.T) {
 			if d := b.limiter.AllowAuth(ctx, "", other); d.Limit != ratelimit.LimitAddress {
 				t.Errorf("B, subscription broken: %+v, want the address limit", d)
 			}
-			waitFor(t, "B to subscribe again", func() bool { return ratelimit.Subscribed(b.counter) })
+			testutil.Eventually(t, 10*time.Second, func() bool { return ratelimit.Subscribed(b.counter) })
 			if d := b.limiter.AllowAuth(ctx, "", other); d.Limit != ratelimit.LimitAddress {
 				t.Errorf("B, subscribed again: %+v, want the address limit", d)
 			}
@@ -346,8 +316,8 @@ func TestRedisFailsTowardsChecking(t *testing.T) {
 		if _, err := srv.Do("CLIENT", "PAUSE", "1000", "ALL"); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "B to notice", func() bool { return !ratelimit.Subscribed(b.counter) })
-		waitFor(t, "B to subscribe again", func() bool { return ratelimit.Subscribed(b.counter) })
+		testutil.Eventually(t, 10*time.Second, func() bool { return !ratelimit.Subscribed(b.counter) })
+		testutil.Eventually(t, 10*time.Second, func() bool { return ratelimit.Subscribed(b.counter) })
 		if !ratelimit.MustRead(b.counter, "auth:addr:"+other.String(), cfg.Window) {
 			t.Error("B, subscribed again: a clean key is not read from Redis")
 		}
@@ -385,7 +355,7 @@ func TestRedisHotKeysBounded(t *testing.T) {
 	for _, bot := range bots {
 		a.limiter.AuthFailed(ctx, "", bot)
 	}
-	waitFor(t, "B's hot keys to be full", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		return ratelimit.HotLen(b.counter) == 3 && ratelimit.MustRead(b.counter, "auth:addr:"+legit.String(), cfg.Window)
 	})
 	for _, bot := range bots {
@@ -409,7 +379,7 @@ func TestRedisHotKeysBounded(t *testing.T) {
 		t.Errorf("B, every window ended: %d commands for a clean address, want 0", n)
 	}
 	a.limiter.AuthFailed(ctx, "", attacker)
-	waitFor(t, "B to drop the ended keys", func() bool { return ratelimit.HotLen(b.counter) == 1 })
+	testutil.Eventually(t, 10*time.Second, func() bool { return ratelimit.HotLen(b.counter) == 1 })
 	if d := b.limiter.AllowAuth(ctx, "", attacker); d.Limit != ratelimit.LimitAddress {
 		t.Errorf("B, new hint: %+v, want the address limit", d)
 	}
@@ -424,7 +394,7 @@ func TestRedisBadHints(t *testing.T) {
 		srv.Do("PUBLISH", ratelimit.DefaultRedisPrefix+"hot", p)
 	}
 	srv.Do("PUBLISH", ratelimit.DefaultRedisPrefix+"hot", "60000 "+ratelimit.DefaultRedisPrefix+"last")
-	waitFor(t, "the last hint", func() bool { return ratelimit.HotLen(b.counter) > 0 })
+	testutil.Eventually(t, 10*time.Second, func() bool { return ratelimit.HotLen(b.counter) > 0 })
 	if n := ratelimit.HotLen(b.counter); n != 1 {
 		t.Errorf("%d hot keys, want 1", n)
 	}
@@ -472,7 +442,7 @@ func TestRedisPubSubForbidden(t *testing.T) {
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), Username: "nopubsub", Password: "pw"})
 	t.Cleanup(func() { client.Close() })
 	cfg := ratelimit.Config{Window: time.Minute, AddressFailures: 2}
-	var logs logBuffer
+	var logs testutil.Buffer
 	in := newInstance(t, client, cfg, ratelimit.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	for range 2 {
 		in.limiter.AuthFailed(ctx, "", attacker)
@@ -480,7 +450,7 @@ func TestRedisPubSubForbidden(t *testing.T) {
 	if n, _ := srv.Do("GET", addrKey(attacker)); n != "2" {
 		t.Errorf("count in Redis = %q, want 2", n)
 	}
-	waitFor(t, "the logs", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		l := logs.String()
 		return strings.Contains(l, "subscription failed") && strings.Contains(l, "cannot be published")
 	})
@@ -508,7 +478,7 @@ func TestRedisReadOnceAfterSubscribing(t *testing.T) {
 	a := newInstance(t, newClient(t, srv.Addr()), cfg)
 	a.settle(t)
 	b := newInstance(t, newClient(t, srv.Addr()), cfg)
-	waitFor(t, "B's subscription", func() bool { return ratelimit.Subscribed(b.counter) })
+	testutil.Eventually(t, 10*time.Second, func() bool { return ratelimit.Subscribed(b.counter) })
 	b.cmds.sent()
 
 	// (A first command may count more: a new connection's handshake.)
@@ -532,7 +502,7 @@ func TestRedisReadOnceAfterSubscribing(t *testing.T) {
 	for range 3 {
 		a.limiter.AuthFailed(ctx, "", legit)
 	}
-	waitFor(t, "B to take A's hint", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		return ratelimit.MustRead(b.counter, "auth:addr:"+legit.String(), cfg.Window)
 	})
 	if d := b.limiter.AllowAuth(ctx, "", legit); d.Limit != ratelimit.LimitAddress {
@@ -543,8 +513,8 @@ func TestRedisReadOnceAfterSubscribing(t *testing.T) {
 	if _, err := srv.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "B to notice", func() bool { return !ratelimit.Subscribed(b.counter) })
-	waitFor(t, "B to subscribe again", func() bool { return ratelimit.Subscribed(b.counter) })
+	testutil.Eventually(t, 10*time.Second, func() bool { return !ratelimit.Subscribed(b.counter) })
+	testutil.Eventually(t, 10*time.Second, func() bool { return ratelimit.Subscribed(b.counter) })
 	b.cmds.sent()
 	b.limiter.AllowAuth(ctx, "", other)
 	if n := b.cmds.sent(); n == 0 {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // clusterBusOffset is the distance between a node's port and its cluster
@@ -97,7 +99,7 @@ func (c *Cluster) URL() string {
 func clusterPort(t testing.TB) int {
 	t.Helper()
 	for range 100 {
-		p := freePort(t)
+		p := testutil.FreePort(t)
 		if p+clusterBusOffset > 65535 {
 			continue
 		}

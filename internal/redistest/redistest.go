@@ -14,6 +14,7 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 const (
@@ -76,8 +79,7 @@ type Server struct {
 	extra  []string // arguments set by StartCluster
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done <-chan struct{} // closed when cmd has exited
+	proc *testutil.Process // nil when stopped
 }
 
 // Start starts a redis-server on a free loopback port with its files in a
@@ -90,7 +92,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, opt := range opts {
 		opt(&c)
 	}
-	return start(t, c, nil, freePort)
+	return start(t, c, nil, testutil.FreePort)
 }
 
 func start(t testing.TB, c config, extra []string, port func(testing.TB) int) *Server {
@@ -98,7 +100,7 @@ func start(t testing.TB, c config, extra []string, port func(testing.TB) int) *S
 	bin := lookPath(t, "redis-server")
 	s := &Server{t: t, bin: bin, dir: t.TempDir(), config: c, extra: extra}
 	t.Cleanup(s.Stop)
-	// Another process may take the port between freePort and the server's
+	// Another process may take the port between port and the server's
 	// bind; try a few ports before giving up.
 	var err error
 	for range 3 {
@@ -137,12 +139,11 @@ func (s *Server) Dir() string { return s.dir }
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	s.cmd, s.done = nil, nil
+	s.proc.Kill()
+	s.proc = nil
 }
 
 // Restart stops the server if it runs and starts it again on the same port
@@ -167,7 +168,7 @@ func (s *Server) Do(args ...string) (string, error) {
 func (s *Server) launch() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.proc != nil {
 		return errors.New("already running")
 	}
 	args := []string{
@@ -189,49 +190,28 @@ func (s *Server) launch() error {
 	args = append(args, s.extra...)
 	args = append(args, s.config.args...)
 
-	cmd, done, err := startLogged(s.bin, s.dir, s.logPath(), args)
+	proc, err := startReady("redis-server on "+s.Addr(), s.bin, s.dir, s.logPath(), args, func() error {
+		reply, err := command(s.Addr(), s.config.password, "PING")
+		if err == nil && reply != "PONG" {
+			err = fmt.Errorf("PING answered %q", reply)
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	s.cmd, s.done = cmd, done
-
-	if err := waitReady(s.Addr(), s.config.password, done); err != nil {
-		_ = cmd.Process.Kill()
-		<-done
-		s.cmd, s.done = nil, nil
-		return err
-	}
+	s.proc = proc
 	return nil
-}
-
-// waitReady polls PING until the server answers PONG, the process exits or
-// readyTimeout passes.
-func waitReady(addr, password string, exited <-chan struct{}) error {
-	deadline := time.Now().Add(readyTimeout)
-	var last error
-	for {
-		select {
-		case <-exited:
-			return fmt.Errorf("redis-server on %s exited before it was ready (last PING: %v)", addr, last)
-		default:
-		}
-		reply, err := command(addr, password, "PING")
-		if err == nil && reply == "PONG" {
-			return nil
-		}
-		last = err
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server on %s not ready after %s (last PING: %v)", addr, readyTimeout, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func (s *Server) logPath() string { return filepath.Join(s.dir, "redis-server.log") }
 
 // log returns the end of the server log.
-func (s *Server) log() string {
-	b, err := os.ReadFile(s.logPath())
+func (s *Server) log() string { return tailOf(s.logPath()) }
+
+// tailOf returns the end of the log file at path.
+func tailOf(path string) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Sprintf("(cannot read log: %v)", err)
 	}
@@ -249,17 +229,6 @@ func lookPath(t testing.TB, name string) string {
 		t.Fatalf("redistest: %s %s", name, notFoundHint)
 	}
 	return p
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("redistest: find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // command sends one command in RESP and reads one non-array reply.
@@ -321,29 +290,25 @@ func roundTrip(conn net.Conn, r *bufio.Reader, args ...string) (string, error) {
 	}
 }
 
-// startLogged starts bin with args in dir, its output appended to logPath
-// (after a line naming the command), killed with the test binary; done is
-// closed when it exits.
-func startLogged(bin, dir, logPath string, args []string) (*exec.Cmd, <-chan struct{}, error) {
+// startReady starts bin with args in dir, and waits until ready returns
+// nil, for at most readyTimeout; it kills the process if it is not ready.
+// The process's standard output (where it logs with logfile "") is
+// appended to logPath after a line naming the command; its standard error
+// (where it reports a bad configuration) is in the error.
+func startReady(name, bin, dir, logPath string, args []string, ready func() error) (*testutil.Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer logFile.Close() // the child has its own descriptor
 	fmt.Fprintf(logFile, "--- redistest: %s %s\n", bin, strings.Join(args, " "))
-
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, nil, err
+	proc, err := testutil.StartProcess(name, bin, args, nil, testutil.WithDir(dir), testutil.WithStdout(logFile))
+	if err != nil {
+		return nil, err
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	return cmd, done, nil
+	if err := proc.WaitReady(context.Background(), readyTimeout, func(context.Context) error { return ready() }); err != nil {
+		proc.Kill()
+		return nil, err
+	}
+	return proc, nil
 }

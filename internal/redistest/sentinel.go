@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // Sentinel is a Redis Sentinel process owned by a test, monitoring one
@@ -29,8 +31,7 @@ type Sentinel struct {
 	config config
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done <-chan struct{} // closed when cmd has exited
+	proc *testutil.Process // nil when stopped
 }
 
 // StartSentinel starts a Redis Sentinel on a free loopback port that
@@ -57,7 +58,7 @@ func StartSentinel(t testing.TB, master *Server, name string, opts ...Option) *S
 	t.Cleanup(s.Stop)
 	var err error
 	for range 3 {
-		s.port = freePort(t)
+		s.port = testutil.FreePort(t)
 		if err = s.launch(); err == nil {
 			return s
 		}
@@ -105,12 +106,11 @@ func (s *Sentinel) Do(args ...string) (string, error) {
 func (s *Sentinel) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	s.cmd, s.done = nil, nil
+	s.proc.Kill()
+	s.proc = nil
 }
 
 // launch writes the configuration file, starts the process and waits
@@ -144,62 +144,26 @@ func (s *Sentinel) launch() error {
 	}
 	args = append(args, s.config.args...)
 
-	cmd, done, err := startLogged(s.bin, s.dir, s.logPath(), args)
+	// Ready when it names the master.
+	want := strings.Replace(s.master.Addr(), ":", " ", 1)
+	proc, err := startReady("sentinel on "+s.Addr(), s.bin, s.dir, s.logPath(), args, func() error {
+		reply, err := sentinelCommand(s.Addr(), s.config.password, "SENTINEL", "get-master-addr-by-name", s.name)
+		if got := strings.Join(reply, " "); err == nil && got != want {
+			err = fmt.Errorf("SENTINEL get-master-addr-by-name answered %q, want %q", got, want)
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	s.cmd, s.done = cmd, done
-
-	if err := s.waitMaster(done); err != nil {
-		_ = cmd.Process.Kill()
-		<-done
-		s.cmd, s.done = nil, nil
-		return err
-	}
+	s.proc = proc
 	return nil
-}
-
-// waitMaster polls SENTINEL get-master-addr-by-name until it answers the
-// master's address, the process exits or readyTimeout passes.
-func (s *Sentinel) waitMaster(exited <-chan struct{}) error {
-	want := strings.Replace(s.master.Addr(), ":", " ", 1)
-	deadline := time.Now().Add(readyTimeout)
-	var (
-		last string
-		err  error
-	)
-	for {
-		select {
-		case <-exited:
-			return fmt.Errorf("sentinel on %s exited before it was ready (last reply: %q, %v)", s.Addr(), last, err)
-		default:
-		}
-		var reply []string
-		reply, err = sentinelCommand(s.Addr(), s.config.password, "SENTINEL", "get-master-addr-by-name", s.name)
-		last = strings.Join(reply, " ")
-		if err == nil && last == want {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("sentinel on %s does not name master %s after %s (last reply: %q, %v)", s.Addr(), want, readyTimeout, last, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func (s *Sentinel) logPath() string { return filepath.Join(s.dir, "sentinel.log") }
 
 // log returns the end of the Sentinel log.
-func (s *Sentinel) log() string {
-	b, err := os.ReadFile(s.logPath())
-	if err != nil {
-		return fmt.Sprintf("(cannot read log: %v)", err)
-	}
-	if len(b) > logTail {
-		b = append([]byte("…"), b[len(b)-logTail:]...)
-	}
-	return string(b)
-}
+func (s *Sentinel) log() string { return tailOf(s.logPath()) }
 
 // sentinelCommand sends one command in RESP and reads one reply, which may
 // be an array of simple values (nil elements are left out); a non-array

@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,48 +21,14 @@ import (
 
 	"github.com/issuer-oauth/issuer/internal/adminapi"
 	"github.com/issuer-oauth/issuer/internal/config"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // adminToken is the admin token of every test issuer.
 const adminToken = "test-admin-token-0123456789abcdef0123"
 
-// clock is a test clock that only moves when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// newClock is a test clock at the current second that only moves when told.
+func newClock() *testutil.Clock { return testutil.NewClock(time.Now().UTC().Truncate(time.Second)) }
 
 // testIssuer is a real issuer (New, the embedded store, real keys) served
 // by httptest on a loopback port, with ISSUER_URL set to its address.
@@ -73,8 +38,8 @@ type testIssuer struct {
 	URL   string
 	base  string
 	cfg   config.Config
-	clock *clock
-	logs  *syncBuffer
+	clock *testutil.Clock
+	logs  *testutil.Buffer
 	app   *Server
 	srv   *httptest.Server
 	// reload is the server's Options.Reload (what SIGHUP sends on in
@@ -95,7 +60,7 @@ func startIssuer(t *testing.T, mutate ...func(*config.Config)) *testIssuer {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	ti := &testIssuer{URL: cfg.URL, base: "http://" + ln.Addr().String(), cfg: cfg, clock: newClock(), logs: &syncBuffer{}, reload: make(chan struct{}, 1)}
+	ti := &testIssuer{URL: cfg.URL, base: "http://" + ln.Addr().String(), cfg: cfg, clock: newClock(), logs: &testutil.Buffer{}, reload: make(chan struct{}, 1)}
 	log := slog.New(slog.NewJSONHandler(ti.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ti.app, err = New(context.Background(), cfg, Options{Logger: log, Now: ti.clock.Now, Version: "test", Reload: ti.reload})
 	if err != nil {
@@ -254,15 +219,4 @@ func (ti *testIssuer) checkAccess(t *testing.T, raw, audience string) (accessCla
 		Time:        ti.clock.Now(),
 	}, 0)
 	return c, err
-}
-
-// freeAddr returns a loopback address nobody listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/secret"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 	"github.com/issuer-oauth/issuer/verify"
 )
 
@@ -514,13 +515,13 @@ func TestScheduledRotationOnRedis(t *testing.T) {
 	if len(keys) != 2 || keys[1].State != "next" {
 		t.Fatalf("keys = %+v, want the current and one next key", keys)
 	}
-	eventually(t, 2*time.Second, "both instances publish the same keys", func() bool { return a.jwksBytes(t) == b.jwksBytes(t) })
+	testutil.Eventually(t, 2*time.Second, func() bool { return a.jwksBytes(t) == b.jwksBytes(t) })
 
 	tok := b.issue(t, id, sec)["access_token"].(string)
 	if resp, m := a.admin(t, "DELETE", "/admin/keys/"+kidOf(t, tok), nil); resp.StatusCode != 200 {
 		t.Fatalf("revoke: %d %v", resp.StatusCode, m)
 	}
-	eventually(t, 2*time.Second, "B no longer accepts the revoked key's token", func() bool {
+	testutil.Eventually(t, 2*time.Second, func() bool {
 		return b.introspect(t, id, sec, tok)["active"] == false
 	})
 	if got := kidOf(t, b.issue(t, id, sec)["access_token"].(string)); got == kidOf(t, tok) {

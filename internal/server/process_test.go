@@ -1,16 +1,18 @@
 package server
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/secret"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // buildIssuer builds the issuer binary (cmd/issuer) into a temporary
@@ -26,59 +28,41 @@ func buildIssuer(t *testing.T) string {
 	return bin
 }
 
-// process is an `issuer serve` process.
-type process struct {
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
-}
-
-// startProcess runs `bin serve` with env and waits until /readyz answers.
-func startProcess(t *testing.T, bin string, env map[string]string) *process {
+// startProcess runs `bin serve` with env and waits until /readyz answers;
+// the test's cleanup stops it and checks that it exits 0.
+func startProcess(t *testing.T, bin string, env map[string]string) *testutil.Process {
 	t.Helper()
-	p := &process{cmd: exec.Command(bin, "serve"), logs: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	vars := []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+		vars = append(vars, k+"="+v)
 	}
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
+	p, err := testutil.StartProcess("issuer", bin, []string{"serve"}, vars)
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.stop(t) })
-	eventually(t, 15*time.Second, "issuer process ready", func() bool {
-		select {
-		case <-p.done:
-			t.Fatalf("issuer exited: %s", p.logs)
-		default:
-		}
-		resp, err := http.Get("http://" + env["ISSUER_ADDR"] + "/readyz")
+	t.Cleanup(func() { stopProcess(t, p) })
+	err = p.WaitReady(context.Background(), 15*time.Second, func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+env["ISSUER_ADDR"]+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return false
+			return err
 		}
 		resp.Body.Close()
-		return resp.StatusCode == 200
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("/readyz: %d", resp.StatusCode)
+		}
+		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 
-// stop sends SIGTERM and waits for a clean exit.
-func (p *process) stop(t *testing.T) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("issuer exited %d after SIGTERM: %s", code, p.logs)
-		}
-	case <-time.After(20 * time.Second):
-		p.cmd.Process.Kill()
-		t.Errorf("issuer did not stop within 20 s of SIGTERM: %s", p.logs)
+// stopProcess sends SIGTERM and checks for a clean exit.
+func stopProcess(t *testing.T, p *testutil.Process) {
+	if err := p.Stop(); err != nil {
+		t.Errorf("after SIGTERM: %v\n%s", err, p.Tail())
 	}
 }
 
@@ -87,7 +71,7 @@ func (p *process) stop(t *testing.T) {
 func TestTwoProcessesOnOneRedis(t *testing.T) {
 	bin := buildIssuer(t)
 	srv := redistest.Start(t, redistest.WithAOF())
-	addrA, addrB := freeAddr(t), freeAddr(t)
+	addrA, addrB := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	env := func(addr string) map[string]string {
 		return map[string]string{
 			"ISSUER_ADDR": addr, "ISSUER_URL": "http://" + addrA,
@@ -97,8 +81,8 @@ func TestTwoProcessesOnOneRedis(t *testing.T) {
 	}
 	pa := startProcess(t, bin, env(addrA))
 	pb := startProcess(t, bin, env(addrB))
-	a := &testIssuer{URL: "http://" + addrA, base: "http://" + addrA, clock: newClock(), logs: pa.logs}
-	b := &testIssuer{URL: "http://" + addrA, base: "http://" + addrB, clock: newClock(), logs: pb.logs}
+	a := &testIssuer{URL: "http://" + addrA, base: "http://" + addrA, clock: newClock(), logs: nil}
+	b := &testIssuer{URL: "http://" + addrA, base: "http://" + addrB, clock: newClock(), logs: nil}
 
 	if ja, jb := a.jwksBytes(t), b.jwksBytes(t); ja != jb {
 		t.Fatalf("processes publish different JWKS:\n%s\n%s", ja, jb)
@@ -116,8 +100,8 @@ func TestTwoProcessesOnOneRedis(t *testing.T) {
 
 	outstanding := a.issue(t, id, sec)["refresh_token"].(string)
 	jwks := a.jwksBytes(t)
-	pa.stop(t)
-	pb.stop(t)
+	stopProcess(t, pa)
+	stopProcess(t, pb)
 	startProcess(t, bin, env(addrA))
 	startProcess(t, bin, env(addrB))
 	if got := b.jwksBytes(t); got != jwks {

@@ -13,6 +13,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/secret"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // onRedis configures an issuer for a Redis store with a shared master secret.
@@ -27,18 +28,6 @@ func onRedis(redisURL, master string) func(*config.Config) {
 // behind one load balancer do.
 func sameURL(u string) func(*config.Config) {
 	return func(c *config.Config) { c.URL = u }
-}
-
-// eventually polls cond every 10 ms for up to d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func (ti *testIssuer) jwksBytes(t *testing.T) string {
@@ -94,7 +83,7 @@ func TestTwoInstancesOnOneRedis(t *testing.T) {
 		if resp, _ := a.admin(t, "DELETE", "/admin/clients/"+did, nil); resp.StatusCode != 204 {
 			t.Fatalf("delete: %d", resp.StatusCode)
 		}
-		eventually(t, time.Second, "B refuses the deleted client", func() bool {
+		testutil.Eventually(t, time.Second, func() bool {
 			resp, _ := b.token(t, did, dsec, true, url.Values{"grant_type": {"client_credentials"}})
 			return resp.StatusCode == 401
 		})
@@ -106,7 +95,7 @@ func TestTwoInstancesOnOneRedis(t *testing.T) {
 		if resp, _ := a.admin(t, "POST", "/admin/clients/"+rid+"/secret", nil); resp.StatusCode != 200 {
 			t.Fatalf("rotate secret: %d", resp.StatusCode)
 		}
-		eventually(t, time.Second, "B refuses the old secret", func() bool {
+		testutil.Eventually(t, time.Second, func() bool {
 			resp, _ := b.token(t, rid, rsec, true, url.Values{"grant_type": {"client_credentials"}})
 			return resp.StatusCode == 401
 		})
@@ -119,7 +108,7 @@ func TestTwoInstancesOnOneRedis(t *testing.T) {
 		if resp.StatusCode != 201 {
 			t.Fatalf("rotate: %d %v", resp.StatusCode, k)
 		}
-		eventually(t, 2*time.Second, "B signs with the new key", func() bool {
+		testutil.Eventually(t, 2*time.Second, func() bool {
 			h, _ := decodeJWT(t, b.issue(t, id, sec)["access_token"].(string))
 			return h["kid"] == k["kid"]
 		})
@@ -251,7 +240,7 @@ func TestRedisGoesAway(t *testing.T) {
 	check("healthz", live, 200)
 
 	srv.Restart()
-	eventually(t, 10*time.Second, "ready again after Redis returned", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		resp, err := http.Get(ti.base + "/readyz")
 		if err != nil {
 			return false
@@ -279,7 +268,7 @@ func TestRedisRestartWithAOF(t *testing.T) {
 	rt2 := m["refresh_token"].(string)
 
 	srv.Restart()
-	eventually(t, 10*time.Second, "ready after the Redis restart", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		resp, err := http.Get(ti.base + "/readyz")
 		if err != nil {
 			return false
@@ -323,7 +312,7 @@ func TestRedisKeysExpire(t *testing.T) {
 	if grown := dbsize(); grown < baseline+20 {
 		t.Fatalf("DBSIZE %d after 20 families, baseline %d: families not stored?", grown, baseline)
 	}
-	eventually(t, 15*time.Second, "key count back to the baseline", func() bool {
+	testutil.Eventually(t, 15*time.Second, func() bool {
 		return dbsize() == baseline
 	})
 }

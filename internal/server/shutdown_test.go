@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/issuer-oauth/issuer/internal/config"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // serveInProcess runs the server as `issuer serve` does (the configuration
@@ -29,7 +30,7 @@ import (
 // and its log.
 func serveInProcess(t *testing.T, env map[string]string) (addr string, stop func() (int, string)) {
 	t.Helper()
-	addr = freeAddr(t)
+	addr = testutil.FreeAddr(t)
 	full := map[string]string{
 		"ISSUER_ADDR": addr, "ISSUER_URL": "http://" + addr,
 		"ISSUER_DATA_DIR": filepath.Join(t.TempDir(), "data"), "ISSUER_ADMIN_TOKEN": adminToken,
@@ -39,7 +40,7 @@ func serveInProcess(t *testing.T, env map[string]string) (addr string, stop func
 		full[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	done := make(chan int, 1)
 	cfg, err := config.Load("", func(k string) string { return full[k] })
 	if err != nil {
@@ -66,7 +67,7 @@ func serveInProcess(t *testing.T, env map[string]string) (addr string, stop func
 		return code, logs.String()
 	}
 	t.Cleanup(func() { stop() })
-	eventually(t, 10*time.Second, "in-process server ready", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		select {
 		case c := <-done:
 			t.Fatalf("serve exited %d: %s", c, logs)
@@ -187,13 +188,13 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildIssuer(t)
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t)
 	base := "http://" + addr
 	p := startProcess(t, bin, map[string]string{
 		"ISSUER_ADDR": addr, "ISSUER_URL": base, "ISSUER_DATA_DIR": filepath.Join(t.TempDir(), "data"),
 		"ISSUER_ADMIN_TOKEN": adminToken, "ISSUER_SHUTDOWN_DRAIN_DELAY": "1s", "ISSUER_LOG_LEVEL": "info",
 	})
-	ti := &testIssuer{URL: base, base: base, clock: newClock(), logs: p.logs}
+	ti := &testIssuer{URL: base, base: base, clock: testutil.NewClock(time.Now().UTC().Truncate(time.Second))}
 	id, sec := ti.createClient(t, map[string]any{})
 	form := url.Values{"grant_type": {"client_credentials"}}.Encode()
 
@@ -256,14 +257,14 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, 30*time.Second, "load running", func() bool { return ok.Load() >= 100 })
+	testutil.Eventually(t, 30*time.Second, func() bool { return ok.Load() >= 100 })
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// The balancer: polls /readyz on fresh connections until it fails.
 	probe := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	eventually(t, 10*time.Second, "/readyz failing after SIGTERM", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		resp, err := probe.Get(base + "/readyz")
 		if err != nil {
 			t.Fatalf("/readyz unreachable before it reported 503: %v", err)
@@ -273,14 +274,14 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	})
 	// Responses during the drain close their connection, so that clients
 	// open their next one elsewhere.
-	eventually(t, 900*time.Millisecond, "a response with Connection: close during the drain", closeSeen.Load)
+	testutil.Eventually(t, 900*time.Millisecond, closeSeen.Load)
 	close(stop)
 	wg.Wait()
 	before := ok.Load()
 
 	// The listener closes after the drain delay; the slow request still
 	// completes.
-	eventually(t, 15*time.Second, "listener closed", func() bool {
+	testutil.Eventually(t, 15*time.Second, func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return true
@@ -303,19 +304,19 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	}
 
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(30 * time.Second):
-		t.Fatalf("the process did not exit after SIGTERM: %s", p.logs)
+		t.Fatalf("the process did not exit after SIGTERM: %s", p.Tail())
 	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("exit code %d, want 0: %s", code, p.logs)
+	if err := p.Err(); err != nil {
+		t.Errorf("exit: %v, want status 0: %s", err, p.Tail())
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(failures) > 0 {
 		t.Errorf("%d failed requests (of %d served) during the shutdown:\n%s", len(failures), before, strings.Join(failures, "\n"))
 	}
-	logs := p.logs.String()
+	logs := p.Output()
 	for _, msg := range []string{`"msg":"shutting down"`, `"msg":"stopped"`} {
 		if !strings.Contains(logs, msg) {
 			t.Errorf("no %s log line", msg)

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/bolt"
 	"github.com/issuer-oauth/issuer/internal/store/storetest"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 func TestConformance(t *testing.T) {
@@ -28,29 +28,12 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// fakeClock is a clock that only moves when told to.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+// newClock returns a fake clock at a fixed time.
+func newClock() *testutil.Clock {
+	return testutil.NewClock(time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC))
 }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)}
-}
-
-func open(t *testing.T, path string, clock *fakeClock) *bolt.Store {
+func open(t *testing.T, path string, clock *testutil.Clock) *bolt.Store {
 	t.Helper()
 	s, err := bolt.Open(path, bolt.WithNow(clock.Now))
 	if err != nil {

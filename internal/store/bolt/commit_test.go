@@ -16,6 +16,7 @@ import (
 
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/storetest"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // The conformance suite also passes with the tuning that benchmarks compare
@@ -74,17 +75,6 @@ func txID(t *testing.T, s *Store) int {
 	return id
 }
 
-// waitFor waits until cond holds, for at most 10 seconds. It waits for other
-// goroutines to reach a point, never for time to pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-	}
-}
-
 // gate holds the committer before every transaction until it is released,
 // and records how many functions every transaction runs.
 type gate struct {
@@ -130,7 +120,7 @@ func openHeld(t *testing.T, path string) (*Store, *gate) {
 		}
 	})
 	t.Cleanup(g.release) // first, should the test fail while holding
-	waitFor(t, "the committer holds the first write", func() bool { return len(g.seen()) == 1 })
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(g.seen()) == 1 })
 	return s, g
 }
 
@@ -141,7 +131,7 @@ func enqueue(t *testing.T, s *Store, call func() error) <-chan error {
 	n := s.commits.queued()
 	errc := make(chan error, 1)
 	go func() { errc <- call() }()
-	waitFor(t, "the call is queued", func() bool { return s.commits.queued() == n+1 })
+	testutil.Eventually(t, 10*time.Second, func() bool { return s.commits.queued() == n+1 })
 	return errc
 }
 
@@ -449,7 +439,7 @@ func TestGroupCommitClosePending(t *testing.T) {
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
-	waitFor(t, "Close has begun", func() bool {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		s.commits.mu.Lock()
 		defer s.commits.mu.Unlock()
 		return s.commits.closed

@@ -16,7 +16,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/issuer-oauth/issuer/internal/jsonenc"
 	"github.com/issuer-oauth/issuer/internal/store"
 )
 
@@ -50,11 +49,8 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	stopSub   context.CancelFunc
-	subDone   chan struct{}
-	subMu     sync.Mutex
-	subClosed bool
-	pubsub    *goredis.PubSub
+	stopSub context.CancelFunc
+	subDone chan struct{} // closed when the subscriber has returned
 }
 
 var _ store.Store = (*Store)(nil)
@@ -181,12 +177,6 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.stopSub()
-		s.subMu.Lock()
-		s.subClosed = true
-		if s.pubsub != nil {
-			_ = s.pubsub.Close()
-		}
-		s.subMu.Unlock()
 		<-s.subDone
 		if s.owned {
 			if err := s.client.Close(); err != nil {
@@ -295,11 +285,14 @@ func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
 	if err := s.begin(ctx, op, f.ID); err != nil {
 		return err
 	}
-	// Both lists in one buffer: one allocation for the two arguments.
-	lists := jsonenc.AppendStrings(make([]byte, 0, listSize(f.Scopes)+listSize(f.Audience)), f.Scopes)
-	n := len(lists)
-	lists = jsonenc.AppendStrings(lists, f.Audience)
-	scopes, audience := lists[:n:n], lists[n:]
+	scopes, err := json.Marshal(f.Scopes)
+	if err != nil {
+		return opError(op, f.ID, fmt.Errorf("encode scopes: %w", err))
+	}
+	audience, err := json.Marshal(f.Audience)
+	if err != nil {
+		return opError(op, f.ID, fmt.Errorf("encode audience: %w", err))
+	}
 	code, err := scriptCreateFamily.Run(ctx, s.client, []string{s.familyKey(f.ID)},
 		s.now().UnixMilli(), f.ClientID, f.Current, f.ExpiresAt.UnixMilli(), scopes, audience).Int()
 	if err != nil {
@@ -392,92 +385,16 @@ func (s *Store) RevokeFamily(ctx context.Context, id string) error {
 	return statusError(op, id, code)
 }
 
-// decodeLists decodes the JSON scopes and audience of a family.
+// decodeLists decodes the scopes and audience of a family: JSON arrays of
+// strings, or null, as json.Marshal writes a []string.
 func decodeLists(f *store.Family, scopes, audience string) error {
-	var err error
-	if f.Scopes, err = decodeList(scopes); err != nil {
+	if err := json.Unmarshal([]byte(scopes), &f.Scopes); err != nil {
 		return fmt.Errorf("decode scopes: %w", err)
 	}
-	if f.Audience, err = decodeList(audience); err != nil {
+	if err := json.Unmarshal([]byte(audience), &f.Audience); err != nil {
 		return fmt.Errorf("decode audience: %w", err)
 	}
 	return nil
-}
-
-// A family's scopes and audience are stored as the JSON that json.Marshal
-// writes for a []string: null for nil, else an array of strings with no
-// white space between them. jsonenc.AppendStrings writes exactly that
-// without reflection, and decodeList reads it without reflection for the
-// common strings (printable ASCII that needs no escape) and leaves every
-// other value to encoding/json, so that every stored value decodes as
-// json.Unmarshal decodes it, whichever version wrote it.
-
-// listSize returns the length of the encoding of list when no string needs
-// escaping.
-func listSize(list []string) int {
-	if list == nil {
-		return len("null")
-	}
-	n := 2
-	for _, v := range list {
-		n += len(v) + 3
-	}
-	return n
-}
-
-// decodeList decodes a JSON array of strings, or null, as json.Unmarshal
-// decodes it into a nil []string.
-func decodeList(s string) ([]string, error) {
-	if list, ok := decodePlainList(s); ok {
-		return list, nil
-	}
-	var list []string
-	if err := json.Unmarshal([]byte(s), &list); err != nil {
-		return nil, err
-	}
-	return list, nil
-}
-
-// decodePlainList decodes what jsonenc.AppendStrings writes for strings that need no
-// escaping: null, [] or ["a","b"] without white space. ok is false for
-// anything else, which decodeList leaves to encoding/json. The strings
-// share s's memory.
-func decodePlainList(s string) (list []string, ok bool) {
-	if s == "null" {
-		return nil, true
-	}
-	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' {
-		return nil, false
-	}
-	body := s[1 : len(s)-1]
-	if body == "" {
-		return []string{}, true
-	}
-	list = make([]string, 0, strings.Count(body, `","`)+1)
-	for {
-		if len(body) < 2 || body[0] != '"' {
-			return nil, false
-		}
-		end := 1
-		for end < len(body) && body[end] != '"' {
-			if c := body[end]; c < 0x20 || c == '\\' || c > 0x7e {
-				return nil, false
-			}
-			end++
-		}
-		if end == len(body) {
-			return nil, false
-		}
-		list = append(list, body[1:end])
-		body = body[end+1:]
-		if body == "" {
-			return list, true
-		}
-		if body[0] != ',' {
-			return nil, false
-		}
-		body = body[1:]
-	}
 }
 
 // ---------------------------------------------------------------- revoked tokens

@@ -18,6 +18,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/redis"
 	"github.com/issuer-oauth/issuer/internal/store/storetest"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // open opens a store on urls and closes it when t ends.
@@ -40,18 +41,6 @@ func open(t testing.TB, urls string, opts ...redis.Option) *redis.Store {
 func fixedNow() func() time.Time {
 	now := time.Now().Truncate(time.Millisecond)
 	return func() time.Time { return now }
-}
-
-// eventually polls cond every 10ms until it is true or 2s have passed.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 2s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // waitSubscribed waits until s's subscriber is listening, which it reports
@@ -364,12 +353,12 @@ func testCacheInvalidation(t *testing.T, urls string) {
 	if got := name(a, "c"); got != "v2" {
 		t.Errorf("A: GetClient name after its own update = %q, want v2", got)
 	}
-	eventually(t, "B sees A's update", func() bool { return name(b, "c") == "v2" })
+	testutil.Eventually(t, 2*time.Second, func() bool { return name(b, "c") == "v2" })
 
 	if err := a.DeleteClient(ctx, "c"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "B sees A's delete", func() bool {
+	testutil.Eventually(t, 2*time.Second, func() bool {
 		_, err := b.GetClient(ctx, "c")
 		return errors.Is(err, store.ErrNotFound)
 	})
@@ -436,7 +425,7 @@ func TestClientCacheTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	written := time.Now()
-	eventually(t, "cache entry expires", func() bool {
+	testutil.Eventually(t, 2*time.Second, func() bool {
 		c, err := s.GetClient(ctx, "c")
 		return err == nil && c.Name == "v2"
 	})
@@ -524,13 +513,7 @@ func TestRedisGoesAway(t *testing.T) {
 	}
 
 	srv.Restart()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Ping(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("Ping() after Restart = %v, want nil within 5s", s.Ping(ctx))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return s.Ping(ctx) == nil })
 	for _, c := range calls(s) {
 		if err := c.call(ctx); err != nil {
 			t.Errorf("%s after Redis came back: %v", c.name, err)

@@ -7,15 +7,16 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/issuer-oauth/issuer/internal/jsonenc"
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/redis"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // scriptCreateFamilyV1 is the CreateFamily script of the first version,
@@ -55,30 +56,12 @@ func createFamilyV1(ctx context.Context, c goredis.UniversalClient, now time.Tim
 	return nil
 }
 
-// manualClock is a clock that tests move by hand.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // TestFamiliesOfV1 checks an upgrade: families that the first version wrote
 // (revoked "0", lists by json.Marshal) are read, rotated, revoked, refused
 // as duplicates while live and replaced once expired.
 func TestFamiliesOfV1(t *testing.T) {
 	srv := redistest.Start(t)
-	clock := &manualClock{t: time.Now().Truncate(time.Millisecond)}
+	clock := testutil.NewClock(time.Now().Truncate(time.Millisecond))
 	s := open(t, srv.URL(), redis.WithNow(clock.Now))
 	ctx := t.Context()
 	c := s.Client()
@@ -141,6 +124,44 @@ func TestFamiliesOfV1(t *testing.T) {
 		}
 		if got, err := s.GetFamily(ctx, id); err != nil || !familyEqual(got, f) {
 			t.Errorf("GetFamily(%q) after re-creation = %+v, %v; want %+v", id, got, err, f)
+		}
+	}
+}
+
+// TestFamiliesOfAppendedLists checks that families written while the lists
+// were encoded with jsonenc.AppendStrings (no revoked field; lists byte for
+// byte as json.Marshal writes them, which jsonenc's tests check) read and
+// rotate as they were written.
+func TestFamiliesOfAppendedLists(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, srv.URL())
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	for _, f := range []store.Family{
+		{ID: "lists", ClientID: "c", Scopes: []string{"read", "offline_access"}, Audience: []string{"https://api.example.com/?a=1&b=<2>"}},
+		{ID: "nil-lists", ClientID: "c"},
+		{ID: "empty-lists", ClientID: "c", Scopes: []string{}, Audience: []string{}},
+		{ID: "escaped", ClientID: "c", Scopes: []string{"é", "\u2028", `q"b\`, "\xff"}, Audience: []string{"\x00", "a,b"}},
+	} {
+		f.Current, f.ExpiresAt = f.ID+"-0", exp
+		key := redis.DefaultPrefix + ":fam:{" + f.ID + "}"
+		err := s.Client().HSet(ctx, key, "client_id", f.ClientID, "current", f.Current,
+			"expires_at", exp.UnixMilli(), "scopes", jsonenc.AppendStrings(nil, f.Scopes),
+			"audience", jsonenc.AppendStrings(nil, f.Audience)).Err()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := f
+		if f.ID == "escaped" { // invalid UTF-8 is stored as U+FFFD
+			want.Scopes = []string{"é", "\u2028", `q"b\`, "\ufffd"}
+		}
+		if got, err := s.GetFamily(ctx, f.ID); err != nil || !familyEqual(got, want) {
+			t.Errorf("GetFamily(%q) = %+v, %v; want %+v", f.ID, got, err, want)
+		}
+		r := store.Rotation{FamilyID: f.ID, ClientID: f.ClientID, OldID: f.Current, NewID: f.ID + "-1", ExpiresAt: exp}
+		want.Current = r.NewID
+		if got, err := s.RotateRefresh(ctx, r); err != nil || !familyEqual(got, want) {
+			t.Errorf("RotateRefresh(%q) = %+v, %v; want %+v", f.ID, got, err, want)
 		}
 	}
 }

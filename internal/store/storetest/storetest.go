@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/issuer-oauth/issuer/internal/store"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // newStoreFunc is the signature of the constructor that Run is given.
@@ -86,7 +87,7 @@ type opener = func(t *testing.T) env
 type env struct {
 	ctx   context.Context
 	s     store.Store
-	clock *clock
+	clock *testutil.Clock
 }
 
 func setup(t *testing.T, newStore newStoreFunc) env {
@@ -104,30 +105,11 @@ func setup(t *testing.T, newStore newStoreFunc) env {
 	return env{ctx: t.Context(), s: s, clock: c}
 }
 
-// clock is the fake clock the suite owns. Its times are whole milliseconds.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock {
-	// A whole number of milliseconds, not of seconds, so that a backend that
-	// truncates to seconds fails.
-	return &clock{t: time.Date(2031, time.March, 4, 5, 6, 7, 890_000_000, time.UTC)}
-}
-
-// Now returns the current fake time.
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d, which must be whole milliseconds.
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d.Truncate(time.Millisecond))
+// newClock returns the fake clock the suite owns. Its times are whole
+// milliseconds (the suite advances it by whole milliseconds only), not
+// whole seconds, so that a backend that truncates to seconds fails.
+func newClock() *testutil.Clock {
+	return testutil.NewClock(time.Date(2031, time.March, 4, 5, 6, 7, 890_000_000, time.UTC))
 }
 
 // checkErr fails the test unless err matches want (nil meaning success).

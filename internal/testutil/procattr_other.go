@@ -1,9 +1,9 @@
 //go:build !linux
 
-package redistest
+package testutil
 
 import "syscall"
 
-// sysProcAttr returns nil: outside Linux the server is stopped by t.Cleanup
+// sysProcAttr returns nil: outside Linux a process is stopped by its caller
 // only.
 func sysProcAttr() *syscall.SysProcAttr { return nil }
