@@ -278,4 +278,4 @@ func passwordAddressKey(a netip.Addr) string {
 
 // userKey is the counter of the failed password logins of a username.
 func userKey(username string) string { return "pw:user:" + username }
-func quotaKey(id string) string  { return "quota:" + id }
+func quotaKey(id string) string      { return "quota:" + id }
