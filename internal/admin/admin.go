@@ -52,6 +52,8 @@ type Config struct {
 	Token string
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// PasswordGrant lets clients register the password grant.
+	PasswordGrant bool
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 }
@@ -133,7 +135,9 @@ func response(c store.Client, sec string) adminapi.ClientInfo {
 }
 
 // validate checks m and fills in defaults; the error text is for the admin.
-func validate(m *adminapi.ClientMetadata) error {
+// A client's grant_types is any non-empty subset of the enabled grants;
+// refresh_token only beside a grant that issues refresh tokens.
+func (h *Handler) validate(m *adminapi.ClientMetadata) error {
 	var problems []string
 	if len(m.ClientName) > 200 {
 		problems = append(problems, "client_name is longer than 200 characters")
@@ -141,14 +145,21 @@ func validate(m *adminapi.ClientMetadata) error {
 	if len(m.GrantTypes) == 0 {
 		m.GrantTypes = []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
 	}
+	enabled := []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
+	if h.cfg.PasswordGrant {
+		enabled = append(enabled, oauth.GrantPassword)
+	}
 	for _, g := range m.GrantTypes {
-		if g != oauth.GrantClientCredentials && g != oauth.GrantRefreshToken {
-			problems = append(problems, fmt.Sprintf("grant_types: %q is not supported; use client_credentials and refresh_token", g))
+		switch {
+		case g == oauth.GrantPassword && !slices.Contains(enabled, g):
+			problems = append(problems, "grant_types: \"password\" is off on this issuer; an operator turns it on with ISSUER_PASSWORD_GRANT=true (password_grant)")
+		case !slices.Contains(enabled, g):
+			problems = append(problems, fmt.Sprintf("grant_types: %q is not supported; use %s", g, strings.Join(enabled, ", ")))
 		}
 	}
 	m.GrantTypes = slices.Compact(slices.Sorted(slices.Values(m.GrantTypes)))
-	if !slices.Contains(m.GrantTypes, oauth.GrantClientCredentials) {
-		problems = append(problems, "grant_types must include client_credentials")
+	if !slices.Contains(m.GrantTypes, oauth.GrantClientCredentials) && !slices.Contains(m.GrantTypes, oauth.GrantPassword) {
+		problems = append(problems, "grant_types: refresh_token needs a grant that issues refresh tokens beside it: client_credentials or password")
 	}
 	scopes, ok := oauth.ParseScope(m.Scope)
 	if !ok {
@@ -402,7 +413,7 @@ func (h *Handler) readMetadata(w http.ResponseWriter, r *http.Request) (adminapi
 		writeError(w, http.StatusBadRequest, "invalid_client_metadata", "the body must be a JSON object of client metadata: "+err.Error())
 		return m, false
 	}
-	if err := validate(&m); err != nil {
+	if err := h.validate(&m); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_client_metadata", err.Error())
 		return m, false
 	}

@@ -2,9 +2,10 @@ package config
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/issuer-oauth/issuer/internal/oauth"
 )
 
 // Limits of the password-grant settings.
@@ -18,13 +19,6 @@ const (
 	minPasswordFailureWindow   = time.Minute
 	maxPasswordFailureWindow   = 24 * time.Hour
 )
-
-// reservedClaims are the claims the issuer sets itself, which neither a
-// user's claims nor the SimpleJWT user id claim may replace.
-var reservedClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "cnf", "status", "token_type"}
-
-// ReservedClaim reports whether name is a claim the issuer sets itself.
-func ReservedClaim(name string) bool { return slices.Contains(reservedClaims, name) }
 
 // userProblems checks the settings of the password grant and of the
 // SimpleJWT-compatible endpoints.
@@ -77,7 +71,7 @@ func (c Config) userProblems() []problem {
 	switch u := c.SimpleJWTUserIDClaim; {
 	case u == "" || !printableWord(u) || strings.ContainsAny(u, `"\`):
 		add("simplejwt_user_id_claim", "%q is not a claim name; use printable characters, such as user_id", u)
-	case ReservedClaim(u):
+	case oauth.ReservedClaim(u):
 		add("simplejwt_user_id_claim", "%q is a claim the issuer sets itself; use another name, such as user_id", u)
 	}
 	return ps

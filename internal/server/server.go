@@ -17,6 +17,8 @@ import (
 	"github.com/issuer-oauth/issuer/internal/grant"
 	"github.com/issuer-oauth/issuer/internal/keys"
 	"github.com/issuer-oauth/issuer/internal/metrics"
+	"github.com/issuer-oauth/issuer/internal/oauth"
+	"github.com/issuer-oauth/issuer/internal/password"
 	"github.com/issuer-oauth/issuer/internal/ratelimit"
 	"github.com/issuer-oauth/issuer/internal/request"
 	"github.com/issuer-oauth/issuer/internal/secret"
@@ -89,12 +91,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		counter = s.counter
 	}
 	limiter := ratelimit.New(counter, ratelimit.Config{
-		Window:          cfg.AuthFailureWindow,
-		AddressFailures: cfg.AuthFailuresPerAddress,
-		ClientFailures:  cfg.AuthFailuresPerClient,
-		QuotaPerMinute:  cfg.TokenQuotaPerMinute,
-		OnLimited:       m.Limited,
-		Logger:          log,
+		Window:                  cfg.AuthFailureWindow,
+		AddressFailures:         cfg.AuthFailuresPerAddress,
+		ClientFailures:          cfg.AuthFailuresPerClient,
+		QuotaPerMinute:          cfg.TokenQuotaPerMinute,
+		PasswordWindow:          cfg.PasswordFailureWindow,
+		UserFailures:            cfg.PasswordFailuresPerUser,
+		PasswordAddressFailures: cfg.PasswordFailuresPerAddress,
+		Now:                     now,
+		OnLimited:               m.Limited,
+		Logger:                  log,
 	})
 	fail := func(err error) (*Server, error) {
 		s.closeStore()
@@ -116,7 +122,18 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		return fail(keysSetting(err))
 	}
 	hasher := secret.NewHasher(secret.Derive(master, secret.PurposeClientSecrets))
-	tokens := grant.New(grant.Config{
+	passwords, err := password.New(password.Config{
+		Params: password.Params{
+			Memory:  uint32(cfg.PasswordHashMemoryKiB),
+			Time:    uint32(cfg.PasswordHashIterations),
+			Threads: uint8(cfg.PasswordHashParallelism),
+		},
+		Concurrency: int(cfg.PasswordHashConcurrency),
+	})
+	if err != nil {
+		return fail(fmt.Errorf("password hashing: %w", err))
+	}
+	gc := grant.Config{
 		Issuer:       cfg.URL,
 		AccessTTL:    cfg.AccessTokenTTL,
 		RefreshTTL:   cfg.RefreshTokenTTL,
@@ -124,13 +141,21 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		Now:          now,
 		Limiter:      limiter,
 		Metrics:      m,
-	}, s.store, s.keys, hasher, log)
+	}
+	grants := []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
+	if cfg.PasswordGrant {
+		gc.Users, gc.Passwords, gc.PasswordLimiter = s.store, passwords, limiter
+		gc.SimpleJWTClaims, gc.UserIDClaim = cfg.SimpleJWTClaims, cfg.SimpleJWTUserIDClaim
+		grants = append(grants, oauth.GrantPassword)
+	}
+	tokens := grant.New(gc, s.store, s.keys, hasher, log)
 	var adm http.Handler
 	if cfg.AdminToken != "" {
-		adm = admin.New(admin.Config{Token: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, Now: now}, s.store, s.keys, hasher, log)
+		adm = admin.New(admin.Config{Token: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, PasswordGrant: cfg.PasswordGrant, Now: now}, s.store, s.keys, hasher, log)
 	}
 	s.handler, err = NewHandler(HandlerConfig{
 		Issuer:         cfg.URL,
+		GrantTypes:     grants,
 		SigningAlg:     s.keys.Alg(),
 		Token:          tokens,
 		Introspect:     http.HandlerFunc(tokens.Introspection),
