@@ -592,7 +592,7 @@ func BenchmarkParseAccessNewParser(b *testing.B) {
 // others, in their order, with encoding/json's escaping, and ParseAccess
 // gives them back (ordered by name).
 func TestExtraClaims(t *testing.T) {
-	k := mustNew(t, &memStore{}, testConfig("ES256", newClock(t0)))
+	k := mustNew(t, &memStore{}, testConfig("ES256", testutil.NewClock(t0)))
 	c := AccessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{Subject: "u1", ID: "j1", IssuedAt: NumericDate(t0), ExpiresAt: NumericDate(t0.Add(time.Minute))},
 		ClientID:         "c1",
