@@ -58,6 +58,7 @@ type Server struct {
 	store     store.Store // instrumented with metrics
 	keys      *keys.Keys
 	storeName string           // "embedded" or "redis", for the start-up line
+	limiter   *ratelimit.Limiter
 	counter   *ratelimit.Redis // the limiter's Redis counter; nil when it counts in memory
 	stop      context.CancelFunc
 	done      chan struct{} // closed when the background work has ended
@@ -102,6 +103,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		OnLimited:               m.Limited,
 		Logger:                  log,
 	})
+	s.limiter = limiter
 	fail := func(err error) (*Server, error) {
 		s.closeStore()
 		return nil, err
