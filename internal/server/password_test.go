@@ -260,7 +260,13 @@ func TestPasswordGrantUserChangesEndTokens(t *testing.T) {
 				t.Fatalf("refresh before the change: %d %v", status, r)
 			}
 			rt = r["refresh_token"].(string)
+			if got := ti.introspect(t, id, sec, rt); got["active"] != true {
+				t.Errorf("introspection before the change = %v", got)
+			}
 			tc.change(t, username)
+			if got := ti.introspect(t, id, sec, rt); got["active"] != false {
+				t.Errorf("introspection of the refresh token after the user was %s = %v, want inactive", tc.name, got)
+			}
 			if status, r := ti.refresh(t, id, sec, rt); status != 400 || r["error"] != "invalid_grant" {
 				t.Errorf("refresh after the user was %s: %d %v, want invalid_grant", tc.name, status, r)
 			}
