@@ -64,6 +64,10 @@ func (c Config) userProblems() []problem {
 	case strings.HasPrefix(p, "/admin/") || strings.HasPrefix(p, "/oauth2/") || strings.HasPrefix(p, "/.well-known/"):
 		add("simplejwt_path", "%q is inside the issuer's own endpoints; use another path, such as /api/token/", p)
 	}
+	if c.SimpleJWTCompat && !c.PasswordGrant {
+		add("simplejwt_compat", "is true but ISSUER_PASSWORD_GRANT (password_grant) is false; the SimpleJWT-compatible endpoints "+
+			"log users in with their passwords: set password_grant: true too")
+	}
 	if c.SimpleJWTCompat && c.SimpleJWTClientID == "" {
 		add("simplejwt_client_id", "is empty but ISSUER_SIMPLEJWT_COMPAT (simplejwt_compat) is true; set the id of the client "+
 			"whose audience and scope the SimpleJWT-compatible tokens get (register one with issuer clients create --grant-types password,refresh_token)")

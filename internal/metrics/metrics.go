@@ -43,7 +43,7 @@ func New(version string) *Metrics {
 		}, []string{"endpoint", "method", "code"}),
 		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "issuer_token_requests_total",
-			Help: "Token endpoint requests by grant_type (client_credentials, refresh_token or other) and outcome (success or the RFC 6749 error code).",
+			Help: "Token requests by grant_type (client_credentials, refresh_token, password, simplejwt for the SimpleJWT-compatible endpoints, or other) and outcome (success or the RFC 6749 error code).",
 		}, []string{"grant_type", "outcome"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "issuer_rate_limited_total",
@@ -117,7 +117,7 @@ func methodLabel(method string) string {
 // RFC 6749 error code.
 func (m *Metrics) TokenRequest(grantType, outcome string) {
 	switch grantType {
-	case "client_credentials", "refresh_token":
+	case "client_credentials", "refresh_token", "password", "simplejwt":
 	default:
 		grantType = "other"
 	}

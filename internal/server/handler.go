@@ -67,6 +67,10 @@ type HandlerConfig struct {
 	Introspect, Revoke http.Handler
 	// Admin serves /admin/; nil turns the admin API off.
 	Admin http.Handler
+	// SimpleJWT, when not nil, serves the SimpleJWT-compatible endpoints
+	// under SimpleJWTPath (which ends with a slash).
+	SimpleJWT     http.Handler
+	SimpleJWTPath string
 	// Keys publishes the JWK Set.
 	Keys JWKS
 	// Store is pinged by /readyz.
@@ -117,6 +121,9 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET "+PathMetrics, cfg.Metrics)
+	}
+	if cfg.SimpleJWT != nil {
+		s.mux.Handle(cfg.SimpleJWTPath, cfg.SimpleJWT)
 	}
 	if cfg.Admin != nil {
 		s.mux.Handle(PathAdmin, cfg.Admin)

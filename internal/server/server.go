@@ -151,6 +151,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		grants = append(grants, oauth.GrantPassword)
 	}
 	tokens := grant.New(gc, s.store, s.keys, hasher, log)
+	var compat http.Handler
+	if cfg.SimpleJWTCompat {
+		compat = tokens.SimpleJWT(cfg.SimpleJWTClientID)
+	}
 	var adm http.Handler
 	if cfg.AdminToken != "" {
 		adm = admin.New(admin.Config{Token: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, PasswordGrant: cfg.PasswordGrant, Now: now}, s.store, s.keys, hasher, log)
@@ -163,6 +167,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		Introspect:     http.HandlerFunc(tokens.Introspection),
 		Revoke:         http.HandlerFunc(tokens.Revocation),
 		Admin:          adm,
+		SimpleJWT:      compat,
+		SimpleJWTPath:  cfg.SimpleJWTPath,
 		Keys:           s.keys,
 		Store:          s.store,
 		Logger:         log,
