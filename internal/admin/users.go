@@ -270,10 +270,8 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 		invalid(w, problems...)
 		return
 	}
-	pw, generated := newPassword(req.Password)
-	hash, err := h.passwords.Hash(r.Context(), pw)
-	if err != nil {
-		h.userError(w, r, err)
+	hash, generated, ok := h.hashPassword(w, r, req.Password)
+	if !ok {
 		return
 	}
 	now := h.cfg.Now().UTC().Truncate(time.Millisecond)
@@ -287,14 +285,22 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 	h.answerUser(w, r, http.StatusCreated, u, generated, true)
 }
 
-// newPassword returns the password to set: the one given, or a new one
-// that is also returned as generated.
-func newPassword(given *string) (pw, generated string) {
+// hashPassword hashes the password given, or without one a new random
+// password, which it also returns as generated; or it answers the error.
+func (h *Handler) hashPassword(w http.ResponseWriter, r *http.Request, given *string) (hash, generated string, ok bool) {
+	pw := ""
 	if given != nil {
-		return *given, ""
+		pw = *given
+	} else {
+		pw = secret.Random(generatedPasswordBytes)
+		generated = pw
 	}
-	pw = secret.Random(generatedPasswordBytes)
-	return pw, pw
+	hash, err := h.passwords.Hash(r.Context(), pw)
+	if err != nil {
+		h.userError(w, r, err)
+		return "", "", false
+	}
+	return hash, generated, true
 }
 
 func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request) {
@@ -389,10 +395,8 @@ func (h *Handler) setUserPassword(w http.ResponseWriter, r *http.Request) {
 		invalid(w, problems...)
 		return
 	}
-	pw, generated := newPassword(req.Password)
-	hash, err := h.passwords.Hash(r.Context(), pw)
-	if err != nil {
-		h.userError(w, r, err)
+	hash, generated, ok := h.hashPassword(w, r, req.Password)
+	if !ok {
 		return
 	}
 	u, err := h.st.SetUserPassword(r.Context(), username, hash)
