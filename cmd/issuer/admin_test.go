@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -83,6 +84,20 @@ func requestBody(t *testing.T, ts *testServer, key string) map[string]any {
 	var m map[string]any
 	if err := json.Unmarshal(ts.body(key), &m); err != nil {
 		t.Fatalf("body of %s: %v", key, err)
+	}
+	return m
+}
+
+// changed returns a copy of the JSON object base with the members of
+// changes set, or removed where they are nil.
+func changed(base, changes map[string]any) map[string]any {
+	m := maps.Clone(base)
+	for k, v := range changes {
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
 	}
 	return m
 }
@@ -269,16 +284,7 @@ func TestClientsUpdate(t *testing.T) {
 		"token_endpoint_auth_method": "client_secret_basic",
 		"introspect_all":             false,
 	}
-	with := func(changes map[string]any) map[string]any {
-		m := map[string]any{}
-		for k, v := range base {
-			m[k] = v
-		}
-		for k, v := range changes {
-			m[k] = v
-		}
-		return m
-	}
+	with := func(changes map[string]any) map[string]any { return changed(base, changes) }
 	tests := []struct {
 		name     string
 		args     []string

@@ -218,17 +218,7 @@ locked_until: -
 
 func TestUsersUpdate(t *testing.T) {
 	base := map[string]any{"scope": "read", "claims": map[string]any{"tenant": "acme", "org": "x"}}
-	with := func(changes map[string]any) map[string]any {
-		m := copyMap(base)
-		for k, v := range changes {
-			if v == nil {
-				delete(m, k)
-			} else {
-				m[k] = v
-			}
-		}
-		return m
-	}
+	with := func(changes map[string]any) map[string]any { return changed(base, changes) }
 	tests := []struct {
 		name string
 		args []string
@@ -273,15 +263,6 @@ func TestUsersUpdate(t *testing.T) {
 			t.Errorf("update --json: exit %d, %+v (%v)", res.code, got, err)
 		}
 	})
-}
-
-// copyMap copies m one level deep.
-func copyMap(m map[string]any) map[string]any {
-	out := map[string]any{}
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func TestUsersSetPasswordUnlockDelete(t *testing.T) {
