@@ -72,11 +72,12 @@ var usersGroup = adminGroup{
 			bind:    bindUsersDelete,
 		},
 		{
-			name:    "import",
-			summary: "import the users of a Django site from manage.py dumpdata auth.user JSON (FILE, or - for stdin); raise --timeout for a large dump",
-			takesID: true,
-			arg:     "FILE",
-			bind:    bindUsersImport,
+			name:     "import",
+			synopsis: "[--model LABEL]",
+			summary:  "import the users of a Django site from manage.py dumpdata auth.user JSON (FILE, or - for stdin); raise --timeout for a large dump",
+			takesID:  true,
+			arg:      "FILE",
+			bind:     bindUsersImport,
 		},
 	},
 }
@@ -331,7 +332,8 @@ func bindUsersDelete(*flag.FlagSet) runFunc {
 	}
 }
 
-func bindUsersImport(*flag.FlagSet) runFunc {
+func bindUsersImport(fs *flag.FlagSet) runFunc {
+	model := fs.String("model", "", "`label` of a custom user model (AUTH_USER_MODEL) as dumpdata writes it, e.g. accounts.user (default auth.user)")
 	return func(ctx context.Context, a *adminCLI, file string) error {
 		dump := a.stdin
 		if file != "-" {
@@ -346,7 +348,7 @@ func bindUsersImport(*flag.FlagSet) runFunc {
 		} else if dump == nil {
 			return errors.New("import -: no standard input")
 		}
-		res, err := a.api.ImportUsers(ctx, dump)
+		res, err := a.api.ImportUsers(ctx, dump, *model)
 		if err != nil {
 			return err
 		}

@@ -372,6 +372,16 @@ func TestUsersImport(t *testing.T) {
 	if res.code != 1 || res.stdout != "created: 0, updated: 1, skipped: 0\n" || res.stderr != wantErr {
 		t.Errorf("import with bad records: exit %d, stdout %q, stderr =\n%s\nwant exit 1, 1 updated and\n%s", res.code, res.stdout, res.stderr, wantErr)
 	}
+	custom := "[" + strings.Replace(dumpRecord(9, "dee", hash, true), `"auth.user"`, `"accounts.user"`, 1) + "]"
+	res = runCLI(t, users(custom), ts.env(), "import", "-")
+	if res.code != 1 || res.stdout != "" || !strings.Contains(res.stderr, "no auth.user record, only 1 of other models") || !strings.Contains(res.stderr, "--model") {
+		t.Errorf("a custom model's dump without --model: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	res = runCLI(t, users(custom), ts.env(), "import", "--model", "accounts.user", "-")
+	if res.code != 0 || res.stdout != "created: 1, updated: 0, skipped: 0\n" {
+		t.Errorf("import --model accounts.user: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+
 	res = runCLI(t, users(bad), ts.env(), "import", "-", "--json")
 	var got adminapi.ImportResult
 	if err := json.Unmarshal([]byte(res.stdout), &got); err != nil || res.code != 1 || got.Skipped != 1 || len(got.Errors) != 2 || got.Errors[1].PK != "3" {

@@ -15,6 +15,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -424,7 +425,8 @@ func (h *Handler) unlockUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // importUsers imports the JSON of Django's `manage.py dumpdata auth.user`
-// (package userimport), idempotently by username. A new user is created
+// (package userimport), or of the custom user model named by the query
+// parameter model, idempotently by username. A new user is created
 // with its Django hash as it is (replaced by Argon2id at its first
 // login), disabled when inactive in Django. An existing user gets the
 // dump's hash when it differs (which ends its refresh tokens), its
@@ -436,8 +438,16 @@ func (h *Handler) unlockUser(w http.ResponseWriter, r *http.Request) {
 // store failure stops the import; since it is idempotent, running it
 // again finishes it.
 func (h *Handler) importUsers(w http.ResponseWriter, r *http.Request) {
+	model := r.URL.Query().Get("model")
+	if model == "" {
+		model = userimport.DefaultModel
+	}
+	if !modelLabel.MatchString(model) {
+		invalid(w, "model must be the label of a Django user model, app_label.model_name, such as accounts.user")
+		return
+	}
 	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxImportBytes)
-	res, err := userimport.ParseDjango(body, userimport.Options{MaxBytes: h.cfg.MaxImportBytes})
+	res, err := userimport.ParseDjango(body, userimport.Options{Model: model, MaxBytes: h.cfg.MaxImportBytes})
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		switch {
@@ -445,10 +455,17 @@ func (h *Handler) importUsers(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request",
 				fmt.Sprintf("the dump is larger than the limit of %d bytes: split it, e.g. with dumpdata --pks", h.cfg.MaxImportBytes))
 		case errors.Is(err, userimport.ErrFormat), errors.Is(err, userimport.ErrTooManyRecords):
-			invalid(w, "the body must be the JSON output of manage.py dumpdata auth.user: "+importProblem(err))
+			invalid(w, "the body must be the JSON output of manage.py dumpdata "+model+": "+importProblem(err))
 		default:
 			invalid(w, "the request body could not be read")
 		}
+		return
+	}
+	if len(res.Users) == 0 && len(res.Errors) == 0 && res.Skipped > 0 {
+		// Every record is of another model: most likely a custom user
+		// model (AUTH_USER_MODEL) dumped under its own label.
+		invalid(w, fmt.Sprintf("the dump has no %s record, only %d of other models; for a custom user model give its label: "+
+			"?model=app_label.model_name (issuer users import --model)", model, res.Skipped))
 		return
 	}
 	out := adminapi.ImportResult{Skipped: res.Skipped, Errors: []adminapi.ImportError{}}
@@ -478,6 +495,9 @@ func (h *Handler) importUsers(w http.ResponseWriter, r *http.Request) {
 	h.log.InfoContext(r.Context(), "users imported", "created", out.Created, "updated", out.Updated, "skipped", out.Skipped, "errors", len(out.Errors))
 	writeJSON(w, http.StatusOK, out)
 }
+
+// modelLabel is a Django model label, app_label.model_name.
+var modelLabel = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,99}\.[A-Za-z_][A-Za-z0-9_]{0,99}$`)
 
 // importProblem is the text of a userimport error, without the package's
 // prefix.

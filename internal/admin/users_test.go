@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -580,6 +581,31 @@ func TestImportRecords(t *testing.T) {
 		if strings.Contains(e.ErrorDescription, "pbkdf2") {
 			t.Errorf("%s: the description quotes the input: %q", tc.name, e.ErrorDescription)
 		}
+	}
+}
+
+// TestImportModel: a custom user model is imported under its label, and a
+// dump without a record of the model is refused rather than skipped.
+func TestImportModel(t *testing.T) {
+	f := newFixture(t, nil)
+	custom := strings.Replace(record(1, "ann", hashA, true, ""), `"auth.user"`, `"accounts.user"`, 1)
+	dump := "[" + custom + "]"
+	var e adminapi.ErrorBody
+	if code := f.call(t, "POST", "/admin/users/import", dump, &e); code != 400 || e.Error != "invalid_request" ||
+		!strings.Contains(e.ErrorDescription, "no auth.user record, only 1 of other models") || !strings.Contains(e.ErrorDescription, "?model=") {
+		t.Errorf("a custom model's dump without model: %d %+v, want 400 naming ?model=", code, e)
+	}
+	var res adminapi.ImportResult
+	if code := f.call(t, "POST", "/admin/users/import?model=Accounts.User", dump, &res); code != 200 || res.Created != 1 {
+		t.Errorf("with ?model=Accounts.User: %d %+v, want 1 created", code, res)
+	}
+	for _, model := range []string{"accounts", "a.b.c", "a b.user", ".user"} {
+		if code := f.call(t, "POST", "/admin/users/import?model="+url.QueryEscape(model), dump, &e); code != 400 || !strings.Contains(e.ErrorDescription, "app_label.model_name") {
+			t.Errorf("model %q: %d %+v, want 400", model, code, e)
+		}
+	}
+	if code := f.call(t, "POST", "/admin/users/import", "[]", &res); code != 200 || res.Created+res.Updated+res.Skipped+len(res.Errors) != 0 {
+		t.Errorf("an empty dump: %d %+v, want nothing done", code, res)
 	}
 }
 

@@ -225,10 +225,15 @@ func (c *Client) DeleteUser(ctx context.Context, username string) error {
 
 // ImportUsers sends dump, the JSON of Django's `manage.py dumpdata
 // auth.user`, to be imported; the result counts what changed and lists
-// the records that were not imported.
-func (c *Client) ImportUsers(ctx context.Context, dump io.Reader) (ImportResult, error) {
+// the records that were not imported. model is the label of a custom user
+// model (AUTH_USER_MODEL, e.g. "accounts.user"), or "" for auth.user.
+func (c *Client) ImportUsers(ctx context.Context, dump io.Reader, model string) (ImportResult, error) {
+	path := PathImport
+	if model != "" {
+		path += "?" + url.Values{"model": {model}}.Encode()
+	}
 	var out ImportResult
-	err := c.do(ctx, http.MethodPost, PathImport, dump, &out)
+	err := c.do(ctx, http.MethodPost, path, dump, &out)
 	return out, err
 }
 

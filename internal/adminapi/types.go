@@ -180,7 +180,8 @@ type UserList struct {
 }
 
 // ImportResult is the answer of POST /admin/users/import, whose body is
-// the JSON of Django's `manage.py dumpdata auth.user`.
+// the JSON of Django's `manage.py dumpdata auth.user` (or, with the query
+// parameter model=app_label.model_name, of a custom user model).
 type ImportResult struct {
 	// Created counts the users that were new.
 	Created int `json:"created"`
