@@ -492,25 +492,9 @@ func TestUsersErrors(t *testing.T) {
 			ts := startServer(t)
 			ts.createUser(t, adminapi.UserRequest{Username: "taken"})
 			res := runCLI(t, users(tt.stdin), ts.env(), tt.args...)
-			if res.code != tt.wantCode {
-				t.Errorf("exit code = %d, want %d; stderr:\n%s", res.code, tt.wantCode, res.stderr)
-			}
-			if res.stdout != "" {
-				t.Errorf("stdout = %q, want nothing", res.stdout)
-			}
-			for _, want := range tt.wantStderr {
-				if !strings.Contains(res.stderr, want) {
-					t.Errorf("stderr =\n%s\nwant it to contain %q", res.stderr, want)
-				}
-			}
+			checkFailure(t, ts, res, tt.wantCode, tt.wantStderr, tt.wantNoReqs)
 			if tt.notStderr != "" && strings.Contains(res.stderr, tt.notStderr) {
 				t.Errorf("stderr =\n%s\nwant it not to contain %q", res.stderr, tt.notStderr)
-			}
-			if tt.wantCode == 1 && strings.Count(res.stderr, "\n") != 1 {
-				t.Errorf("stderr =\n%s\nwant one line", res.stderr)
-			}
-			if got := ts.log(); tt.wantNoReqs && len(got) > 0 {
-				t.Errorf("requests = %q, want none", got)
 			}
 		})
 	}
