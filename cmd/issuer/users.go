@@ -369,7 +369,7 @@ func bindUsersImport(fs *flag.FlagSet) runFunc {
 			}
 		}
 		if n := len(res.Errors); n > 0 {
-			return fmt.Errorf("%d of the dump's records were not imported; fix them and import again (importing is idempotent)", n)
+			return fmt.Errorf("records not imported: %d; fix them and import again (importing is idempotent)", n)
 		}
 		return nil
 	}
