@@ -124,4 +124,3 @@ func (ts *testServer) createClient(t *testing.T, m adminapi.ClientMetadata) admi
 func (ts *testServer) env() map[string]string {
 	return map[string]string{"ISSUER_URL": ts.URL, "ISSUER_ADMIN_TOKEN": adminToken}
 }
-

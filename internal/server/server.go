@@ -157,7 +157,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	}
 	var adm http.Handler
 	if cfg.AdminToken != "" {
-		adm = admin.New(admin.Config{Token: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, PasswordGrant: cfg.PasswordGrant, Now: now}, s.store, s.keys, hasher, log)
+		adm = admin.New(admin.Config{
+			Token:         cfg.AdminToken,
+			MaxBodyBytes:  cfg.MaxBodyBytes,
+			PasswordGrant: cfg.PasswordGrant,
+			Passwords:     passwords, // the grant's: one bound on concurrent hashing
+			Lockouts:      limiter,   // the grant's per-username locks
+			Now:           now,
+		}, s.store, s.keys, hasher, log)
 	}
 	s.handler, err = NewHandler(HandlerConfig{
 		Issuer:         cfg.URL,

@@ -49,6 +49,18 @@ const (
 	DefaultMaxRecords = 100_000
 )
 
+// The claims that ParseDjango fills in from a Django user's fields, the
+// OpenID Connect standard claims of the same meaning.
+const (
+	ClaimEmail      = "email"       // from email
+	ClaimGivenName  = "given_name"  // from first_name
+	ClaimFamilyName = "family_name" // from last_name
+)
+
+// ClaimNames returns the names of the claims that ParseDjango may fill in:
+// a user without one of them has it empty in Django.
+func ClaimNames() []string { return []string{ClaimEmail, ClaimGivenName, ClaimFamilyName} }
+
 // MaxUsernameLen is the longest username, in characters: the max_length
 // of Django's username field.
 const MaxUsernameLen = 150
@@ -92,6 +104,9 @@ type Options struct {
 
 // User is a user read from the dump.
 type User struct {
+	// Index is the record's position in the list, counting from 0, as in
+	// RecordError.Index: for reporting a problem found after parsing.
+	Index int
 	// PK is the Django primary key as written (a number or a string),
 	// empty when the dump has none (dumpdata --natural-primary).
 	PK string
@@ -208,6 +223,7 @@ func ParseDjango(r io.Reader, opts Options) (*Result, error) {
 			res.Errors = append(res.Errors, RecordError{Index: i, PK: u.PK, Err: err})
 		default:
 			seen[u.Username] = i + 1
+			u.Index = i
 			res.Users = append(res.Users, u)
 		}
 	}
@@ -286,7 +302,7 @@ func parseRecord(raw json.RawMessage, model string) (u User, skip bool, err erro
 	for _, c := range []struct {
 		name  string
 		value *string
-	}{{"email", f.Email}, {"given_name", f.FirstName}, {"family_name", f.LastName}} {
+	}{{ClaimEmail, f.Email}, {ClaimGivenName, f.FirstName}, {ClaimFamilyName, f.LastName}} {
 		if c.value != nil && *c.value != "" {
 			if u.Claims == nil {
 				u.Claims = map[string]string{}

@@ -56,7 +56,7 @@ func TestParseDjango(t *testing.T) {
 				{"model": "auth.user", "pk": 2, "fields": {"username": "erin", "password": ""}}]`,
 			users: []User{
 				{PK: "1", Username: "dave", PasswordHash: "!Yq7gsnf2Y8oQk0Q9e4e0m7QgHn5uC4DwYJ9yq6mN"},
-				{PK: "2", Username: "erin", PasswordHash: ""},
+				{Index: 1, PK: "2", Username: "erin", PasswordHash: ""},
 			},
 		},
 		{
@@ -64,7 +64,7 @@ func TestParseDjango(t *testing.T) {
 			in: `[{"model": "auth.group", "pk": 1, "fields": {"name": "staff", "permissions": []}},
 				{"model": "auth.user", "pk": 1, "fields": {"username": "frank", "password": "` + pbkdf2Hash + `"}},
 				{"model": "contenttypes.contenttype", "pk": "x", "fields": {}}]`,
-			users:   []User{{PK: "1", Username: "frank", PasswordHash: pbkdf2Hash}},
+			users:   []User{{Index: 1, PK: "1", Username: "frank", PasswordHash: pbkdf2Hash}},
 			skipped: 2,
 		},
 		{
@@ -98,8 +98,8 @@ func TestParseDjango(t *testing.T) {
 				{"model": "auth.user", "pk": 18, "fields": {"username": "` + strings.Repeat("é", 150) + `", "password": ""}}
 			]`,
 			users: []User{
-				{PK: "5", Username: "kim", PasswordHash: pbkdf2Hash},
-				{PK: "18", Username: strings.Repeat("é", 150)},
+				{Index: 4, PK: "5", Username: "kim", PasswordHash: pbkdf2Hash},
+				{Index: 18, PK: "18", Username: strings.Repeat("é", 150)},
 			},
 			errs: []recErr{
 				{0, "1", ErrUsername},
