@@ -157,11 +157,12 @@ type Config struct {
 	PasswordGrant bool `yaml:"password_grant" env:"ISSUER_PASSWORD_GRANT"`
 
 	// PasswordHashMemoryKiB is the argon2id memory of new password hashes, in
-	// KiB, 19456 (19 MiB) to 1048576 (1 GiB). Default 19456.
+	// KiB, 19456 (19 MiB) to 262144 (256 MiB), and at most 1 GiB times
+	// PasswordHashIterations. Default 19456.
 	PasswordHashMemoryKiB int64 `yaml:"password_hash_memory_kib" env:"ISSUER_PASSWORD_HASH_MEMORY_KIB"`
 
 	// PasswordHashIterations is the argon2id time cost of new password
-	// hashes, 2 to 100. Default 2.
+	// hashes, 2 to 10. Default 2.
 	PasswordHashIterations int64 `yaml:"password_hash_iterations" env:"ISSUER_PASSWORD_HASH_ITERATIONS"`
 
 	// PasswordHashParallelism is the argon2id parallelism of new password

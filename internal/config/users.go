@@ -11,9 +11,10 @@ import (
 // Limits of the password-grant settings.
 const (
 	minPasswordHashMemoryKiB   = 19456 // 19 MiB: OWASP's minimum for argon2id with t=2, p=1
-	maxPasswordHashMemoryKiB   = 1 << 20
+	maxPasswordHashMemoryKiB   = 256 << 10 // the bounds internal/password accepts from a stored hash
 	minPasswordHashIterations  = 2
-	maxPasswordHashIterations  = 100
+	maxPasswordHashIterations  = 10
+	maxPasswordHashWork        = 1 << 20 // memory × iterations, in KiB
 	maxPasswordHashParallelism = 16
 	maxPasswordHashConcurrency = 1024
 	minPasswordFailureWindow   = time.Minute
@@ -28,11 +29,15 @@ func (c Config) userProblems() []problem {
 		ps = append(ps, problem{key, fmt.Sprintf(format, args...)})
 	}
 	if c.PasswordHashMemoryKiB < minPasswordHashMemoryKiB || c.PasswordHashMemoryKiB > maxPasswordHashMemoryKiB {
-		add("password_hash_memory_kib", "%d is out of range; use %d (19 MiB, the argon2id minimum) to %d (1 GiB)",
+		add("password_hash_memory_kib", "%d is out of range; use %d (19 MiB, the argon2id minimum) to %d (256 MiB)",
 			c.PasswordHashMemoryKiB, minPasswordHashMemoryKiB, maxPasswordHashMemoryKiB)
 	}
 	if c.PasswordHashIterations < minPasswordHashIterations || c.PasswordHashIterations > maxPasswordHashIterations {
 		add("password_hash_iterations", "%d is out of range; use %d to %d", c.PasswordHashIterations, minPasswordHashIterations, maxPasswordHashIterations)
+	}
+	if w := c.PasswordHashMemoryKiB * c.PasswordHashIterations; w > maxPasswordHashWork && c.PasswordHashIterations <= maxPasswordHashIterations && c.PasswordHashMemoryKiB <= maxPasswordHashMemoryKiB {
+		add("password_hash_iterations", "%d passes over %d KiB are %d KiB of work, above %d (1 GiB): a login would take seconds; lower one of them",
+			c.PasswordHashIterations, c.PasswordHashMemoryKiB, w, maxPasswordHashWork)
 	}
 	if c.PasswordHashParallelism < 1 || c.PasswordHashParallelism > maxPasswordHashParallelism {
 		add("password_hash_parallelism", "%d is out of range; use 1 to %d", c.PasswordHashParallelism, maxPasswordHashParallelism)
