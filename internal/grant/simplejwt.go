@@ -30,13 +30,15 @@ import (
 type SimpleJWT struct {
 	h        *Handler
 	clientID string
+	path     string
 }
 
 // SimpleJWT returns the SimpleJWT-compatible endpoints, issuing to the
-// client clientID. It needs the password grant (Config.Users and
+// client clientID and served under path (which ends with a slash, such as
+// /api/token/). It needs the password grant (Config.Users and
 // Config.Passwords).
-func (h *Handler) SimpleJWT(clientID string) *SimpleJWT {
-	return &SimpleJWT{h: h, clientID: clientID}
+func (h *Handler) SimpleJWT(clientID, path string) *SimpleJWT {
+	return &SimpleJWT{h: h, clientID: clientID, path: path}
 }
 
 // SimpleJWT's answers (rest_framework_simplejwt, its default messages).
@@ -48,21 +50,25 @@ const (
 )
 
 // ServeHTTP routes POST {path}, {path}refresh/, {path}verify/ and
-// {path}blacklist/ by the last segment of the request path.
+// {path}blacklist/; any other path under {path} is not found, as in a
+// Django URLconf.
 func (s *SimpleJWT) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	endpoint := path(r.URL.Path)
+	endpoint, found := strings.CutPrefix(r.URL.Path, s.path)
 	var serve func(http.ResponseWriter, *http.Request, map[string]string)
 	fields := []string{"refresh"}
 	switch endpoint {
 	case "":
 		serve, fields = s.obtain, []string{"username", "password"}
-	case "refresh":
+	case "refresh/":
 		serve = s.refresh
-	case "verify":
+	case "verify/":
 		serve, fields = s.verify, []string{"token"}
-	case "blacklist":
+	case "blacklist/":
 		serve = s.blacklist
 	default:
+		found = false
+	}
+	if !found {
 		sjWrite(w, http.StatusNotFound, map[string]string{"detail": "Not found."})
 		return
 	}
@@ -82,20 +88,6 @@ func (s *SimpleJWT) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	serve(w, r, in)
-}
-
-// path is the endpoint of a request path: "" for {path}, else the last
-// segment before the closing slash ("refresh" for {path}refresh/).
-func path(p string) string {
-	p = strings.TrimSuffix(p, "/")
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		p = p[i+1:]
-	}
-	switch p {
-	case "refresh", "verify", "blacklist":
-		return p
-	}
-	return ""
 }
 
 // statusWriter remembers the status of an answer, for the metrics.

@@ -336,8 +336,8 @@ func TestSimpleJWTBadCredentials(t *testing.T) {
 }
 
 // TestSimpleJWTRequests: the request checks of Django REST framework, in
-// its shapes: missing and blank fields, form bodies, content types and
-// methods.
+// its shapes: missing and blank fields, form bodies, content types,
+// methods and paths.
 func TestSimpleJWTRequests(t *testing.T) {
 	ti, _ := startCompat(t)
 	ti.createUser(t, "alice", "alice's password")
@@ -381,6 +381,15 @@ func TestSimpleJWTRequests(t *testing.T) {
 			for _, method := range []string{"GET", "PUT", "DELETE", "OPTIONS"} {
 				ti.sjSend(t, method, sub, "", "").check(t, method+" "+sub, 405, `{"detail":"Method \"`+method+`\" not allowed."}`)
 			}
+		}
+	})
+
+	// Only the four endpoints are under the path, as in SimpleJWT's
+	// URLconf; not a login at any other path below it.
+	t.Run("paths", func(t *testing.T) {
+		for _, sub := range []string{"obtain/", "foo/refresh/", "refresh/verify/", "token/", "verify/x", "refresh"} {
+			r := ti.sjPost(t, sub, map[string]any{"username": "alice", "password": "alice's password", "refresh": "x", "token": "x"})
+			r.check(t, "POST /api/token/"+sub, 404, `{"detail":"Not found."}`)
 		}
 	})
 
@@ -444,5 +453,23 @@ func TestSimpleJWTOff(t *testing.T) {
 	var m map[string]any
 	if r.status != 404 || json.Unmarshal(r.body, &m) != nil || m["error"] != "not_found" {
 		t.Errorf("POST /api/token/ with the compat endpoints off: %d %s, want the catch-all 404", r.status, r.body)
+	}
+}
+
+// TestSimpleJWTPath: simplejwt_path moves the endpoints; the default path
+// is then nobody's.
+func TestSimpleJWTPath(t *testing.T) {
+	ti, _ := startCompat(t, func(c *config.Config) { c.SimpleJWTPath = "/auth/jwt/" })
+	ti.createUser(t, "alice", "alice's password")
+	body := `{"username":"alice","password":"alice's password"}`
+	req, _ := http.NewRequest("POST", ti.base+"/auth/jwt/", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if resp, m := ti.do(t, req); resp.StatusCode != 200 || m["access"] == nil {
+		t.Errorf("login at /auth/jwt/: %d %v", resp.StatusCode, m)
+	}
+	r := ti.sjSend(t, "POST", "", "application/json", body)
+	var m map[string]any
+	if r.status != 404 || json.Unmarshal(r.body, &m) != nil || m["error"] != "not_found" {
+		t.Errorf("POST /api/token/ with simplejwt_path /auth/jwt/: %d %s, want the catch-all 404", r.status, r.body)
 	}
 }
