@@ -47,6 +47,7 @@ const (
 	sjInvalidToken = "Token is invalid or expired"
 	sjRequired     = "This field is required."
 	sjBlank        = "This field may not be blank."
+	sjNull         = "This field may not be null."
 )
 
 // ServeHTTP routes POST {path}, {path}refresh/, {path}verify/ and
@@ -137,8 +138,8 @@ type sjProblem struct {
 }
 
 // read reads the request body (JSON, or a form as DRF also accepts) and
-// returns the string fields named; a missing or blank one is a 400 in
-// DRF's shape, naming every such field.
+// returns the string fields named; a missing, null or blank one is a 400
+// in DRF's shape, naming every such field.
 func (s *SimpleJWT) read(w http.ResponseWriter, r *http.Request, fields []string) (map[string]string, *sjProblem) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.h.cfg.MaxBodyBytes))
 	if err != nil {
@@ -169,9 +170,14 @@ func (s *SimpleJWT) read(w http.ResponseWriter, r *http.Request, fields []string
 	in := make(map[string]string, len(fields))
 	errs := map[string][]string{}
 	for _, f := range fields {
-		switch v := values[f].(type) {
+		v, present := values[f]
+		switch v := v.(type) {
 		case nil:
-			errs[f] = []string{sjRequired}
+			if present {
+				errs[f] = []string{sjNull} // JSON null
+			} else {
+				errs[f] = []string{sjRequired}
+			}
 		case string:
 			if strings.TrimSpace(v) == "" {
 				errs[f] = []string{sjBlank}

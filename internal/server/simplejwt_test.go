@@ -336,7 +336,7 @@ func TestSimpleJWTBadCredentials(t *testing.T) {
 }
 
 // TestSimpleJWTRequests: the request checks of Django REST framework, in
-// its shapes: missing and blank fields, form bodies, content types,
+// its shapes: missing, blank and null fields, form bodies, content types,
 // methods and paths.
 func TestSimpleJWTRequests(t *testing.T) {
 	ti, _ := startCompat(t)
@@ -350,6 +350,7 @@ func TestSimpleJWTRequests(t *testing.T) {
 		{"login without fields", "", `{}`, 400, `{"username":` + required + `,"password":` + required + `}`},
 		{"login without password", "", `{"username":"alice"}`, 400, `{"password":` + required + `}`},
 		{"login with blank fields", "", `{"username":"","password":"  "}`, 400, `{"username":` + blank + `,"password":` + blank + `}`},
+		{"login with a null username", "", `{"username":null,"password":"x"}`, 400, `{"username":["This field may not be null."]}`},
 		{"login with a list", "", `{"username":["alice"],"password":"x"}`, 400, `{"username":["Not a valid string."]}`},
 		{"refresh without a token", "refresh/", `{}`, 400, `{"refresh":` + required + `}`},
 		{"refresh with a blank token", "refresh/", `{"refresh":""}`, 400, `{"refresh":` + blank + `}`},
