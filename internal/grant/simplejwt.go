@@ -74,7 +74,9 @@ func (s *SimpleJWT) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST, OPTIONS")
+		// DRF's views also answer OPTIONS; these do not, so they do not
+		// advertise it (RFC 9110 §10.2.1).
+		w.Header().Set("Allow", "POST")
 		sjWrite(w, http.StatusMethodNotAllowed, map[string]string{"detail": `Method "` + methodName(r.Method) + `" not allowed.`})
 		return
 	}

@@ -380,7 +380,11 @@ func TestSimpleJWTRequests(t *testing.T) {
 	t.Run("methods", func(t *testing.T) {
 		for _, sub := range []string{"", "refresh/", "verify/", "blacklist/"} {
 			for _, method := range []string{"GET", "PUT", "DELETE", "OPTIONS"} {
-				ti.sjSend(t, method, sub, "", "").check(t, method+" "+sub, 405, `{"detail":"Method \"`+method+`\" not allowed."}`)
+				r := ti.sjSend(t, method, sub, "", "")
+				r.check(t, method+" "+sub, 405, `{"detail":"Method \"`+method+`\" not allowed."}`)
+				if allow := r.header.Get("Allow"); allow != "POST" {
+					t.Errorf("%s %s: Allow %q, want POST: the only method answered", method, sub, allow)
+				}
 			}
 		}
 	})
