@@ -186,7 +186,7 @@ func TestSimpleJWTLogin(t *testing.T) {
 	}
 }
 
-// TestSimpleJWTSimpleJWTClaimNames: simplejwt_user_id_claim renames the
+// TestSimpleJWTUserIDClaim: simplejwt_user_id_claim renames the
 // user id claim (SimpleJWT's USER_ID_CLAIM).
 func TestSimpleJWTUserIDClaim(t *testing.T) {
 	ti, _ := startCompat(t, func(c *config.Config) { c.SimpleJWTUserIDClaim = "uid" })
@@ -406,9 +406,8 @@ func TestSimpleJWTRequests(t *testing.T) {
 func TestSimpleJWTAddressLimit(t *testing.T) {
 	ti, _ := startCompat(t, func(c *config.Config) { c.PasswordFailuresPerAddress = 3 })
 	ti.createUser(t, "alice", "alice's password")
-	for i := range 3 {
+	for range 3 {
 		ti.sjPost(t, "", map[string]any{"username": "alice", "password": "guess"}).check(t, "failure", 401, sjNoAccount)
-		_ = i
 	}
 	r := ti.sjPost(t, "", map[string]any{"username": "alice", "password": "alice's password"})
 	var m map[string]string
