@@ -1,18 +1,22 @@
 // Package djangotest runs real Django for tests that check compatibility
-// with what Django writes: its password hashes and the JSON of
-// `manage.py dumpdata`.
+// with what Django writes — its password hashes and the JSON of
+// `manage.py dumpdata` — and with what it reads: a Django REST framework
+// resource server running SimpleJWT that verifies the issuer's tokens.
 //
 // It runs Debian's Python (/usr/bin/python3, or the interpreter named by
 // ISSUER_TEST_PYTHON) with Debian's python3-django, python3-argon2 and
-// python3-bcrypt, which scripts/test-deps.sh installs. A test that needs
-// them fails, rather than skips, when they are missing. Debian's Python is
-// named rather than the first python3 on PATH because a Python installed
-// apart (pyenv, a virtualenv) does not see Debian's packages.
+// python3-bcrypt, and for SimpleJWT python3-djangorestframework,
+// python3-djangorestframework-simplejwt, python3-jwt and
+// python3-cryptography, which scripts/test-deps.sh installs. A test that
+// needs them fails, rather than skips, when they are missing. Debian's
+// Python is named rather than the first python3 on PATH because a Python
+// installed apart (pyenv, a virtualenv) does not see Debian's packages.
 package djangotest
 
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +68,51 @@ func Python(t testing.TB) string {
 	}
 	return python
 }
+
+// simpleJWTCheck imports what a SimpleJWT resource server with JWK_URL
+// needs: without PyJWT's JWK client SimpleJWT silently ignores JWK_URL,
+// and without cryptography it has no RS256 or ES256.
+const simpleJWTCheck = `import django, rest_framework, rest_framework_simplejwt, cryptography
+from jwt import PyJWKClient
+from importlib.metadata import version
+print(version("djangorestframework-simplejwt"))`
+
+var checkSimpleJWT = sync.OnceValues(func() (string, error) {
+	python, err := checkPython()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "-c", simpleJWTCheck)
+	cmd.Env = environ()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%s cannot import Django REST framework, SimpleJWT, PyJWT's JWK client and cryptography (%v: %s); "+
+			"run scripts/test-deps.sh, which installs Debian's python3-djangorestframework, python3-djangorestframework-simplejwt, "+
+			"python3-jwt and python3-cryptography", python, err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+})
+
+// SimpleJWT returns the path of a Python that runs a Django REST framework
+// resource server with SimpleJWT verifying RS256 and ES256 tokens against
+// a JWK_URL, and the version of SimpleJWT it has. It fails t if there is
+// none.
+func SimpleJWT(t testing.TB) (python, version string) {
+	t.Helper()
+	python = Python(t)
+	version, err := checkSimpleJWT()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return python, version
+}
+
+// Environ returns the environment for a Python program that a test starts
+// itself, such as a server: the test's, less the variables that would
+// point Python at other packages or another project.
+func Environ() []string { return environ() }
 
 // Run runs the Python program script with stdin as its standard input and
 // returns its standard output. It fails t if the program fails.

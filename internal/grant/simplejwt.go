@@ -30,13 +30,15 @@ import (
 type SimpleJWT struct {
 	h        *Handler
 	clientID string
+	path     string
 }
 
 // SimpleJWT returns the SimpleJWT-compatible endpoints, issuing to the
-// client clientID. It needs the password grant (Config.Users and
+// client clientID and served under path (which ends with a slash, such as
+// /api/token/). It needs the password grant (Config.Users and
 // Config.Passwords).
-func (h *Handler) SimpleJWT(clientID string) *SimpleJWT {
-	return &SimpleJWT{h: h, clientID: clientID}
+func (h *Handler) SimpleJWT(clientID, path string) *SimpleJWT {
+	return &SimpleJWT{h: h, clientID: clientID, path: path}
 }
 
 // SimpleJWT's answers (rest_framework_simplejwt, its default messages).
@@ -45,29 +47,36 @@ const (
 	sjInvalidToken = "Token is invalid or expired"
 	sjRequired     = "This field is required."
 	sjBlank        = "This field may not be blank."
+	sjNull         = "This field may not be null."
 )
 
 // ServeHTTP routes POST {path}, {path}refresh/, {path}verify/ and
-// {path}blacklist/ by the last segment of the request path.
+// {path}blacklist/; any other path under {path} is not found, as in a
+// Django URLconf.
 func (s *SimpleJWT) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	endpoint := path(r.URL.Path)
+	endpoint, found := strings.CutPrefix(r.URL.Path, s.path)
 	var serve func(http.ResponseWriter, *http.Request, map[string]string)
 	fields := []string{"refresh"}
 	switch endpoint {
 	case "":
 		serve, fields = s.obtain, []string{"username", "password"}
-	case "refresh":
+	case "refresh/":
 		serve = s.refresh
-	case "verify":
+	case "verify/":
 		serve, fields = s.verify, []string{"token"}
-	case "blacklist":
+	case "blacklist/":
 		serve = s.blacklist
 	default:
+		found = false
+	}
+	if !found {
 		sjWrite(w, http.StatusNotFound, map[string]string{"detail": "Not found."})
 		return
 	}
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST, OPTIONS")
+		// DRF's views also answer OPTIONS; these do not, so they do not
+		// advertise it (RFC 9110 §10.2.1).
+		w.Header().Set("Allow", "POST")
 		sjWrite(w, http.StatusMethodNotAllowed, map[string]string{"detail": `Method "` + methodName(r.Method) + `" not allowed.`})
 		return
 	}
@@ -82,20 +91,6 @@ func (s *SimpleJWT) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	serve(w, r, in)
-}
-
-// path is the endpoint of a request path: "" for {path}, else the last
-// segment before the closing slash ("refresh" for {path}refresh/).
-func path(p string) string {
-	p = strings.TrimSuffix(p, "/")
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		p = p[i+1:]
-	}
-	switch p {
-	case "refresh", "verify", "blacklist":
-		return p
-	}
-	return ""
 }
 
 // statusWriter remembers the status of an answer, for the metrics.
@@ -145,8 +140,8 @@ type sjProblem struct {
 }
 
 // read reads the request body (JSON, or a form as DRF also accepts) and
-// returns the string fields named; a missing or blank one is a 400 in
-// DRF's shape, naming every such field.
+// returns the string fields named; a missing, null or blank one is a 400
+// in DRF's shape, naming every such field.
 func (s *SimpleJWT) read(w http.ResponseWriter, r *http.Request, fields []string) (map[string]string, *sjProblem) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.h.cfg.MaxBodyBytes))
 	if err != nil {
@@ -177,9 +172,14 @@ func (s *SimpleJWT) read(w http.ResponseWriter, r *http.Request, fields []string
 	in := make(map[string]string, len(fields))
 	errs := map[string][]string{}
 	for _, f := range fields {
-		switch v := values[f].(type) {
+		v, present := values[f]
+		switch v := v.(type) {
 		case nil:
-			errs[f] = []string{sjRequired}
+			if present {
+				errs[f] = []string{sjNull} // JSON null
+			} else {
+				errs[f] = []string{sjRequired}
+			}
 		case string:
 			if strings.TrimSpace(v) == "" {
 				errs[f] = []string{sjBlank}

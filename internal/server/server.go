@@ -57,7 +57,7 @@ type Server struct {
 	handler   *Handler
 	store     store.Store // instrumented with metrics
 	keys      *keys.Keys
-	storeName string           // "embedded" or "redis", for the start-up line
+	storeName string // "embedded" or "redis", for the start-up line
 	limiter   *ratelimit.Limiter
 	counter   *ratelimit.Redis // the limiter's Redis counter; nil when it counts in memory
 	stop      context.CancelFunc
@@ -153,7 +153,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	tokens := grant.New(gc, s.store, s.keys, hasher, log)
 	var compat http.Handler
 	if cfg.SimpleJWTCompat {
-		compat = tokens.SimpleJWT(cfg.SimpleJWTClientID)
+		compat = tokens.SimpleJWT(cfg.SimpleJWTClientID, cfg.SimpleJWTPath)
 	}
 	var adm http.Handler
 	if cfg.AdminToken != "" {
