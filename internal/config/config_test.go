@@ -469,7 +469,7 @@ func TestValidate(t *testing.T) {
 		{"log level", func(c *Config) { c.LogLevel = "verbose" }, `ISSUER_LOG_LEVEL (log_level): "verbose" is not a log level; use one of debug, info, warn, error`},
 		{"password grant on", func(c *Config) { c.PasswordGrant = true }, ""},
 		{"weak argon2 memory", func(c *Config) { c.PasswordHashMemoryKiB = 4096 }, `ISSUER_PASSWORD_HASH_MEMORY_KIB (password_hash_memory_kib): 4096 is out of range; use 19456 (19 MiB, the argon2id minimum) to 262144 (256 MiB)`},
-		{"too much argon2 work", func(c *Config) { c.PasswordHashMemoryKiB, c.PasswordHashIterations = 200 << 10, 8 }, `ISSUER_PASSWORD_HASH_ITERATIONS (password_hash_iterations): 8 passes over 204800 KiB are 1638400 KiB of work, above 1048576 (1 GiB): a login would take seconds; lower one of them`},
+		{"too much argon2 work", func(c *Config) { c.PasswordHashMemoryKiB, c.PasswordHashIterations = 200<<10, 8 }, `ISSUER_PASSWORD_HASH_ITERATIONS (password_hash_iterations): 8 passes over 204800 KiB are 1638400 KiB of work, above 1048576 (1 GiB): a login would take seconds; lower one of them`},
 		{"one argon2 pass", func(c *Config) { c.PasswordHashIterations = 1 }, `ISSUER_PASSWORD_HASH_ITERATIONS (password_hash_iterations): 1 is out of range; use 2 to 10`},
 		{"negative hash concurrency", func(c *Config) { c.PasswordHashConcurrency = -1 }, `ISSUER_PASSWORD_HASH_CONCURRENCY (password_hash_concurrency): -1 is out of range; use 0 (the number of CPUs) to 1024`},
 		{"short password window", func(c *Config) { c.PasswordFailureWindow = time.Second }, `ISSUER_PASSWORD_FAILURE_WINDOW (password_failure_window): 1s is out of range; use 1m to 24h, such as 15m`},

@@ -10,7 +10,7 @@ import (
 
 // Limits of the password-grant settings.
 const (
-	minPasswordHashMemoryKiB   = 19456 // 19 MiB: OWASP's minimum for argon2id with t=2, p=1
+	minPasswordHashMemoryKiB   = 19456     // 19 MiB: OWASP's minimum for argon2id with t=2, p=1
 	maxPasswordHashMemoryKiB   = 256 << 10 // the bounds internal/password accepts from a stored hash
 	minPasswordHashIterations  = 2
 	maxPasswordHashIterations  = 10
