@@ -102,7 +102,8 @@ func TestRequestAndTokenMetrics(t *testing.T) {
 	m.ObserveRequest("/oauth2/token", "POST", 200, 3*time.Millisecond)
 	m.ObserveRequest("/oauth2/token", "BREW", 405, time.Millisecond)
 	m.TokenRequest("client_credentials", "success")
-	m.TokenRequest("password", "unsupported_grant_type")
+	m.TokenRequest("authorization_code", "unsupported_grant_type")
+	m.TokenRequest("password", "invalid_grant")
 	m.TokenRequest("", "invalid_request")
 	m.Limited("quota")
 	fams := scrape(t, m)
@@ -115,6 +116,7 @@ func TestRequestAndTokenMetrics(t *testing.T) {
 		{"issuer_http_request_duration_seconds", map[string]string{"endpoint": "/oauth2/token", "method": "other", "code": "405"}, 1},
 		{"issuer_token_requests_total", map[string]string{"grant_type": "client_credentials", "outcome": "success"}, 1},
 		{"issuer_token_requests_total", map[string]string{"grant_type": "other", "outcome": "unsupported_grant_type"}, 1},
+		{"issuer_token_requests_total", map[string]string{"grant_type": "password", "outcome": "invalid_grant"}, 1},
 		{"issuer_token_requests_total", map[string]string{"grant_type": "other", "outcome": "invalid_request"}, 1},
 		{"issuer_rate_limited_total", map[string]string{"limit": "quota"}, 1},
 		{"issuer_build_info", map[string]string{"version": "v1.2.3"}, 1},
