@@ -38,6 +38,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 10s ./verify
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime 10s ./internal/jsonenc
 	$(GO) test -run '^$$' -fuzz '^FuzzWriteToken$$' -fuzztime 10s ./internal/grant
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDjango$$' -fuzztime 10s ./internal/userimport
+	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime 10s ./internal/password
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

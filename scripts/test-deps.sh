@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh machine: staticcheck (Go
-# module proxy), redis-server and redis-cli (Debian), nginx (Debian), Node.js
-# and the npm packages of the interop check.
+# module proxy), redis-server and redis-cli (Debian), nginx (Debian), Django
+# with its Argon2 and bcrypt hashers, Django REST framework and SimpleJWT
+# (Debian), Node.js and the npm packages of the interop check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,18 @@ fi
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   echo "test-deps: installing nginx (the deployment test runs a real one)"
   apt_install nginx
+fi
+
+# The password tests check hashes and dumpdata output made by real Django,
+# and the SimpleJWT test runs a Django REST framework resource server with
+# SimpleJWT that verifies the issuer's tokens through its JWKS (PyJWT's JWK
+# client, cryptography for RS256 and ES256), all run by Debian's Python
+# (internal/djangotest): a Python installed apart, such as pyenv's first on
+# PATH, does not see Debian's packages.
+if ! /usr/bin/python3 -c 'import django, argon2, bcrypt, rest_framework, rest_framework_simplejwt, cryptography; from jwt import PyJWKClient' 2>/dev/null; then
+  echo "test-deps: installing Django, its hashers, Django REST framework and SimpleJWT (the password and SimpleJWT tests run them)"
+  apt_install python3-django python3-argon2 python3-bcrypt \
+    python3-djangorestframework python3-djangorestframework-simplejwt python3-jwt python3-cryptography
 fi
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

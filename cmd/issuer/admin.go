@@ -1,12 +1,13 @@
 package main
 
-// The admin commands' dispatch: `issuer clients …` and `issuer keys …` call
-// the admin API of a running issuer (README, "Admin API") through
-// adminapi.Client with the admin bearer token. Each subcommand has its own
-// flag.FlagSet, so flags follow the subcommand; a positional ID (a client
-// ID, a kid) may come before or after the flags. The subcommands themselves
-// are in clients.go and keys.go; explain.go turns failures into sentences
-// that say what to fix.
+// The admin commands' dispatch: `issuer clients …`, `issuer keys …` and
+// `issuer users …` call the admin API of a running issuer (README, "Admin
+// API and CLI") through adminapi.Client with the admin bearer token. Each
+// subcommand has its own flag.FlagSet, so flags follow the subcommand; a
+// positional argument (a client ID, a kid, a username, a file) may come
+// before or after the flags. The subcommands themselves are in clients.go,
+// keys.go and users.go; explain.go turns failures into sentences that say
+// what to fix.
 
 import (
 	"bytes"
@@ -31,19 +32,27 @@ const (
 
 // runClients implements `issuer clients SUBCOMMAND [flags]`; it returns the process exit code.
 func runClients(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	return clientsGroup.run(ctx, args, getenv, stdout, stderr)
+	return clientsGroup.run(ctx, args, getenv, nil, stdout, stderr)
 }
 
 // runKeys implements `issuer keys list|rotate|revoke|secret [flags]`.
 func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	return keysGroup.run(ctx, args, getenv, stdout, stderr)
+	return keysGroup.run(ctx, args, getenv, nil, stdout, stderr)
 }
 
-// adminGroup is `issuer clients` or `issuer keys`: a set of subcommands.
+// runUsers implements `issuer users SUBCOMMAND [flags]`. stdin carries a
+// password (--password-stdin) or a dump to import (import -).
+func runUsers(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return usersGroup.run(ctx, args, getenv, stdin, stdout, stderr)
+}
+
+// adminGroup is `issuer clients`, `issuer keys` or `issuer users`: a set of
+// subcommands.
 type adminGroup struct {
 	name     string // "clients"
 	doc      string // one sentence for the usage
 	idName   string // what the positional ID is: "client ID", "kid"
+	idArg    string // how the usage shows the ID: "ID" when empty
 	commands []adminCommand
 }
 
@@ -52,14 +61,32 @@ type adminCommand struct {
 	name     string // "rotate-secret"
 	synopsis string // flags shown after the name (and ID) in the usage line
 	summary  string // one line in the group's usage
-	takesID  bool   // exactly one positional ID
+	takesID  bool   // exactly one positional argument: an ID, or arg
+	// arg, when set, is how the usage shows a positional argument that is
+	// not the ID of an existing item ("FILE", or the USERNAME of a new
+	// user); its messages then do not point at the list subcommand.
+	arg string
 	// bind registers the subcommand's own flags on fs and returns the function
 	// that runs the subcommand once the flags are parsed.
 	bind func(fs *flag.FlagSet) runFunc
 }
 
-// runFunc runs a subcommand against the admin API. id is the positional client
-// ID for subcommands that take one. A usageError result exits with code 2.
+// positional returns how the usage shows c's positional argument, what
+// messages call it, and where to find one ("" for nowhere).
+func (g adminGroup) positional(c adminCommand) (arg, name, hint string) {
+	if c.arg != "" {
+		return c.arg, strings.ToLower(c.arg), ""
+	}
+	arg = g.idArg
+	if arg == "" {
+		arg = "ID"
+	}
+	return arg, g.idName, fmt.Sprintf("\"issuer %s list\" shows them", g.name)
+}
+
+// runFunc runs a subcommand against the admin API. id is the positional
+// argument for subcommands that take one. A usageError result exits with
+// code 2.
 type runFunc func(ctx context.Context, a *adminCLI, id string) error
 
 // usageError is a mistake in the command line: it is printed with the usage
@@ -72,7 +99,9 @@ func usageErrorf(format string, args ...any) error {
 	return usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-func (g adminGroup) run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+// run runs the subcommand of args. stdin may be nil for a group whose
+// subcommands read nothing from it.
+func (g adminGroup) run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintf(stderr, "issuer: missing subcommand for \"issuer %s\"\n", g.name)
 		g.usage(stderr)
@@ -85,7 +114,7 @@ func (g adminGroup) run(ctx context.Context, args []string, getenv func(string) 
 	}
 	for _, c := range g.commands {
 		if c.name == args[0] {
-			return g.runCommand(ctx, c, args[1:], getenv, stdout, stderr)
+			return g.runCommand(ctx, c, args[1:], getenv, stdin, stdout, stderr)
 		}
 	}
 	if strings.HasPrefix(args[0], "-") {
@@ -103,7 +132,8 @@ func (g adminGroup) usage(w io.Writer) {
 	for _, c := range g.commands {
 		name := c.name
 		if c.takesID {
-			name += " ID"
+			arg, _, _ := g.positional(c)
+			name += " " + arg
 		}
 		fmt.Fprintf(tw, "  %s\t%s\n", name, c.summary)
 	}
@@ -117,16 +147,17 @@ const commonFlagsHelp = `  --url URL            base URL of the issuer (default 
   --timeout DURATION   give up after this long (default 10s)
 `
 
-func (g adminGroup) runCommand(ctx context.Context, c adminCommand, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func (g adminGroup) runCommand(ctx context.Context, c adminCommand, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("issuer "+g.name+" "+c.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var common commonFlags
 	common.register(fs)
 	run := c.bind(fs)
+	arg, argName, hint := g.positional(c)
 	fs.Usage = func() {
 		line := "issuer " + g.name + " " + c.name
 		if c.takesID {
-			line += " ID"
+			line += " " + arg
 		}
 		if c.synopsis != "" {
 			line += " " + c.synopsis
@@ -150,18 +181,26 @@ func (g adminGroup) runCommand(ctx context.Context, c adminCommand, args []strin
 	var id string
 	if c.takesID {
 		if len(pos) == 0 {
-			return usageFail(usageErrorf("missing %s: run \"issuer %s %s ID\"; \"issuer %s list\" shows them", g.idName, g.name, c.name, g.name))
+			msg := fmt.Sprintf("missing %s: run \"issuer %s %s %s\"", argName, g.name, c.name, arg)
+			if hint != "" {
+				msg += "; " + hint
+			}
+			return usageFail(usageError{msg})
 		}
 		id, pos = pos[0], pos[1:]
 		if id == "" || id == "." || id == ".." {
-			return usageFail(usageErrorf("invalid %s %q: \"issuer %s list\" shows them", g.idName, id, g.name))
+			msg := fmt.Sprintf("invalid %s %q", argName, id)
+			if hint != "" {
+				msg += ": " + hint
+			}
+			return usageFail(usageError{msg})
 		}
 	}
 	if len(pos) > 0 {
 		return usageFail(usageErrorf("unexpected argument %q", pos[0]))
 	}
 
-	a, err := common.resolve(getenv, stdout, stderr)
+	a, err := common.resolve(getenv, stdin, stdout, stderr)
 	if err != nil {
 		return usageFail(err)
 	}
@@ -224,7 +263,7 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 // resolve applies the environment defaults and checks the flags. A missing
 // admin token is reported by the first request, after the subcommand has
 // checked its own flags.
-func (c *commonFlags) resolve(getenv func(string) string, stdout, stderr io.Writer) (*adminCLI, error) {
+func (c *commonFlags) resolve(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) (*adminCLI, error) {
 	raw, source := c.url, "--url"
 	if raw == "" {
 		raw, source = getenv("ISSUER_URL"), "ISSUER_URL"
@@ -251,6 +290,7 @@ func (c *commonFlags) resolve(getenv func(string) string, stdout, stderr io.Writ
 		where:   u.Redacted(),
 		json:    c.json,
 		timeout: c.timeout,
+		stdin:   stdin,
 		stdout:  stdout,
 		stderr:  stderr,
 	}, nil
@@ -262,6 +302,7 @@ type adminCLI struct {
 	where   string // the issuer's URL, for messages
 	json    bool
 	timeout time.Duration
+	stdin   io.Reader // nil for the groups that read nothing from it
 	stdout  io.Writer
 	stderr  io.Writer
 }

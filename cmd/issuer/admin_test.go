@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -83,6 +84,20 @@ func requestBody(t *testing.T, ts *testServer, key string) map[string]any {
 	var m map[string]any
 	if err := json.Unmarshal(ts.body(key), &m); err != nil {
 		t.Fatalf("body of %s: %v", key, err)
+	}
+	return m
+}
+
+// changed returns a copy of the JSON object base with the members of
+// changes set, or removed where they are nil.
+func changed(base, changes map[string]any) map[string]any {
+	m := maps.Clone(base)
+	for k, v := range changes {
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
 	}
 	return m
 }
@@ -269,16 +284,7 @@ func TestClientsUpdate(t *testing.T) {
 		"token_endpoint_auth_method": "client_secret_basic",
 		"introspect_all":             false,
 	}
-	with := func(changes map[string]any) map[string]any {
-		m := map[string]any{}
-		for k, v := range base {
-			m[k] = v
-		}
-		for k, v := range changes {
-			m[k] = v
-		}
-		return m
-	}
+	with := func(changes map[string]any) map[string]any { return changed(base, changes) }
 	tests := []struct {
 		name     string
 		args     []string
@@ -797,24 +803,32 @@ func TestErrors(t *testing.T) {
 				ts.log()
 			}
 			res := runCLI(t, tt.run, env, args...)
-			if res.code != tt.wantCode {
-				t.Errorf("exit code = %d, want %d; stderr:\n%s", res.code, tt.wantCode, res.stderr)
-			}
-			if res.stdout != "" {
-				t.Errorf("stdout = %q, want nothing", res.stdout)
-			}
-			for _, want := range tt.wantStderr {
-				if !strings.Contains(res.stderr, want) {
-					t.Errorf("stderr =\n%s\nwant it to contain %q", res.stderr, want)
-				}
-			}
-			if tt.wantCode == 1 && strings.Count(res.stderr, "\n") != 1 {
-				t.Errorf("stderr =\n%s\nwant one line", res.stderr)
-			}
-			if got := ts.log(); tt.wantNoReqs && len(got) > 0 {
-				t.Errorf("requests = %q, want none", got)
-			}
+			checkFailure(t, ts, res, tt.wantCode, tt.wantStderr, tt.wantNoReqs)
 		})
+	}
+}
+
+// checkFailure checks a CLI call that must fail: its exit code, nothing on
+// stdout, stderr holding each of wantStderr (one line when the code is 1),
+// and, with wantNoReqs, no request to ts.
+func checkFailure(t *testing.T, ts *testServer, res cliResult, wantCode int, wantStderr []string, wantNoReqs bool) {
+	t.Helper()
+	if res.code != wantCode {
+		t.Errorf("exit code = %d, want %d; stderr:\n%s", res.code, wantCode, res.stderr)
+	}
+	if res.stdout != "" {
+		t.Errorf("stdout = %q, want nothing", res.stdout)
+	}
+	for _, want := range wantStderr {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("stderr =\n%s\nwant it to contain %q", res.stderr, want)
+		}
+	}
+	if wantCode == 1 && strings.Count(res.stderr, "\n") != 1 {
+		t.Errorf("stderr =\n%s\nwant one line", res.stderr)
+	}
+	if got := ts.log(); wantNoReqs && len(got) > 0 {
+		t.Errorf("requests = %q, want none", got)
 	}
 }
 

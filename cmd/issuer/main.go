@@ -24,6 +24,9 @@ Usage:
                                    (create, list, get, update, rotate-secret, delete)
   issuer keys SUBCOMMAND           manage signing keys through the admin API
                                    (list, rotate, revoke, secret)
+  issuer users SUBCOMMAND          manage password-grant users through the admin API
+                                   (create, list, get, update, set-password, unlock,
+                                   delete, import)
   issuer healthcheck [--config F]  exit 0 when the local server is ready
   issuer version                   print the version
 
@@ -33,13 +36,14 @@ ISSUER_ADMIN_TOKEN). Run 'issuer SUBCOMMAND --help' for its flags.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-// run dispatches a command line and returns the exit code.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+// run dispatches a command line and returns the exit code. Only `issuer
+// users` reads stdin (a password, a dump to import).
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -51,6 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runClients(ctx, args[1:], getenv, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, args[1:], getenv, stdout, stderr)
+	case "users":
+		return runUsers(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":

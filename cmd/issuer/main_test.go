@@ -26,7 +26,7 @@ func TestCLIAgainstServer(t *testing.T) {
 	env := ts.env()
 	cli := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
-		code := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
+		code := run(context.Background(), args, func(k string) string { return env[k] }, nil, &out, &errb)
 		return code, out.String(), errb.String()
 	}
 	code, out, stderr := cli("clients", "create", "--name", "billing", "--scope", "read write", "--audience", "https://api.example", "--json")
@@ -91,10 +91,10 @@ func TestServeCommand(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		var logs testutil.Buffer
 		done := make(chan int)
-		go func() { done <- run(ctx, []string{"serve"}, getenv, &logs, &logs) }()
+		go func() { done <- run(ctx, []string{"serve"}, getenv, nil, &logs, &logs) }()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			if code := run(context.Background(), []string{"healthcheck"}, getenv, io.Discard, io.Discard); code == 0 {
+			if code := run(context.Background(), []string{"healthcheck"}, getenv, nil, io.Discard, io.Discard); code == 0 {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -128,14 +128,14 @@ func TestServeCommand(t *testing.T) {
 	stop := start()
 	first := kid()
 	var out bytes.Buffer
-	if code := run(context.Background(), []string{"clients", "create", "--name", "a", "--audience", "https://api", "--json"}, getenv, &out, io.Discard); code != 0 {
+	if code := run(context.Background(), []string{"clients", "create", "--name", "a", "--audience", "https://api", "--json"}, getenv, nil, &out, io.Discard); code != 0 {
 		t.Fatalf("clients create: %d", code)
 	}
 	logs := stop()
 	if !strings.Contains(logs, `"msg":"issuer started"`) {
 		t.Errorf("no JSON start-up log line: %s", logs)
 	}
-	if code := run(context.Background(), []string{"healthcheck"}, getenv, io.Discard, io.Discard); code == 0 {
+	if code := run(context.Background(), []string{"healthcheck"}, getenv, nil, io.Discard, io.Discard); code == 0 {
 		t.Error("healthcheck succeeded with the server stopped")
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "data", "issuer.secret")); err != nil || fi.Mode().Perm() != 0o600 {
@@ -176,7 +176,7 @@ func TestServeBadConfig(t *testing.T) {
 		var out, errb bytes.Buffer
 		tc.env["ISSUER_DATA_DIR"] = t.TempDir()
 		tc.env["ISSUER_ADDR"] = testutil.FreeAddr(t)
-		code := run(context.Background(), []string{"serve"}, func(k string) string { return tc.env[k] }, &out, &errb)
+		code := run(context.Background(), []string{"serve"}, func(k string) string { return tc.env[k] }, nil, &out, &errb)
 		if code == 0 || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want non-zero and a line naming %s", tc.env, code, errb.String(), tc.want)
 		}
@@ -185,7 +185,7 @@ func TestServeBadConfig(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	var out bytes.Buffer
-	if code := run(context.Background(), []string{"version"}, os.Getenv, &out, io.Discard); code != 0 || !strings.HasPrefix(out.String(), "issuer ") {
+	if code := run(context.Background(), []string{"version"}, os.Getenv, nil, &out, io.Discard); code != 0 || !strings.HasPrefix(out.String(), "issuer ") {
 		t.Errorf("version: %d %q", code, out.String())
 	}
 }

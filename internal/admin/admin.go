@@ -1,7 +1,9 @@
 // Package admin implements the issuer's admin API: client registration in the
 // shape of RFC 7591 (with the management operations of RFC 7592 under
-// /admin/clients/{id}) and signing-key listing, rotation, revocation and
-// HS256 secret retrieval. Every call needs the admin bearer token.
+// /admin/clients/{id}), signing-key listing, rotation, revocation and
+// HS256 secret retrieval, and the users of the password grant (RFC 6749
+// §4.3) under /admin/users, with their import from Django. Every call needs
+// the admin bearer token.
 package admin
 
 import (
@@ -26,6 +28,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/store"
+	"github.com/issuer-oauth/issuer/internal/userimport"
 )
 
 // Store is the part of the store the admin API needs.
@@ -35,6 +38,13 @@ type Store interface {
 	ListClients(ctx context.Context) ([]store.Client, error)
 	UpdateClient(ctx context.Context, c store.Client) error
 	DeleteClient(ctx context.Context, id string) error
+
+	CreateUser(ctx context.Context, u store.User) error
+	GetUser(ctx context.Context, username string) (store.User, error)
+	ListUsers(ctx context.Context) ([]store.User, error)
+	UpdateUser(ctx context.Context, u store.User) (store.User, error)
+	SetUserPassword(ctx context.Context, username, hash string) (store.User, error)
+	DeleteUser(ctx context.Context, username string) error
 }
 
 // KeyManager lists, rotates and revokes signing keys (keys.Keys).
@@ -52,6 +62,19 @@ type Config struct {
 	Token string
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// PasswordGrant lets clients register the password grant.
+	PasswordGrant bool
+	// MaxImportBytes bounds the body of POST /admin/users/import, a
+	// Django dump; userimport.DefaultMaxBytes (64 MiB) when 0.
+	MaxImportBytes int64
+	// Passwords hashes the passwords that the users calls set; a
+	// password.Hasher with the default parameters when nil. Give the one
+	// the password grant uses, so that both share its bound on concurrent
+	// hash computations.
+	Passwords PasswordHasher
+	// Lockouts tells and clears the lockouts of usernames after failed
+	// logins; nil means that no username is ever locked.
+	Lockouts Lockouts
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 }
@@ -63,6 +86,8 @@ type Handler struct {
 	st        Store
 	keys      KeyManager
 	hasher    *secret.Hasher
+	passwords PasswordHasher
+	lockouts  Lockouts
 	log       *slog.Logger
 	mux       *http.ServeMux
 }
@@ -75,7 +100,17 @@ func New(cfg Config, st Store, km KeyManager, hasher *secret.Hasher, log *slog.L
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}
-	h := &Handler{tokenHash: sha256.Sum256([]byte(cfg.Token)), cfg: cfg, st: st, keys: km, hasher: hasher, log: log}
+	if cfg.MaxImportBytes <= 0 {
+		cfg.MaxImportBytes = userimport.DefaultMaxBytes
+	}
+	h := &Handler{tokenHash: sha256.Sum256([]byte(cfg.Token)), cfg: cfg, st: st, keys: km, hasher: hasher,
+		passwords: cfg.Passwords, lockouts: cfg.Lockouts, log: log}
+	if h.passwords == nil {
+		h.passwords = defaultPasswords()
+	}
+	if h.lockouts == nil {
+		h.lockouts = noLockouts{}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /admin/clients", h.createClient)
 	mux.HandleFunc("GET /admin/clients", h.listClients)
@@ -87,6 +122,7 @@ func New(cfg Config, st Store, km KeyManager, hasher *secret.Hasher, log *slog.L
 	mux.HandleFunc("POST /admin/keys/rotate", h.rotateKey)
 	mux.HandleFunc("DELETE /admin/keys/{kid}", h.revokeKey)
 	mux.HandleFunc("GET /admin/keys/{kid}/secret", h.keySecret)
+	h.userRoutes(mux)
 	mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no admin endpoint at this path")
 	})
@@ -132,8 +168,13 @@ func response(c store.Client, sec string) adminapi.ClientInfo {
 	}
 }
 
+// scopeSyntax says what a scope must look like (RFC 6749 §3.3).
+const scopeSyntax = "scope: scope tokens are space-separated printable ASCII without quotes or backslashes"
+
 // validate checks m and fills in defaults; the error text is for the admin.
-func validate(m *adminapi.ClientMetadata) error {
+// A client's grant_types is any non-empty subset of the enabled grants;
+// refresh_token only beside a grant that issues refresh tokens.
+func (h *Handler) validate(m *adminapi.ClientMetadata) error {
 	var problems []string
 	if len(m.ClientName) > 200 {
 		problems = append(problems, "client_name is longer than 200 characters")
@@ -141,18 +182,25 @@ func validate(m *adminapi.ClientMetadata) error {
 	if len(m.GrantTypes) == 0 {
 		m.GrantTypes = []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
 	}
+	enabled := []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
+	if h.cfg.PasswordGrant {
+		enabled = append(enabled, oauth.GrantPassword)
+	}
 	for _, g := range m.GrantTypes {
-		if g != oauth.GrantClientCredentials && g != oauth.GrantRefreshToken {
-			problems = append(problems, fmt.Sprintf("grant_types: %q is not supported; use client_credentials and refresh_token", g))
+		switch {
+		case g == oauth.GrantPassword && !slices.Contains(enabled, g):
+			problems = append(problems, "grant_types: \"password\" is off on this issuer; an operator turns it on with ISSUER_PASSWORD_GRANT=true (password_grant)")
+		case !slices.Contains(enabled, g):
+			problems = append(problems, fmt.Sprintf("grant_types: %q is not supported; use %s", g, strings.Join(enabled, ", ")))
 		}
 	}
 	m.GrantTypes = slices.Compact(slices.Sorted(slices.Values(m.GrantTypes)))
-	if !slices.Contains(m.GrantTypes, oauth.GrantClientCredentials) {
-		problems = append(problems, "grant_types must include client_credentials")
+	if !slices.Contains(m.GrantTypes, oauth.GrantClientCredentials) && !slices.Contains(m.GrantTypes, oauth.GrantPassword) {
+		problems = append(problems, "grant_types: refresh_token needs a grant that issues refresh tokens beside it: client_credentials or password")
 	}
 	scopes, ok := oauth.ParseScope(m.Scope)
 	if !ok {
-		problems = append(problems, "scope: scope tokens are space-separated printable ASCII without quotes or backslashes")
+		problems = append(problems, scopeSyntax)
 	}
 	m.Scope = strings.Join(scopes, " ")
 	var aud []string
@@ -187,7 +235,7 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.cfg.Now().UTC().Truncate(time.Millisecond)
-	id := newClientID()
+	id := newID()
 	sec := secret.NewClientSecret()
 	c := store.Client{
 		ID:            id,
@@ -402,7 +450,7 @@ func (h *Handler) readMetadata(w http.ResponseWriter, r *http.Request) (adminapi
 		writeError(w, http.StatusBadRequest, "invalid_client_metadata", "the body must be a JSON object of client metadata: "+err.Error())
 		return m, false
 	}
-	if err := validate(&m); err != nil {
+	if err := h.validate(&m); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_client_metadata", err.Error())
 		return m, false
 	}
@@ -422,7 +470,9 @@ func (h *Handler) storeError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 }
 
-func newClientID() string {
+// newID returns a random opaque id (128 bits, hex): a client_id or a
+// user_id.
+func newID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)

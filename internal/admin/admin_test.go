@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -16,9 +18,11 @@ import (
 	"github.com/issuer-oauth/issuer/internal/admin"
 	"github.com/issuer-oauth/issuer/internal/adminapi"
 	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/internal/password"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/bolt"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 const token = "admin-token-for-the-admin-tests-0123456789"
@@ -54,32 +58,69 @@ func (unavailable) ListClients(context.Context) ([]store.Client, error) {
 }
 
 type fixture struct {
-	srv    *httptest.Server
-	st     *bolt.Store
-	hasher *secret.Hasher
-	keys   *fakeKeys
+	srv       *httptest.Server
+	st        *bolt.Store
+	hasher    *secret.Hasher
+	keys      *fakeKeys
+	passwords *password.Hasher
+	lockouts  *fakeLockouts
+	logs      *testutil.Buffer // the handler's log, as JSON lines
 }
 
-func newFixture(t *testing.T, wrap func(admin.Store) admin.Store) *fixture {
+// newFixture serves an admin handler on a bbolt store in t.TempDir(),
+// wrapped by wrap when not nil. mutate may change the handler's Config.
+func newFixture(t *testing.T, wrap func(admin.Store) admin.Store, mutate ...func(*admin.Config)) *fixture {
 	t.Helper()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "issuer.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &fixture{st: st, hasher: secret.NewHasher([]byte("pepper-pepper-pepper-pepper-0123")), keys: &fakeKeys{}}
+	passwords, err := password.New(password.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{st: st, hasher: secret.NewHasher([]byte("pepper-pepper-pepper-pepper-0123")), keys: &fakeKeys{},
+		passwords: passwords, lockouts: &fakeLockouts{until: map[string]time.Time{}}, logs: &testutil.Buffer{}}
 	var s admin.Store = st
 	if wrap != nil {
 		s = wrap(st)
 	}
-	h := admin.New(admin.Config{Token: token, MaxBodyBytes: 1 << 10}, s, f.keys, f.hasher, slog.New(slog.DiscardHandler))
+	cfg := admin.Config{Token: token, MaxBodyBytes: 1 << 10, Passwords: f.passwords, Lockouts: f.lockouts}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := admin.New(cfg, s, f.keys, f.hasher, log)
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
-// call sends an authenticated request and decodes the JSON answer into out.
+// call sends an authenticated request and decodes the JSON answer into out,
+// which it zeroes first.
 func (f *fixture) call(t *testing.T, method, path string, body any, out any) int {
+	t.Helper()
+	code, raw := f.raw(t, method, path, body)
+	decode(t, method+" "+path, code, raw, out)
+	return code
+}
+
+// decode zeroes out (a pointer) and decodes the answer raw into it, unless
+// out is nil or the answer is a 204.
+func decode(t *testing.T, what string, code int, raw []byte, out any) {
+	t.Helper()
+	if out != nil && code != http.StatusNoContent {
+		reflect.ValueOf(out).Elem().SetZero()
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s: %d, body not JSON: %v", what, code, err)
+		}
+	}
+}
+
+// raw sends an authenticated request and returns the answer's status and
+// body. body is sent as it is when a string, as JSON otherwise.
+func (f *fixture) raw(t *testing.T, method, path string, body any) (int, []byte) {
 	t.Helper()
 	var r *bytes.Reader
 	switch b := body.(type) {
@@ -101,12 +142,11 @@ func (f *fixture) call(t *testing.T, method, path string, body any, out any) int
 	if got := resp.Header.Get("Cache-Control"); got != "no-store" {
 		t.Errorf("%s %s: Cache-Control %q, want no-store", method, path, got)
 	}
-	if out != nil && resp.StatusCode != http.StatusNoContent {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			t.Fatalf("%s %s: %d, body not JSON: %v", method, path, resp.StatusCode, err)
-		}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the answer: %v", method, path, err)
 	}
-	return resp.StatusCode
+	return resp.StatusCode, raw
 }
 
 func TestAuthentication(t *testing.T) {

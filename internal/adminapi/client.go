@@ -168,12 +168,84 @@ func (c *Client) KeySecret(ctx context.Context, kid string) (KeySecret, error) {
 	return out, err
 }
 
+// CreateUser creates a user. Without r.Password the server generates
+// one, which the answer holds and the server never shows again.
+func (c *Client) CreateUser(ctx context.Context, r UserRequest) (UserInfo, error) {
+	var out UserInfo
+	err := c.do(ctx, http.MethodPost, PathUsers, r, &out)
+	return out, err
+}
+
+// ListUsers lists the users.
+func (c *Client) ListUsers(ctx context.Context) ([]UserInfo, error) {
+	var out UserList
+	err := c.do(ctx, http.MethodGet, PathUsers, nil, &out)
+	return out.Users, err
+}
+
+// GetUser returns one user.
+func (c *Client) GetUser(ctx context.Context, username string) (UserInfo, error) {
+	var out UserInfo
+	err := c.do(ctx, http.MethodGet, userPath(username), nil, &out)
+	return out, err
+}
+
+// UpdateUser replaces a user's profile (disabled, scope, claims); it
+// cannot change the password (see SetUserPassword).
+func (c *Client) UpdateUser(ctx context.Context, username string, r UserRequest) (UserInfo, error) {
+	var out UserInfo
+	err := c.do(ctx, http.MethodPut, userPath(username), r, &out)
+	return out, err
+}
+
+// SetUserPassword replaces a user's password, which ends the user's
+// refresh tokens. An empty password asks the server to generate one,
+// which the answer holds.
+func (c *Client) SetUserPassword(ctx context.Context, username, password string) (UserInfo, error) {
+	var in any
+	if password != "" {
+		in = UserRequest{Password: &password}
+	}
+	var out UserInfo
+	err := c.do(ctx, http.MethodPost, userPath(username)+"/password", in, &out)
+	return out, err
+}
+
+// UnlockUser clears a user's lockout after failed logins.
+func (c *Client) UnlockUser(ctx context.Context, username string) (UserInfo, error) {
+	var out UserInfo
+	err := c.do(ctx, http.MethodPost, userPath(username)+"/unlock", nil, &out)
+	return out, err
+}
+
+// DeleteUser deletes a user and ends its refresh tokens.
+func (c *Client) DeleteUser(ctx context.Context, username string) error {
+	return c.do(ctx, http.MethodDelete, userPath(username), nil, nil)
+}
+
+// ImportUsers sends dump, the JSON of Django's `manage.py dumpdata
+// auth.user`, to be imported; the result counts what changed and lists
+// the records that were not imported. model is the label of a custom user
+// model (AUTH_USER_MODEL, e.g. "accounts.user"), or "" for auth.user.
+func (c *Client) ImportUsers(ctx context.Context, dump io.Reader, model string) (ImportResult, error) {
+	path := PathImport
+	if model != "" {
+		path += "?" + url.Values{"model": {model}}.Encode()
+	}
+	var out ImportResult
+	err := c.do(ctx, http.MethodPost, path, dump, &out)
+	return out, err
+}
+
 func clientPath(id string) string { return PathClients + "/" + url.PathEscape(id) }
 
 func keyPath(kid string) string { return PathKeys + "/" + url.PathEscape(kid) }
 
-// do sends one request. in, when non-nil, is sent as the JSON body; a
-// successful answer's body is decoded into out when out is non-nil.
+func userPath(username string) string { return PathUsers + "/" + url.PathEscape(username) }
+
+// do sends one request. in, when non-nil, is the body: an io.Reader is
+// sent as it is, anything else encoded as JSON. A successful answer's body
+// is decoded into out when out is non-nil.
 // Transport failures are returned wrapped, for errors.Is and errors.As.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	if c.token == "" {
@@ -183,7 +255,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return ErrTokenControl
 	}
 	var body io.Reader
-	if in != nil {
+	if r, ok := in.(io.Reader); ok {
+		body = r
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encoding the request: %w", err)

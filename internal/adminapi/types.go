@@ -4,7 +4,9 @@
 //
 // Client registration follows RFC 7591 (the request of §2 and the response
 // of §3.2.1) with the management operations of RFC 7592 under
-// /admin/clients/{id}; the README's "Admin API" section lists every call.
+// /admin/clients/{id}. Users of the password grant (RFC 6749 §4.3) are
+// managed under /admin/users. The README's "Admin API and CLI" section
+// lists every call.
 package adminapi
 
 import "time"
@@ -14,6 +16,8 @@ const (
 	PathClients = "/admin/clients"
 	PathKeys    = "/admin/keys"
 	PathRotate  = "/admin/keys/rotate"
+	PathUsers   = "/admin/users"
+	PathImport  = "/admin/users/import"
 )
 
 // ClientMetadata is the client metadata of RFC 7591 §2 that the issuer
@@ -115,6 +119,92 @@ type KeySecret struct {
 	Alg string `json:"alg"`
 	// K is the secret, base64url without padding.
 	K string `json:"k"`
+}
+
+// UserRequest is the body of POST /admin/users (create), of PUT
+// /admin/users/{username} (which replaces the user's profile: an absent
+// field gets its default) and of POST /admin/users/{username}/password
+// (which takes only Password).
+type UserRequest struct {
+	// Username names the user: 1 to 150 printable characters without
+	// whitespace, case-sensitive. Needed on create; elsewhere it may be
+	// absent, or must equal the username of the path.
+	Username string `json:"username,omitempty"`
+	// Password is the new password, 8 to 1024 characters, on create and
+	// set-password only. When it is absent there, the issuer generates one
+	// and returns it once, in UserInfo.Password.
+	Password *string `json:"password,omitempty"`
+	// Disabled users cannot log in; disabling a user ends its refresh
+	// tokens.
+	Disabled bool `json:"disabled,omitempty"`
+	// Scope lists the scopes the user may be granted, space-separated
+	// scope tokens (RFC 6749 §3.3). nil (absent or null) leaves the user
+	// limited by the client alone; "" allows none.
+	Scope *string `json:"scope,omitempty"`
+	// Claims are string claims copied into the user's access tokens: at
+	// most 20, never one the issuer sets itself (iss, sub, aud, …).
+	Claims map[string]string `json:"claims,omitempty"`
+}
+
+// UserInfo is a user as the admin API returns it. It never holds the
+// password's hash.
+type UserInfo struct {
+	// UserID is the stable opaque id assigned at creation: the sub of the
+	// user's access tokens.
+	UserID string `json:"user_id"`
+	// Username is the user's login name.
+	Username string `json:"username"`
+	// Disabled users cannot log in.
+	Disabled bool `json:"disabled"`
+	// Scope is the space-separated scopes the user may be granted; nil
+	// (omitted) when the client alone limits them.
+	Scope *string `json:"scope,omitempty"`
+	// Claims are the extra claims of the user's access tokens; never nil.
+	Claims map[string]string `json:"claims"`
+	// CreatedAt is when the user was created.
+	CreatedAt time.Time `json:"created_at"`
+	// UpdatedAt is when its profile or password last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+	// LockedUntil is when the lockout after too many failed logins ends;
+	// zero (omitted) when the user is not locked.
+	LockedUntil time.Time `json:"locked_until,omitzero"`
+	// Password is present only in the answer of a create or set-password
+	// that generated it: the issuer keeps only a hash.
+	Password string `json:"password,omitempty"`
+}
+
+// UserList is the answer of GET /admin/users, ordered by username.
+type UserList struct {
+	// Users are the users.
+	Users []UserInfo `json:"users"`
+}
+
+// ImportResult is the answer of POST /admin/users/import, whose body is
+// the JSON of Django's `manage.py dumpdata auth.user` (or, with the query
+// parameter model=app_label.model_name, of a custom user model).
+type ImportResult struct {
+	// Created counts the users that were new.
+	Created int `json:"created"`
+	// Updated counts the users whose password hash, disabled state or
+	// claims changed.
+	Updated int `json:"updated"`
+	// Skipped counts the records that changed nothing: users already as
+	// in the dump, and records of other models.
+	Skipped int `json:"skipped"`
+	// Errors are the records that were not imported, in input order;
+	// never nil.
+	Errors []ImportError `json:"errors"`
+}
+
+// ImportError is a record of an import that was not imported.
+type ImportError struct {
+	// Index is the record's position in the dump's list, from 0.
+	Index int `json:"index"`
+	// PK is the record's Django primary key, when it has one.
+	PK string `json:"pk,omitempty"`
+	// Error says what is wrong with the record; it never holds the
+	// password hash.
+	Error string `json:"error"`
 }
 
 // ErrorBody is the body of every error answer, in the shape of RFC 6749

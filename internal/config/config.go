@@ -151,6 +151,65 @@ type Config struct {
 	// LogLevel is the minimum level logged: debug, info, warn or error.
 	// Default info.
 	LogLevel string `yaml:"log_level" env:"ISSUER_LOG_LEVEL"`
+
+	// PasswordGrant turns on the resource owner password credentials grant
+	// (RFC 6749 §4.3) for clients registered with it. Default false.
+	PasswordGrant bool `yaml:"password_grant" env:"ISSUER_PASSWORD_GRANT"`
+
+	// PasswordHashMemoryKiB is the argon2id memory of new password hashes, in
+	// KiB, 19456 (19 MiB) to 262144 (256 MiB), and at most 1 GiB times
+	// PasswordHashIterations. Default 19456.
+	PasswordHashMemoryKiB int64 `yaml:"password_hash_memory_kib" env:"ISSUER_PASSWORD_HASH_MEMORY_KIB"`
+
+	// PasswordHashIterations is the argon2id time cost of new password
+	// hashes, 2 to 10. Default 2.
+	PasswordHashIterations int64 `yaml:"password_hash_iterations" env:"ISSUER_PASSWORD_HASH_ITERATIONS"`
+
+	// PasswordHashParallelism is the argon2id parallelism of new password
+	// hashes, 1 to 16. Default 1.
+	PasswordHashParallelism int64 `yaml:"password_hash_parallelism" env:"ISSUER_PASSWORD_HASH_PARALLELISM"`
+
+	// PasswordHashConcurrency bounds the password hashes computed at once;
+	// a login that waits more than 2 s for a slot gets 503. 0, the default,
+	// means the number of CPUs; at most 1024.
+	PasswordHashConcurrency int64 `yaml:"password_hash_concurrency" env:"ISSUER_PASSWORD_HASH_CONCURRENCY"`
+
+	// PasswordFailureWindow is the window in which failed password logins
+	// are counted, 1m to 24h. Default 15m.
+	PasswordFailureWindow time.Duration `yaml:"password_failure_window" env:"ISSUER_PASSWORD_FAILURE_WINDOW"`
+
+	// PasswordFailuresPerUser is how many failed logins one username may get
+	// per PasswordFailureWindow before it is locked for the rest of the
+	// window; 0 turns the limit off. 0 to 1000000. Default 10.
+	PasswordFailuresPerUser int64 `yaml:"password_failures_per_user" env:"ISSUER_PASSWORD_FAILURES_PER_USER"`
+
+	// PasswordFailuresPerAddress is how many failed logins one source
+	// address may make per PasswordFailureWindow before its password logins
+	// are refused (429) for the rest of the window; 0 turns the limit off.
+	// 0 to 1000000. Default 100.
+	PasswordFailuresPerAddress int64 `yaml:"password_failures_per_address" env:"ISSUER_PASSWORD_FAILURES_PER_ADDRESS"`
+
+	// SimpleJWTCompat serves the endpoints of Django REST framework
+	// SimpleJWT under SimpleJWTPath. Default false.
+	SimpleJWTCompat bool `yaml:"simplejwt_compat" env:"ISSUER_SIMPLEJWT_COMPAT"`
+
+	// SimpleJWTPath is the path of the SimpleJWT-compatible endpoints,
+	// starting and ending with a slash. Default /api/token/.
+	SimpleJWTPath string `yaml:"simplejwt_path" env:"ISSUER_SIMPLEJWT_PATH"`
+
+	// SimpleJWTClientID is the client whose audience and scope apply to
+	// tokens minted through the SimpleJWT-compatible endpoints; required
+	// with SimpleJWTCompat. Default empty.
+	SimpleJWTClientID string `yaml:"simplejwt_client_id" env:"ISSUER_SIMPLEJWT_CLIENT_ID"`
+
+	// SimpleJWTClaims adds SimpleJWT's claims (token_type and the user id
+	// under SimpleJWTUserIDClaim) to access tokens of the password grant
+	// too. Default false.
+	SimpleJWTClaims bool `yaml:"simplejwt_claims" env:"ISSUER_SIMPLEJWT_CLAIMS"`
+
+	// SimpleJWTUserIDClaim is the claim that carries the user id in
+	// SimpleJWT-style tokens (SimpleJWT's USER_ID_CLAIM). Default user_id.
+	SimpleJWTUserIDClaim string `yaml:"simplejwt_user_id_claim" env:"ISSUER_SIMPLEJWT_USER_ID_CLAIM"`
 }
 
 // Default returns the configuration used when neither a file nor the
@@ -178,6 +237,15 @@ func Default() Config {
 		AuthFailureWindow:      time.Minute,
 		AuthFailuresPerAddress: 20,
 		AuthFailuresPerClient:  50,
+
+		PasswordHashMemoryKiB:      19456,
+		PasswordHashIterations:     2,
+		PasswordHashParallelism:    1,
+		PasswordFailureWindow:      15 * time.Minute,
+		PasswordFailuresPerUser:    10,
+		PasswordFailuresPerAddress: 100,
+		SimpleJWTPath:              "/api/token/",
+		SimpleJWTUserIDClaim:       "user_id",
 	}
 }
 
@@ -243,6 +311,12 @@ func (s setting) set(c *Config, raw string) error {
 			return fmt.Errorf("%q is not a whole number such as %d", raw, def)
 		}
 		f.SetInt(n)
+	case bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", raw)
+		}
+		f.SetBool(b)
 	default:
 		f.SetString(raw)
 	}
@@ -363,6 +437,7 @@ func (c Config) problems() []problem {
 		}
 	}
 	ps = append(ps, c.serverProblems()...)
+	ps = append(ps, c.userProblems()...)
 	if !slices.Contains(logLevels, c.LogLevel) {
 		add("log_level", "%q is not a log level; use one of %s", c.LogLevel, strings.Join(logLevels, ", "))
 	}
@@ -630,6 +705,8 @@ func (c Config) LogValue() slog.Value {
 			attrs[i] = slog.String(s.key, formatDuration(v)) // as in config.yaml, not nanoseconds
 		case int64:
 			attrs[i] = slog.Int64(s.key, v)
+		case bool:
+			attrs[i] = slog.Bool(s.key, v)
 		case string:
 			attrs[i] = slog.String(s.key, v)
 		}
@@ -653,6 +730,8 @@ func (c Config) String() string {
 			b.WriteString(formatDuration(v))
 		case int64:
 			b.WriteString(strconv.FormatInt(v, 10))
+		case bool:
+			b.WriteString(strconv.FormatBool(v))
 		case string:
 			b.WriteString(strconv.Quote(v))
 		}

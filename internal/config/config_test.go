@@ -68,6 +68,15 @@ func TestDefault(t *testing.T) {
 		AuthFailureWindow:      time.Minute,
 		AuthFailuresPerAddress: 20,
 		AuthFailuresPerClient:  50,
+
+		PasswordHashMemoryKiB:      19456,
+		PasswordHashIterations:     2,
+		PasswordHashParallelism:    1,
+		PasswordFailureWindow:      15 * time.Minute,
+		PasswordFailuresPerUser:    10,
+		PasswordFailuresPerAddress: 100,
+		SimpleJWTPath:              "/api/token/",
+		SimpleJWTUserIDClaim:       "user_id",
 	}
 	if got := Default(); got != want {
 		t.Errorf("Default() = %v, want %v", got, want)
@@ -102,7 +111,7 @@ func TestSettings(t *testing.T) {
 			t.Errorf("field %s: env tag %q, want %q", f.Name, envName, want)
 		}
 		switch f.Type {
-		case reflect.TypeFor[string](), reflect.TypeFor[int64](), reflect.TypeFor[time.Duration]():
+		case reflect.TypeFor[string](), reflect.TypeFor[int64](), reflect.TypeFor[time.Duration](), reflect.TypeFor[bool]():
 		default:
 			t.Errorf("field %s: type %s is not handled by setting.set, LogValue and String", f.Name, f.Type)
 		}
@@ -166,6 +175,15 @@ log_level: debug
 		AuthFailureWindow:      10 * time.Minute,
 		AuthFailuresPerAddress: 5,
 		TokenQuotaPerMinute:    120,
+
+		PasswordHashMemoryKiB:      19456,
+		PasswordHashIterations:     2,
+		PasswordHashParallelism:    1,
+		PasswordFailureWindow:      15 * time.Minute,
+		PasswordFailuresPerUser:    10,
+		PasswordFailuresPerAddress: 100,
+		SimpleJWTPath:              "/api/token/",
+		SimpleJWTUserIDClaim:       "user_id",
 	}
 	got, err := Load(path, nil)
 	if err != nil {
@@ -253,6 +271,11 @@ func TestEveryEnvVar(t *testing.T) {
 		"log_level":            "error",
 		"shutdown_drain_delay": "0s", "trusted_proxies": "10.0.0.0/8,192.0.2.1", "auth_failure_window": "5m",
 		"auth_failures_per_address": "0", "auth_failures_per_client": "7", "token_quota_per_minute": "600",
+		"password_grant": "true", "password_hash_memory_kib": "65536", "password_hash_iterations": "3",
+		"password_hash_parallelism": "2", "password_hash_concurrency": "8", "password_failure_window": "1h",
+		"password_failures_per_user": "5", "password_failures_per_address": "0",
+		"simplejwt_compat": "false", "simplejwt_path": "/auth/jwt/", "simplejwt_client_id": "c1",
+		"simplejwt_claims": "true", "simplejwt_user_id_claim": "uid",
 	}
 	for _, s := range settings {
 		t.Run(s.env, func(t *testing.T) {
@@ -444,6 +467,20 @@ func TestValidate(t *testing.T) {
 		// log_level
 		{"log level warn", func(c *Config) { c.LogLevel = "warn" }, ""},
 		{"log level", func(c *Config) { c.LogLevel = "verbose" }, `ISSUER_LOG_LEVEL (log_level): "verbose" is not a log level; use one of debug, info, warn, error`},
+		{"password grant on", func(c *Config) { c.PasswordGrant = true }, ""},
+		{"weak argon2 memory", func(c *Config) { c.PasswordHashMemoryKiB = 4096 }, `ISSUER_PASSWORD_HASH_MEMORY_KIB (password_hash_memory_kib): 4096 is out of range; use 19456 (19 MiB, the argon2id minimum) to 262144 (256 MiB)`},
+		{"too much argon2 work", func(c *Config) { c.PasswordHashMemoryKiB, c.PasswordHashIterations = 200<<10, 8 }, `ISSUER_PASSWORD_HASH_ITERATIONS (password_hash_iterations): 8 passes over 204800 KiB are 1638400 KiB of work, above 1048576 (1 GiB): a login would take seconds; lower one of them`},
+		{"one argon2 pass", func(c *Config) { c.PasswordHashIterations = 1 }, `ISSUER_PASSWORD_HASH_ITERATIONS (password_hash_iterations): 1 is out of range; use 2 to 10`},
+		{"negative hash concurrency", func(c *Config) { c.PasswordHashConcurrency = -1 }, `ISSUER_PASSWORD_HASH_CONCURRENCY (password_hash_concurrency): -1 is out of range; use 0 (the number of CPUs) to 1024`},
+		{"short password window", func(c *Config) { c.PasswordFailureWindow = time.Second }, `ISSUER_PASSWORD_FAILURE_WINDOW (password_failure_window): 1s is out of range; use 1m to 24h, such as 15m`},
+		{"negative user failures", func(c *Config) { c.PasswordFailuresPerUser = -1 }, `ISSUER_PASSWORD_FAILURES_PER_USER (password_failures_per_user): -1 is out of range; use 0 (no limit) to 1000000`},
+		{"compat without password grant", func(c *Config) { c.SimpleJWTCompat, c.SimpleJWTClientID = true, "c1" }, `ISSUER_SIMPLEJWT_COMPAT (simplejwt_compat): is true but ISSUER_PASSWORD_GRANT (password_grant) is false; the SimpleJWT-compatible endpoints log users in with their passwords: set password_grant: true too`},
+		{"compat without client", func(c *Config) { c.SimpleJWTCompat, c.PasswordGrant = true, true }, `ISSUER_SIMPLEJWT_CLIENT_ID (simplejwt_client_id): is empty but ISSUER_SIMPLEJWT_COMPAT (simplejwt_compat) is true; set the id of the client whose audience and scope the SimpleJWT-compatible tokens get (register one with issuer clients create --grant-types password,refresh_token)`},
+		{"compat with client", func(c *Config) { c.SimpleJWTCompat, c.SimpleJWTClientID, c.PasswordGrant = true, "c1", true }, ""},
+		{"compat path without slash", func(c *Config) { c.SimpleJWTPath = "/api/token" }, `ISSUER_SIMPLEJWT_PATH (simplejwt_path): "/api/token" must start and end with a slash, such as /api/token/`},
+		{"compat path in admin", func(c *Config) { c.SimpleJWTPath = "/admin/token/" }, `ISSUER_SIMPLEJWT_PATH (simplejwt_path): "/admin/token/" is inside the issuer's own endpoints; use another path, such as /api/token/`},
+		{"compat path pattern", func(c *Config) { c.SimpleJWTPath = "/api/{x}/" }, `ISSUER_SIMPLEJWT_PATH (simplejwt_path): "/api/{x}/" is not a plain path; use letters, digits and slashes, such as /api/token/`},
+		{"user id claim reserved", func(c *Config) { c.SimpleJWTUserIDClaim = "sub" }, `ISSUER_SIMPLEJWT_USER_ID_CLAIM (simplejwt_user_id_claim): "sub" is a claim the issuer sets itself; use another name, such as user_id`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -480,6 +517,12 @@ func TestValidateReportsEverything(t *testing.T) {
 		"ISSUER_IDLE_TIMEOUT (idle_timeout): ",
 		"ISSUER_SHUTDOWN_TIMEOUT (shutdown_timeout): ",
 		"ISSUER_AUTH_FAILURE_WINDOW (auth_failure_window): ",
+		"ISSUER_PASSWORD_HASH_MEMORY_KIB (password_hash_memory_kib): ",
+		"ISSUER_PASSWORD_HASH_ITERATIONS (password_hash_iterations): ",
+		"ISSUER_PASSWORD_HASH_PARALLELISM (password_hash_parallelism): ",
+		"ISSUER_PASSWORD_FAILURE_WINDOW (password_failure_window): ",
+		"ISSUER_SIMPLEJWT_PATH (simplejwt_path): ",
+		"ISSUER_SIMPLEJWT_USER_ID_CLAIM (simplejwt_user_id_claim): ",
 		"ISSUER_LOG_LEVEL (log_level): ",
 	}
 	got := lines(c.Validate())
@@ -571,15 +614,15 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown key listing the settings",
 			file: "issuer:\n  url: https://a.example.com\n",
-			want: []string{`config file {path} line 1: unknown setting "issuer"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level`},
+			want: []string{`config file {path} line 1: unknown setting "issuer"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`},
 		},
 		{
 			name: "unknown keys and bad values together",
 			file: "foo: 1\nbar: 2\nmax_body_bytes: lots\n",
 			env:  map[string]string{"ISSUER_URL": "localhost"},
 			want: []string{
-				`config file {path} line 1: unknown setting "foo"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level`,
-				`config file {path} line 2: unknown setting "bar"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level`,
+				`config file {path} line 1: unknown setting "foo"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`,
+				`config file {path} line 2: unknown setting "bar"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`,
 				`ISSUER_MAX_BODY_BYTES (max_body_bytes): "lots" is not a whole number such as 65536 ({path} line 3)`,
 				`ISSUER_URL (url): "localhost" is not an absolute http or https URL; use one such as https://auth.example.com`,
 			},
@@ -709,7 +752,7 @@ func TestRedaction(t *testing.T) {
 			t.Errorf("LogValue of Default: %s = %q, want empty", a.Key, a.Value)
 		}
 	}
-	want := `url="http://localhost:8080" addr=":8080" admin_token="" redis_url="" redis_sentinel_master="" data_dir="./data" signing_alg="ES256" rsa_key_bits=2048 key_rotation_period=720h jwks_max_age=5m keys_dir="" access_token_ttl=5m refresh_token_ttl=24h secret="" max_body_bytes=65536 read_header_timeout=5s read_timeout=10s write_timeout=10s idle_timeout=1m shutdown_timeout=15s shutdown_drain_delay=5s trusted_proxies="" auth_failure_window=1m auth_failures_per_address=20 auth_failures_per_client=50 token_quota_per_minute=0 log_level="info"`
+	want := `url="http://localhost:8080" addr=":8080" admin_token="" redis_url="" redis_sentinel_master="" data_dir="./data" signing_alg="ES256" rsa_key_bits=2048 key_rotation_period=720h jwks_max_age=5m keys_dir="" access_token_ttl=5m refresh_token_ttl=24h secret="" max_body_bytes=65536 read_header_timeout=5s read_timeout=10s write_timeout=10s idle_timeout=1m shutdown_timeout=15s shutdown_drain_delay=5s trusted_proxies="" auth_failure_window=1m auth_failures_per_address=20 auth_failures_per_client=50 token_quota_per_minute=0 log_level="info" password_grant=false password_hash_memory_kib=19456 password_hash_iterations=2 password_hash_parallelism=1 password_hash_concurrency=0 password_failure_window=15m password_failures_per_user=10 password_failures_per_address=100 simplejwt_compat=false simplejwt_path="/api/token/" simplejwt_client_id="" simplejwt_claims=false simplejwt_user_id_claim="user_id"`
 	if got := d.String(); got != want {
 		t.Errorf("Default().String() =\n%s\nwant\n%s", got, want)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -18,9 +17,10 @@ import (
 	"github.com/issuer-oauth/issuer/internal/store"
 )
 
-// clientCredentials runs the client-credentials grant (RFC 6749 §4.4)
-// through go-oauth2's server.Server and manage.Manager, with this file's
-// three hooks: a ClientStore, an AccessGenerate and a TokenStore.
+// clientCredentials issues the tokens of the client-credentials grant (RFC
+// 6749 §4.4) and of the password grant (§4.3) through go-oauth2's
+// server.Server and manage.Manager, with this file's three hooks: a
+// ClientStore, an AccessGenerate and a TokenStore.
 type clientCredentials struct {
 	h   *Handler
 	srv *server.Server
@@ -36,27 +36,28 @@ var (
 func newClientCredentials(h *Handler) *clientCredentials {
 	cc := &clientCredentials{h: h}
 	m := manage.NewManager()
-	m.SetClientTokenCfg(&manage.Config{
+	cfg := &manage.Config{
 		AccessTokenExp:    h.cfg.AccessTTL,
 		RefreshTokenExp:   h.cfg.RefreshTTL,
 		IsGenerateRefresh: true, // Token still issues none to a client without the refresh_token grant
-	})
+	}
+	m.SetClientTokenCfg(cfg)
+	m.SetPasswordTokenCfg(cfg)
 	m.MapClientStorage(clientStore{})
 	m.MapAccessGenerate(cc)
 	m.MapTokenStorage(noTokenStore{})
 	cc.srv = server.NewServer(&server.Config{
 		TokenType:         "Bearer",
-		AllowedGrantTypes: []oauth2.GrantType{oauth2.ClientCredentials},
+		AllowedGrantTypes: []oauth2.GrantType{oauth2.ClientCredentials, oauth2.PasswordCredentials},
 	}, m)
 	return cc
 }
 
-// token issues tokens to c, a client that authenticated and may use the
-// grant. It decides the scope (RFC 6749 §3.3) and the audience (RFC 8707)
-// before the library runs: the library's ClientScopeHandler is given the
-// request but not the client. Once the library returns, token stores the
-// refresh-token family that Token opened.
-func (cc *clientCredentials) token(r *http.Request, form url.Values, c store.Client) (*tokenResponse, error) {
+// clientCredentialsGrant runs the client-credentials grant for c, a client
+// that authenticated and may use it. It decides the scope (RFC 6749 §3.3)
+// and the audience (RFC 8707) before the library runs: the library's
+// ClientScopeHandler is given the request but not the client.
+func (h *Handler) clientCredentialsGrant(ctx context.Context, form url.Values, c store.Client) (*tokenResponse, error) {
 	scopes, oerr := grantScope(form.Get("scope"), c.Scopes)
 	if oerr != nil {
 		return nil, oerr
@@ -65,20 +66,28 @@ func (cc *clientCredentials) token(r *http.Request, form url.Values, c store.Cli
 	if oerr != nil {
 		return nil, oerr
 	}
-	lc := &libClient{Client: c, audience: aud}
+	return h.cc.token(ctx, c, issue{}, scopes, aud)
+}
+
+// token issues tokens of client c for is (the client itself or a user of
+// the password grant) with the scope and audience decided. Once the
+// library returns, token stores the refresh-token family that Token
+// opened.
+func (cc *clientCredentials) token(ctx context.Context, c store.Client, is issue, scopes, aud []string) (*tokenResponse, error) {
+	lc := &libClient{Client: c, issue: is, audience: aud}
+	gt, req := oauth2.ClientCredentials, &oauth2.TokenGenerateRequest{ClientID: c.ID, Scope: oauth.FormatScope(scopes)}
+	if is.user != nil {
+		gt, req.UserID = oauth2.PasswordCredentials, is.user.ID
+	}
 	// The library's one way to the client: see clientStore.
-	ctx := context.WithValue(r.Context(), libClientKey{}, lc)
-	ti, err := cc.srv.GetAccessToken(ctx, oauth2.ClientCredentials, &oauth2.TokenGenerateRequest{
-		ClientID: c.ID,
-		Scope:    oauth.FormatScope(scopes),
-	})
+	ti, err := cc.srv.GetAccessToken(context.WithValue(ctx, libClientKey{}, lc), gt, req)
 	if err != nil {
 		// Token's or clientStore's: the grant is allowed and the client
 		// confidential, so the library itself refuses nothing.
 		return nil, err
 	}
 	if lc.family != nil {
-		if err := cc.h.st.CreateFamily(r.Context(), *lc.family); err != nil {
+		if err := cc.h.st.CreateFamily(ctx, *lc.family); err != nil {
 			return nil, err
 		}
 	}
@@ -104,7 +113,10 @@ func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic
 	h := cc.h
 	now := h.cfg.Now()
 	scope := data.TokenInfo.GetScope()
-	access, err := h.signAccess(lc.ID, scope, lc.audience, now)
+	if data.UserID != lc.userID() {
+		return "", "", fmt.Errorf("grant: go-oauth2 generates tokens for user %q, not the authenticated one", data.UserID)
+	}
+	access, err := h.signAccess(lc.ID, lc.issue, scope, lc.audience, now)
 	if err != nil {
 		return "", "", err
 	}
@@ -119,7 +131,7 @@ func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic
 		Current:   secret.Random(16),
 		ExpiresAt: now.Add(h.cfg.RefreshTTL),
 	}
-	refresh, err := h.signRefresh(fam, now)
+	refresh, err := h.signRefresh(fam, lc.user, now)
 	if err != nil {
 		return "", "", err
 	}
@@ -128,11 +140,22 @@ func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic
 }
 
 // libClient is the library's ClientInfo: the client Authenticate returned,
-// the audience token decided, and the family Token opened.
+// whom the tokens are for, the audience token was given, and the family
+// Token opened.
 type libClient struct {
 	store.Client
+	issue
 	audience []string
 	family   *store.Family
+}
+
+// userID is the id of the user tokens are issued for; empty for the
+// client itself.
+func (c *libClient) userID() string {
+	if c.user == nil {
+		return ""
+	}
+	return c.user.ID
 }
 
 // GetID is the client id.
@@ -149,8 +172,9 @@ func (c *libClient) GetDomain() string { return "" }
 // IsPublic is false: the client authenticated (RFC 6749 §2.1).
 func (c *libClient) IsPublic() bool { return false }
 
-// GetUserID is empty: the client acts on its own behalf (RFC 6749 §4.4).
-func (c *libClient) GetUserID() string { return "" }
+// GetUserID is the user of the password grant; empty when the client acts
+// on its own behalf (RFC 6749 §4.4).
+func (c *libClient) GetUserID() string { return c.userID() }
 
 // clientStore is the library's ClientStore. The library's
 // ClientStore.GetByID receives a context and a client id, nothing else, so

@@ -1,13 +1,16 @@
 // Package grant implements the OAuth 2.0 token endpoint (RFC 6749 §3.2):
 // client authentication (client_secret_basic and client_secret_post, §2.3.1),
-// the client-credentials grant (§4.4) and the refresh-token grant (§6) with
-// rotation and reuse detection (OAuth 2.0 Security BCP, RFC 9700 §4.14),
-// and beside it token introspection (RFC 7662) and revocation (RFC 7009).
+// the client-credentials grant (§4.4), the resource owner password
+// credentials grant (§4.3, off unless configured) and the refresh-token
+// grant (§6) with rotation and reuse detection (OAuth 2.0 Security BCP, RFC
+// 9700 §4.14), and beside it token introspection (RFC 7662), revocation
+// (RFC 7009) and the endpoints of Django REST framework SimpleJWT
+// (simplejwt.go).
 //
 // # What go-oauth2 does, and what this package does
 //
-// The client-credentials grant runs through github.com/go-oauth2/oauth2/v4
-// (clientcredentials.go). Once a request is parsed, its client
+// The client-credentials and password grants run through
+// github.com/go-oauth2/oauth2/v4 (clientcredentials.go). Once a request is parsed, its client
 // authenticated and its scope and audience decided, the library issues the
 // tokens: server.Server.GetAccessToken checks that the grant is enabled,
 // and manage.Manager.GenerateAccessToken resolves the client (our
@@ -48,5 +51,12 @@
 //     revoked. refresh does every check first and then one atomic store
 //     operation, store.Store.RotateRefresh, which retires the old token,
 //     or revokes the family when the token was already retired.
+//   - The user's authentication in the password grant (password.go). The
+//     library's PasswordAuthorizationHandler is given the username and
+//     password but neither the client address nor the client, so it can
+//     apply no brute-force limit (RFC 6749 §4.3.2), and it knows no lock,
+//     no bounded pool of hash computations and no hash upgrade. The user
+//     is authenticated first; the library then issues the tokens with the
+//     user id in its TokenGenerateRequest.
 //   - Introspection and revocation, which the library does not offer.
 package grant

@@ -38,6 +38,12 @@ type Signer interface {
 	ParseAccess(token string) (keys.AccessClaims, error)
 }
 
+// Users is the part of the store the password grant needs.
+type Users interface {
+	GetUser(ctx context.Context, username string) (store.User, error)
+	UpgradeUserPassword(ctx context.Context, username, oldHash, newHash string) error
+}
+
 // Limiter applies the abuse limits (ratelimit.Limiter): failed client
 // authentications per source address and client id, and token requests per
 // client.
@@ -70,6 +76,20 @@ type Config struct {
 	Limiter Limiter
 	// Metrics, when not nil, counts token requests.
 	Metrics Metrics
+	// Users and Passwords, both set, turn on the password grant (RFC 6749
+	// §4.3) for the clients registered with it.
+	Users     Users
+	Passwords Passwords
+	// PasswordLimiter, when not nil, applies the brute-force limits of the
+	// password grant.
+	PasswordLimiter PasswordLimiter
+	// SimpleJWTClaims adds Django REST framework SimpleJWT's claims to the
+	// access tokens of the password grant: token_type "access" and the
+	// user id under UserIDClaim.
+	SimpleJWTClaims bool
+	// UserIDClaim is the claim of the user id in SimpleJWT-style tokens;
+	// "user_id" when empty.
+	UserIDClaim string
 }
 
 // DefaultFailureFloor is the default Config.FailureFloor: well above the
@@ -84,6 +104,9 @@ type Handler struct {
 	hasher *secret.Hasher
 	log    *slog.Logger
 	cc     *clientCredentials
+	// users and passwords are both nil when the password grant is off.
+	users     Users
+	passwords Passwords
 }
 
 // New returns the token endpoint handler.
@@ -97,7 +120,13 @@ func New(cfg Config, st Store, signer Signer, hasher *secret.Hasher, log *slog.L
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}
-	h := &Handler{cfg: cfg, st: st, keys: signer, hasher: hasher, log: log}
+	if cfg.UserIDClaim == "" {
+		cfg.UserIDClaim = "user_id"
+	}
+	h := &Handler{cfg: cfg, st: st, keys: signer, hasher: hasher, log: log, users: cfg.Users, passwords: cfg.Passwords}
+	if h.users == nil || h.passwords == nil {
+		h.users, h.passwords = nil, nil
+	}
 	h.cc = newClientCredentials(h)
 	return h
 }
@@ -132,7 +161,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch gt {
 	case "":
 		err = errInvalidRequest("grant_type is missing")
-	case oauth.GrantClientCredentials, oauth.GrantRefreshToken:
+	case oauth.GrantClientCredentials, oauth.GrantRefreshToken, oauth.GrantPassword:
+		if gt == oauth.GrantPassword && h.users == nil {
+			err = errUnsupportedGrantType("grant_type password is not enabled on this issuer")
+			break
+		}
 		if !slices.Contains(client.GrantTypes, gt) {
 			err = errUnauthorizedClient("the client may not use the " + gt + " grant")
 			break
@@ -141,19 +174,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err = oe
 			break
 		}
-		if gt == oauth.GrantClientCredentials {
-			resp, err = h.cc.token(r, form, client)
-		} else {
-			resp, err = h.refresh(r.Context(), form, client)
+		switch gt {
+		case oauth.GrantClientCredentials:
+			resp, err = h.clientCredentialsGrant(r.Context(), form, client)
+		case oauth.GrantPassword:
+			resp, err = h.passwordGrant(r, form, client)
+		default:
+			resp, err = h.refresh(r.Context(), form, client, h.cfg.SimpleJWTClaims)
 		}
 	default:
-		err = errUnsupportedGrantType("grant_type " + quote(gt) + " is not supported; use client_credentials or refresh_token")
+		err = errUnsupportedGrantType("grant_type " + quote(gt) + " is not supported; use " + h.grantList())
 	}
 	if err != nil {
 		h.fail(w, r, client.ID, gt, err)
 		return
 	}
 	writeToken(w, resp)
+}
+
+// grantList names the grant types this issuer serves, for an error.
+func (h *Handler) grantList() string {
+	if h.users != nil {
+		return "client_credentials, password or refresh_token"
+	}
+	return "client_credentials or refresh_token"
 }
 
 // quota counts a token request of the client against its quota, and returns

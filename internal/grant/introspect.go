@@ -105,6 +105,12 @@ func (h *Handler) identify(ctx context.Context, raw string) (*token, error) {
 	if fam.Revoked || fam.Current != c.ID || fam.ClientID != c.ClientID {
 		return nil, nil
 	}
+	// A family of the password grant ends with its user.
+	if _, _, err := h.userOfRefresh(ctx, c.UserID, c.Username, c.UserGeneration); errors.Is(err, errUserEnded) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
 	return &token{clientID: c.ClientID, refresh: &c, resp: &introspection{
 		Active: true, Scope: oauth.FormatScope(fam.Scopes), ClientID: c.ClientID, TokenType: "refresh_token",
 		Exp: c.ExpiresAt.Unix(), Iat: c.IssuedAt.Unix(), Sub: c.Subject,

@@ -14,8 +14,10 @@ import (
 // refresh runs the refresh-token grant (RFC 6749 §6) for an authenticated
 // client. Every check that can fail happens before the rotation, so a refused
 // request never consumes the token; the rotation itself is one atomic store
-// operation, so of concurrent refreshes of one token exactly one wins.
-func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client) (*tokenResponse, error) {
+// operation, so of concurrent refreshes of one token exactly one wins. A
+// family of the password grant ends with its user (userOfRefresh); its
+// access tokens carry SimpleJWT's claims when simpleJWT is true.
+func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, simpleJWT bool) (*tokenResponse, error) {
 	raw := form.Get("refresh_token")
 	if raw == "" {
 		return nil, errInvalidRequest("refresh_token is missing")
@@ -28,8 +30,26 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client) 
 		return nil, errInvalidGrant("the refresh token was issued to another client")
 	}
 
+	u, isUser, err := h.userOfRefresh(ctx, claims.UserID, claims.Username, claims.UserGeneration)
+	switch {
+	case errors.Is(err, errUserEnded):
+		if err := h.st.RevokeFamily(ctx, claims.FamilyID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		return nil, errInvalidGrant("the refresh token is invalid or expired")
+	case err != nil:
+		return nil, err
+	}
+	is := issue{simpleJWT: simpleJWT}
+	allowed := c.Scopes
+	if isUser {
+		is.user = &u
+		allowed = userScopes(c.Scopes, u)
+	}
+
 	// The family keeps its scope and audience; the access token may narrow
-	// both, and never exceeds what the client is allowed today.
+	// both, and never exceeds what the client (and its user) is allowed
+	// today.
 	famScopes := strings.Fields(claims.Scope)
 	want, ok := oauth.ParseScope(form.Get("scope"))
 	if !ok {
@@ -38,7 +58,7 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client) 
 	if bad, ok := missing(want, famScopes); ok {
 		return nil, errInvalidScope("scope " + quote(bad) + " was not granted to this refresh token")
 	}
-	scopes, oerr := grantScopes(want, intersect(famScopes, c.Scopes))
+	scopes, oerr := grantScopes(want, intersect(famScopes, allowed))
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -61,11 +81,11 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client) 
 		ExpiresAt: now.Add(h.cfg.RefreshTTL),
 	}
 	scope := oauth.FormatScope(scopes)
-	access, err := h.signAccess(c.ID, scope, aud, now)
+	access, err := h.signAccess(c.ID, is, scope, aud, now)
 	if err != nil {
 		return nil, err
 	}
-	refresh, err := h.signRefresh(next, now)
+	refresh, err := h.signRefresh(next, is.user, now)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package grant
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -11,9 +13,21 @@ import (
 	"github.com/issuer-oauth/issuer/internal/store"
 )
 
-// signAccess mints an access token.
-func (h *Handler) signAccess(clientID, scope string, aud []string, now time.Time) (string, error) {
-	return h.keys.SignAccess(keys.AccessClaims{
+// issue says for whom tokens are issued: the client itself, or a user of
+// the password grant.
+type issue struct {
+	// user is the user of the password grant; nil for the client itself.
+	user *store.User
+	// simpleJWT adds Django REST framework SimpleJWT's claims to a user's
+	// access token: token_type "access" and the user id under
+	// Config.UserIDClaim.
+	simpleJWT bool
+}
+
+// signAccess mints an access token of client clientID: sub is the client,
+// or the user of is.
+func (h *Handler) signAccess(clientID string, is issue, scope string, aud []string, now time.Time) (string, error) {
+	c := keys.AccessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   clientID,
 			Audience:  aud,
@@ -23,12 +37,39 @@ func (h *Handler) signAccess(clientID, scope string, aud []string, now time.Time
 		},
 		ClientID: clientID,
 		Scope:    scope,
-	})
+	}
+	if u := is.user; u != nil {
+		c.Subject = u.ID
+		c.Extra = h.userClaims(u, is.simpleJWT)
+		if is.simpleJWT {
+			c.TokenType = "access"
+		}
+	}
+	return h.keys.SignAccess(c)
 }
 
-// signRefresh mints the refresh token that is the current member of fam.
-func (h *Handler) signRefresh(fam store.Family, now time.Time) (string, error) {
-	return h.keys.SignRefresh(keys.RefreshClaims{
+// userClaims are the extra claims of u's access tokens: its own claims in
+// the order of their names, then, with simpleJWT, the user id under
+// Config.UserIDClaim. A claim the issuer sets itself never comes from the
+// user (the admin API refuses them too).
+func (h *Handler) userClaims(u *store.User, simpleJWT bool) []keys.Claim {
+	var out []keys.Claim
+	for _, name := range slices.Sorted(maps.Keys(u.Claims)) {
+		if oauth.ReservedClaim(name) || simpleJWT && name == h.cfg.UserIDClaim {
+			continue
+		}
+		out = append(out, keys.Claim{Name: name, Value: u.Claims[name]})
+	}
+	if simpleJWT {
+		out = append(out, keys.Claim{Name: h.cfg.UserIDClaim, Value: u.ID})
+	}
+	return out
+}
+
+// signRefresh mints the refresh token that is the current member of fam;
+// a family of the password grant names its user (see keys.RefreshClaims).
+func (h *Handler) signRefresh(fam store.Family, u *store.User, now time.Time) (string, error) {
+	c := keys.RefreshClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   fam.ClientID,
 			ExpiresAt: keys.NumericDate(fam.ExpiresAt),
@@ -39,5 +80,9 @@ func (h *Handler) signRefresh(fam store.Family, now time.Time) (string, error) {
 		FamilyID: fam.ID,
 		Scope:    oauth.FormatScope(fam.Scopes),
 		Resource: fam.Audience,
-	})
+	}
+	if u != nil {
+		c.UserID, c.Username, c.UserGeneration = u.ID, u.Username, u.Generation
+	}
+	return h.keys.SignRefresh(c)
 }

@@ -108,6 +108,18 @@ func appendAccessClaims(dst []byte, c *AccessClaims) []byte {
 		dst = appendName(dst, "scope")
 		dst = jsonenc.AppendString(dst, c.Scope)
 	}
+	if c.TokenType != "" {
+		dst = appendName(dst, "token_type")
+		dst = jsonenc.AppendString(dst, c.TokenType)
+	}
+	for _, x := range c.Extra {
+		if dst[len(dst)-1] != '{' {
+			dst = append(dst, ',')
+		}
+		dst = jsonenc.AppendString(dst, x.Name)
+		dst = append(dst, ':')
+		dst = jsonenc.AppendString(dst, x.Value)
+	}
 	return append(dst, '}')
 }
 
@@ -126,6 +138,18 @@ func appendRefreshClaims(dst []byte, c *RefreshClaims) []byte {
 	if len(c.Resource) > 0 {
 		dst = appendName(dst, "resource")
 		dst = jsonenc.AppendStrings(dst, c.Resource)
+	}
+	if c.UserID != "" {
+		dst = appendName(dst, "uid")
+		dst = jsonenc.AppendString(dst, c.UserID)
+	}
+	if c.Username != "" {
+		dst = appendName(dst, "usr")
+		dst = jsonenc.AppendString(dst, c.Username)
+	}
+	if c.UserGeneration != 0 {
+		dst = appendName(dst, "ugen")
+		dst = strconv.AppendInt(dst, c.UserGeneration, 10)
 	}
 	return append(dst, '}')
 }

@@ -3,6 +3,7 @@ package keys
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -136,7 +137,7 @@ func (g claimGen) registered() jwt.RegisteredClaims {
 }
 
 func (g claimGen) access() AccessClaims {
-	return AccessClaims{RegisteredClaims: g.registered(), ClientID: g.string(), Scope: g.string()}
+	return AccessClaims{RegisteredClaims: g.registered(), ClientID: g.string(), Scope: g.string(), TokenType: g.string()}
 }
 
 func (g claimGen) refresh() RefreshClaims {
@@ -146,6 +147,9 @@ func (g claimGen) refresh() RefreshClaims {
 		FamilyID:         g.string(),
 		Scope:            g.string(),
 		Resource:         g.strings(g.string),
+		UserID:           g.string(),
+		Username:         g.string(),
+		UserGeneration:   g.r.Int64N(3) * g.r.Int64() * (1 - 2*g.r.Int64N(2)),
 	}
 }
 
@@ -582,4 +586,41 @@ func BenchmarkParseAccess(b *testing.B) {
 
 func BenchmarkParseAccessNewParser(b *testing.B) {
 	benchmarkParseAccess(b, (*Keys).newAccessParser)
+}
+
+// TestExtraClaims: the Extra claims of an access token are encoded after the
+// others, in their order, with encoding/json's escaping, and ParseAccess
+// gives them back (ordered by name).
+func TestExtraClaims(t *testing.T) {
+	k := mustNew(t, &memStore{}, testConfig("ES256", testutil.NewClock(t0)))
+	c := AccessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{Subject: "u1", ID: "j1", IssuedAt: NumericDate(t0), ExpiresAt: NumericDate(t0.Add(time.Minute))},
+		ClientID:         "c1",
+		TokenType:        "access",
+		Extra:            []Claim{{"user_id", "u1"}, {"email", "a\"<b>@example.com"}, {"name", "\u2028é"}},
+	}
+	tok, err := k.SignAccess(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `"token_type":"access","user_id":"u1","email":"a\"\u003cb\u003e@example.com","name":"\u2028é"}`
+	if !strings.HasSuffix(string(payload), want) {
+		t.Errorf("claims = %s\nwant them to end with %s", payload, want)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(payload, &m); err != nil || m["email"] != "a\"<b>@example.com" {
+		t.Errorf("claims do not decode: %v %v", m, err)
+	}
+	got, err := k.ParseAccess(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantExtra := []Claim{{"email", "a\"<b>@example.com"}, {"name", "\u2028é"}, {"user_id", "u1"}}
+	if !reflect.DeepEqual(got.Extra, wantExtra) || got.TokenType != "access" || got.Subject != "u1" {
+		t.Errorf("ParseAccess = %+v, want Extra %v", got, wantExtra)
+	}
 }

@@ -1,7 +1,10 @@
 package keys
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -12,6 +15,49 @@ type AccessClaims struct {
 	jwt.RegisteredClaims
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope,omitempty"`
+	// TokenType is Django REST framework SimpleJWT's "token_type" claim,
+	// "access" in the tokens meant for SimpleJWT resource servers.
+	TokenType string `json:"token_type,omitempty"`
+	// Extra are further string claims, encoded after the others in their
+	// order: a user's claims, SimpleJWT's user id claim. Their names must
+	// differ from every other claim's (callers check it); parsing collects
+	// every string claim that is not one of the fields above.
+	Extra []Claim `json:"-"`
+}
+
+// Claim is one string claim of Extra.
+type Claim struct{ Name, Value string }
+
+// UnmarshalJSON decodes the claims, and the string members of no field
+// into Extra, ordered by name.
+func (c *AccessClaims) UnmarshalJSON(b []byte) error {
+	type plain AccessClaims // without this method
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	p.Extra = nil
+	for _, name := range slices.Sorted(maps.Keys(all)) {
+		if knownAccessClaims[name] {
+			continue
+		}
+		var v string
+		if json.Unmarshal(all[name], &v) == nil {
+			p.Extra = append(p.Extra, Claim{name, v})
+		}
+	}
+	*c = AccessClaims(p)
+	return nil
+}
+
+// knownAccessClaims are the members of the fields of AccessClaims.
+var knownAccessClaims = map[string]bool{
+	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
+	"client_id": true, "scope": true, "token_type": true,
 }
 
 // RefreshClaims are the claims of a refresh token. Its aud is the issuer, so
@@ -26,6 +72,13 @@ type RefreshClaims struct {
 	Scope string `json:"scope,omitempty"`
 	// Resource is the audience granted to the family.
 	Resource []string `json:"resource,omitempty"`
+	// UserID, Username and UserGeneration name the user of a family of
+	// the password grant, and the user's generation when the family
+	// started: the family ends when the user is deleted, disabled or
+	// changes password (the generation moves).
+	UserID         string `json:"uid,omitempty"`
+	Username       string `json:"usr,omitempty"`
+	UserGeneration int64  `json:"ugen,omitempty"`
 }
 
 // MaxClockSkew is how far ahead of this instance's clock the iat of a refresh

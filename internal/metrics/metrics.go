@@ -43,7 +43,7 @@ func New(version string) *Metrics {
 		}, []string{"endpoint", "method", "code"}),
 		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "issuer_token_requests_total",
-			Help: "Token endpoint requests by grant_type (client_credentials, refresh_token or other) and outcome (success or the RFC 6749 error code).",
+			Help: "Token requests by grant_type (client_credentials, refresh_token, password, simplejwt for the SimpleJWT-compatible endpoints, or other) and outcome (success or the RFC 6749 error code).",
 		}, []string{"grant_type", "outcome"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "issuer_rate_limited_total",
@@ -56,7 +56,7 @@ func New(version string) *Metrics {
 		}, []string{"operation"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "issuer_store_errors_total",
-			Help: "Failed store operations by operation and kind: unavailable (the store could not be reached or timed out) or other. Not found, already exists, reused and revoked are answers, not errors.",
+			Help: "Failed store operations by operation and kind: unavailable (the store could not be reached or timed out) or other. Not found, already exists, reused, revoked and conflict are answers, not errors.",
 		}, []string{"operation", "kind"}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -117,7 +117,7 @@ func methodLabel(method string) string {
 // RFC 6749 error code.
 func (m *Metrics) TokenRequest(grantType, outcome string) {
 	switch grantType {
-	case "client_credentials", "refresh_token":
+	case "client_credentials", "refresh_token", "password", "simplejwt":
 	default:
 		grantType = "other"
 	}

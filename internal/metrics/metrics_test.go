@@ -67,6 +67,7 @@ func TestStoreMetrics(t *testing.T) {
 		nil,
 		store.ErrNotFound,
 		fmt.Errorf("wrapped: %w", store.ErrNotFound),
+		fmt.Errorf("wrapped: %w", store.ErrConflict),
 		context.Canceled,
 		fmt.Errorf("redis: %w", store.ErrUnavailable),
 		context.DeadlineExceeded,
@@ -83,11 +84,12 @@ func TestStoreMetrics(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"issuer_store_operation_duration_seconds", map[string]string{"operation": "get_client"}, 7},
+		{"issuer_store_operation_duration_seconds", map[string]string{"operation": "get_client"}, 8},
 		{"issuer_store_errors_total", map[string]string{"operation": "get_client", "kind": "unavailable"}, 2},
 		{"issuer_store_errors_total", map[string]string{"operation": "get_client", "kind": "other"}, 1},
 		{"issuer_store_errors_total", map[string]string{"operation": "rotate_refresh", "kind": "unavailable"}, 0},
 		{"issuer_store_operation_duration_seconds", map[string]string{"operation": "ping"}, 0},
+		{"issuer_store_errors_total", map[string]string{"operation": "upgrade_user_password", "kind": "other"}, 0},
 	} {
 		if got, ok := metricstest.Value(fams, c.name, c.labels); !ok || got != c.want {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
@@ -100,7 +102,8 @@ func TestRequestAndTokenMetrics(t *testing.T) {
 	m.ObserveRequest("/oauth2/token", "POST", 200, 3*time.Millisecond)
 	m.ObserveRequest("/oauth2/token", "BREW", 405, time.Millisecond)
 	m.TokenRequest("client_credentials", "success")
-	m.TokenRequest("password", "unsupported_grant_type")
+	m.TokenRequest("authorization_code", "unsupported_grant_type")
+	m.TokenRequest("password", "invalid_grant")
 	m.TokenRequest("", "invalid_request")
 	m.Limited("quota")
 	fams := scrape(t, m)
@@ -113,6 +116,7 @@ func TestRequestAndTokenMetrics(t *testing.T) {
 		{"issuer_http_request_duration_seconds", map[string]string{"endpoint": "/oauth2/token", "method": "other", "code": "405"}, 1},
 		{"issuer_token_requests_total", map[string]string{"grant_type": "client_credentials", "outcome": "success"}, 1},
 		{"issuer_token_requests_total", map[string]string{"grant_type": "other", "outcome": "unsupported_grant_type"}, 1},
+		{"issuer_token_requests_total", map[string]string{"grant_type": "password", "outcome": "invalid_grant"}, 1},
 		{"issuer_token_requests_total", map[string]string{"grant_type": "other", "outcome": "invalid_request"}, 1},
 		{"issuer_rate_limited_total", map[string]string{"limit": "quota"}, 1},
 		{"issuer_build_info", map[string]string{"version": "v1.2.3"}, 1},

@@ -36,15 +36,15 @@ func (s *instrumented) observe(op string, start time.Time, err error) {
 }
 
 // errorKind classifies err: "" for success and for the answers the store
-// interface defines (not found, exists, reused, revoked) and for a caller
-// that went away; "unavailable" when the store could not be reached or timed
+// interface defines (not found, exists, reused, revoked, conflict) and for a
+// caller that went away; "unavailable" when the store could not be reached or timed
 // out; "other" for anything else.
 func errorKind(err error) string {
 	switch {
 	case err == nil,
 		errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExists),
 		errors.Is(err, store.ErrReused), errors.Is(err, store.ErrRevoked),
-		errors.Is(err, context.Canceled):
+		errors.Is(err, store.ErrConflict), errors.Is(err, context.Canceled):
 		return ""
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return "unavailable"
@@ -54,23 +54,30 @@ func errorKind(err error) string {
 
 // The operations, as label values.
 const (
-	opCreateClient  = "create_client"
-	opGetClient     = "get_client"
-	opListClients   = "list_clients"
-	opUpdateClient  = "update_client"
-	opDeleteClient  = "delete_client"
-	opCreateFamily  = "create_family"
-	opGetFamily     = "get_family"
-	opRotateRefresh = "rotate_refresh"
-	opRevokeFamily  = "revoke_family"
-	opRevokeToken   = "revoke_token"
-	opIsRevoked     = "is_revoked"
-	opInitKeys      = "init_keys"
-	opListKeys      = "list_keys"
-	opAddKey        = "add_key"
-	opAddNextKey    = "add_next_key"
-	opDeleteKey     = "delete_key"
-	opPing          = "ping"
+	opCreateClient        = "create_client"
+	opGetClient           = "get_client"
+	opListClients         = "list_clients"
+	opUpdateClient        = "update_client"
+	opDeleteClient        = "delete_client"
+	opCreateFamily        = "create_family"
+	opGetFamily           = "get_family"
+	opRotateRefresh       = "rotate_refresh"
+	opRevokeFamily        = "revoke_family"
+	opRevokeToken         = "revoke_token"
+	opIsRevoked           = "is_revoked"
+	opInitKeys            = "init_keys"
+	opListKeys            = "list_keys"
+	opAddKey              = "add_key"
+	opAddNextKey          = "add_next_key"
+	opDeleteKey           = "delete_key"
+	opCreateUser          = "create_user"
+	opGetUser             = "get_user"
+	opListUsers           = "list_users"
+	opUpdateUser          = "update_user"
+	opSetUserPassword     = "set_user_password"
+	opUpgradeUserPassword = "upgrade_user_password"
+	opDeleteUser          = "delete_user"
+	opPing                = "ping"
 )
 
 // operations lists every label value, so that the series exist (at zero)
@@ -78,7 +85,9 @@ const (
 var operations = []string{
 	opCreateClient, opGetClient, opListClients, opUpdateClient, opDeleteClient,
 	opCreateFamily, opGetFamily, opRotateRefresh, opRevokeFamily,
-	opRevokeToken, opIsRevoked, opInitKeys, opListKeys, opAddKey, opAddNextKey, opDeleteKey, opPing,
+	opRevokeToken, opIsRevoked, opInitKeys, opListKeys, opAddKey, opAddNextKey, opDeleteKey,
+	opCreateUser, opGetUser, opListUsers, opUpdateUser, opSetUserPassword, opUpgradeUserPassword, opDeleteUser,
+	opPing,
 }
 
 // errorKinds are the values of the kind label.
@@ -204,6 +213,55 @@ func (s *instrumented) DeleteKey(ctx context.Context, id string) error {
 	start := time.Now()
 	err := s.Store.DeleteKey(ctx, id)
 	s.observe(opDeleteKey, start, err)
+	return err
+}
+
+func (s *instrumented) CreateUser(ctx context.Context, u store.User) error {
+	start := time.Now()
+	err := s.Store.CreateUser(ctx, u)
+	s.observe(opCreateUser, start, err)
+	return err
+}
+
+func (s *instrumented) GetUser(ctx context.Context, username string) (store.User, error) {
+	start := time.Now()
+	u, err := s.Store.GetUser(ctx, username)
+	s.observe(opGetUser, start, err)
+	return u, err
+}
+
+func (s *instrumented) ListUsers(ctx context.Context) ([]store.User, error) {
+	start := time.Now()
+	us, err := s.Store.ListUsers(ctx)
+	s.observe(opListUsers, start, err)
+	return us, err
+}
+
+func (s *instrumented) UpdateUser(ctx context.Context, u store.User) (store.User, error) {
+	start := time.Now()
+	u, err := s.Store.UpdateUser(ctx, u)
+	s.observe(opUpdateUser, start, err)
+	return u, err
+}
+
+func (s *instrumented) SetUserPassword(ctx context.Context, username, hash string) (store.User, error) {
+	start := time.Now()
+	u, err := s.Store.SetUserPassword(ctx, username, hash)
+	s.observe(opSetUserPassword, start, err)
+	return u, err
+}
+
+func (s *instrumented) UpgradeUserPassword(ctx context.Context, username, oldHash, newHash string) error {
+	start := time.Now()
+	err := s.Store.UpgradeUserPassword(ctx, username, oldHash, newHash)
+	s.observe(opUpgradeUserPassword, start, err)
+	return err
+}
+
+func (s *instrumented) DeleteUser(ctx context.Context, username string) error {
+	start := time.Now()
+	err := s.Store.DeleteUser(ctx, username)
+	s.observe(opDeleteUser, start, err)
 	return err
 }
 

@@ -1,8 +1,9 @@
 // Package oauth is the OAuth 2.0 vocabulary that the token endpoint and the
 // admin API share: the grant types the issuer runs (RFC 6749 §4.4 and §6),
 // the client authentication methods a client registers (RFC 7591 §2, RFC
-// 6749 §2.3.1), and the syntax of a scope (RFC 6749 §3.3): a list of
-// space-delimited, case-sensitive scope tokens.
+// 6749 §2.3.1), the syntax of a scope (RFC 6749 §3.3): a list of
+// space-delimited, case-sensitive scope tokens, and the access-token
+// claims the issuer sets itself.
 package oauth
 
 import "strings"
@@ -14,7 +15,22 @@ const (
 	GrantClientCredentials = "client_credentials"
 	// GrantRefreshToken is the refresh-token grant (RFC 6749 §6).
 	GrantRefreshToken = "refresh_token"
+	// GrantPassword is the resource owner password credentials grant
+	// (RFC 6749 §4.3), off unless the password_grant setting is on.
+	GrantPassword = "password"
 )
+
+// reservedClaims are the claims of an access token that the issuer sets
+// itself (RFC 9068 §2.2, RFC 7800 cnf, the Token Status List's status, and
+// SimpleJWT's token_type).
+var reservedClaims = map[string]bool{
+	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
+	"client_id": true, "scope": true, "cnf": true, "status": true, "token_type": true,
+}
+
+// ReservedClaim reports whether name is a claim the issuer sets itself,
+// which neither a user's claims nor a setting may supply.
+func ReservedClaim(name string) bool { return reservedClaims[name] }
 
 // Client authentication methods: the token_endpoint_auth_method values of
 // RFC 7591 §2 that a client may register.

@@ -14,6 +14,8 @@ type Counter interface {
 	// of the given length when n is more than 0; with n 0, Add only reads,
 	// and returns 0 for a counter that does not exist.
 	Add(ctx context.Context, key string, n int64, window time.Duration) (count int64, left time.Duration, err error)
+	// Reset removes the counter key, ending its window.
+	Reset(ctx context.Context, key string) error
 }
 
 // DefaultMaxKeys is the default bound on the counters a Memory keeps.
@@ -74,6 +76,14 @@ func (m *Memory) Add(_ context.Context, key string, n int64, d time.Duration) (i
 	}
 	w.count += n
 	return w.count, w.end.Sub(now), nil
+}
+
+// Reset implements Counter.
+func (m *Memory) Reset(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.windows, key)
+	return nil
 }
 
 // makeRoom drops ended windows now and then, and arbitrary ones when the

@@ -1,6 +1,8 @@
 // Package ratelimit limits abuse of the client-authenticated endpoints
 // (token, introspection, revocation): failed client authentications per
-// source address and per client id, and token requests per client (a quota).
+// source address and per client id, and token requests per client (a quota);
+// and the brute force RFC 6749 §4.3.2 asks the password grant to resist:
+// failed password logins per username and per source address.
 //
 // The rules, chosen so that an attacker cannot lock a legitimate client out:
 //
@@ -20,6 +22,12 @@
 //   - Quota. A client may make QuotaPerMinute token requests per minute;
 //     the next ones are refused until the minute, counted from its first
 //     request, ends.
+//   - Passwords. A username that has failed UserFailures logins in its
+//     PasswordWindow is locked until the window ends (LockedUntil; an admin
+//     may Unlock it): its logins fail, the right password included, with
+//     the same answer as a wrong one. An address that has failed
+//     PasswordAddressFailures logins is refused (429) until its window
+//     ends. Locked or refused logins are not counted.
 //
 // Counters are fixed windows (see Counter) kept in memory for one instance,
 // or in Redis, where every instance shares them. When the counters cannot be

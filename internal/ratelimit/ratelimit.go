@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -13,6 +14,8 @@ const (
 	LimitAddress = "address"
 	LimitClient  = "client"
 	LimitQuota   = "quota"
+	// LimitPasswordAddress refuses password logins from a source address.
+	LimitPasswordAddress = "password_address"
 )
 
 // Config configures a Limiter. A zero limit turns that limit off.
@@ -28,8 +31,22 @@ type Config struct {
 	ClientFailures int64
 	// QuotaPerMinute is the number of token requests per client per minute.
 	QuotaPerMinute int64
-	// OnLimited, when not nil, is called with LimitAddress, LimitClient or
-	// LimitQuota for every request refused.
+	// PasswordWindow is the length of the windows that count failed
+	// password logins (RFC 6749 §4.3.2).
+	PasswordWindow time.Duration
+	// UserFailures is the number of failed password logins of one username
+	// per PasswordWindow after which the username is locked until the
+	// window ends.
+	UserFailures int64
+	// PasswordAddressFailures is the number of failed password logins from
+	// one source address per PasswordWindow after which its logins are
+	// refused.
+	PasswordAddressFailures int64
+	// Now is the clock of LockedUntil; time.Now when nil. The counters
+	// keep their own.
+	Now func() time.Time
+	// OnLimited, when not nil, is called with LimitAddress, LimitClient,
+	// LimitQuota or LimitPasswordAddress for every request refused.
 	OnLimited func(limit string)
 	// Logger receives a warning when a limit trips and when the counters
 	// fail; nil discards them.
@@ -52,6 +69,12 @@ func New(c Counter, cfg Config) *Limiter {
 	}
 	if cfg.Window <= 0 {
 		cfg.Window = time.Minute
+	}
+	if cfg.PasswordWindow <= 0 {
+		cfg.PasswordWindow = 15 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	return &Limiter{cfg: cfg, c: c}
 }
@@ -125,6 +148,71 @@ func (l *Limiter) AllowToken(ctx context.Context, clientID string) Decision {
 	return l.refuse(LimitQuota, left)
 }
 
+// AllowPassword is asked before a password login from addr is checked:
+// once the address has failed PasswordAddressFailures times in its window,
+// its logins are refused until the window ends, the right password
+// included.
+func (l *Limiter) AllowPassword(ctx context.Context, addr netip.Addr) Decision {
+	if l == nil || l.cfg.PasswordAddressFailures <= 0 {
+		return Decision{}
+	}
+	n, left := l.readWindow(ctx, passwordAddressKey(addr), l.cfg.PasswordWindow)
+	if n >= l.cfg.PasswordAddressFailures {
+		return l.refuse(LimitPasswordAddress, left)
+	}
+	return Decision{}
+}
+
+// LockedUntil returns when the lock of username ends: zero when it is not
+// locked. A username is locked once it has failed UserFailures times in its
+// window, until the window ends. When the counters cannot be reached it
+// returns the error, and zero: logins fail open, as client
+// authentications do.
+func (l *Limiter) LockedUntil(ctx context.Context, username string) (time.Time, error) {
+	if l == nil || l.cfg.UserFailures <= 0 {
+		return time.Time{}, nil
+	}
+	n, left, err := l.c.Add(ctx, userKey(username), 0, l.cfg.PasswordWindow)
+	if err != nil {
+		l.logError(ctx, err)
+		return time.Time{}, err
+	}
+	if n < l.cfg.UserFailures {
+		return time.Time{}, nil
+	}
+	return l.cfg.Now().Add(left), nil
+}
+
+// PasswordFailed records a failed password login of username from addr.
+// Logins refused by a limit or a lock are not failures: the windows end on
+// time whatever an attacker keeps sending.
+func (l *Limiter) PasswordFailed(ctx context.Context, username string, addr netip.Addr) {
+	if l == nil {
+		return
+	}
+	if l.cfg.PasswordAddressFailures > 0 {
+		if n, _, ok := l.add(ctx, passwordAddressKey(addr), l.cfg.PasswordWindow); ok && n == l.cfg.PasswordAddressFailures {
+			l.cfg.Logger.WarnContext(ctx, "too many failed password logins from one address; refusing its logins until its window ends",
+				"client_addr", addr.String(), "failures", n, "window", l.cfg.PasswordWindow.String())
+		}
+	}
+	if l.cfg.UserFailures > 0 {
+		if n, _, ok := l.add(ctx, userKey(username), l.cfg.PasswordWindow); ok && n == l.cfg.UserFailures {
+			// The username is user input: logged as a quoted attribute only.
+			l.cfg.Logger.WarnContext(ctx, "too many failed password logins of one username; locked until its window ends",
+				"username", username, "failures", n, "window", l.cfg.PasswordWindow.String())
+		}
+	}
+}
+
+// Unlock ends the lock of username and forgets its failures.
+func (l *Limiter) Unlock(ctx context.Context, username string) error {
+	if l == nil {
+		return nil
+	}
+	return l.c.Reset(ctx, userKey(username))
+}
+
 func (l *Limiter) refuse(limit string, left time.Duration) Decision {
 	if l.cfg.OnLimited != nil {
 		l.cfg.OnLimited(limit)
@@ -134,7 +222,12 @@ func (l *Limiter) refuse(limit string, left time.Duration) Decision {
 
 // read returns the count and time left of key; 0 when the counter fails.
 func (l *Limiter) read(ctx context.Context, key string) (int64, time.Duration) {
-	n, left, err := l.c.Add(ctx, key, 0, l.cfg.Window)
+	return l.readWindow(ctx, key, l.cfg.Window)
+}
+
+// readWindow is read for a counter of windows of length w.
+func (l *Limiter) readWindow(ctx context.Context, key string, w time.Duration) (int64, time.Duration) {
+	n, left, err := l.c.Add(ctx, key, 0, w)
 	if err != nil {
 		l.logError(ctx, err)
 		return 0, 0
@@ -176,4 +269,13 @@ func addressKey(a netip.Addr) string {
 }
 
 func clientKey(id string) string { return "auth:client:" + id }
-func quotaKey(id string) string  { return "quota:" + id }
+
+// passwordAddressKey is the counter of the failed password logins of a
+// source address (an IPv4 address, or an IPv6 /64).
+func passwordAddressKey(a netip.Addr) string {
+	return "pw:" + strings.TrimPrefix(addressKey(a), "auth:")
+}
+
+// userKey is the counter of the failed password logins of a username.
+func userKey(username string) string { return "pw:user:" + username }
+func quotaKey(id string) string      { return "quota:" + id }

@@ -278,6 +278,8 @@ func (failing) Add(context.Context, string, int64, time.Duration) (int64, time.D
 	return 0, 0, errors.New("counter down")
 }
 
+func (failing) Reset(context.Context, string) error { return errors.New("counter down") }
+
 func TestFailsOpen(t *testing.T) {
 	ctx := context.Background()
 	l := ratelimit.New(failing{}, ratelimit.Config{Window: time.Minute, AddressFailures: 1, ClientFailures: 1, QuotaPerMinute: 1})
@@ -289,5 +291,82 @@ func TestFailsOpen(t *testing.T) {
 		if d := l.AllowToken(ctx, "c"); d.Refused() {
 			t.Errorf("AllowToken with the counter down: %+v, want allowed", d)
 		}
+	}
+	p := ratelimit.New(failing{}, ratelimit.Config{PasswordWindow: time.Minute, UserFailures: 1, PasswordAddressFailures: 1})
+	for range 3 {
+		p.PasswordFailed(ctx, "alice", attacker)
+		if d := p.AllowPassword(ctx, attacker); d.Refused() {
+			t.Errorf("AllowPassword with the counter down: %+v, want allowed", d)
+		}
+		if until, err := p.LockedUntil(ctx, "alice"); !until.IsZero() || err == nil {
+			t.Errorf("LockedUntil with the counter down = %v, %v; want not locked and the error", until, err)
+		}
+	}
+}
+
+// TestPasswordLimits: a username is locked after UserFailures failed logins
+// until its window ends, or until Unlock; an address is refused after
+// PasswordAddressFailures; other usernames and addresses are not touched.
+func TestPasswordLimits(t *testing.T) {
+	testPasswordLimits(t, func(clk *testutil.Clock) ratelimit.Counter { return ratelimit.NewMemory(clk.Now, 0) })
+}
+
+func testPasswordLimits(t *testing.T, counter func(*testutil.Clock) ratelimit.Counter) {
+	ctx := context.Background()
+	clk := newClock()
+	var limited []string
+	l := ratelimit.New(counter(clk), ratelimit.Config{
+		PasswordWindow: 15 * time.Minute, UserFailures: 3, PasswordAddressFailures: 5, Now: clk.Now,
+		OnLimited: func(limit string) { limited = append(limited, limit) },
+	})
+	start := clk.Now()
+	for i := range 3 {
+		if until, err := l.LockedUntil(ctx, "alice"); !until.IsZero() || err != nil {
+			t.Fatalf("after %d failures: locked until %v (%v)", i, until, err)
+		}
+		l.PasswordFailed(ctx, "alice", attacker)
+		clk.Advance(time.Minute)
+	}
+	until, err := l.LockedUntil(ctx, "alice")
+	if err != nil || !until.Equal(start.Add(15*time.Minute)) {
+		t.Errorf("after 3 failures: locked until %v (%v), want the end of the window, %v", until, err, start.Add(15*time.Minute))
+	}
+	if until, _ := l.LockedUntil(ctx, "Alice"); !until.IsZero() {
+		t.Errorf("another username (case differs) is locked too")
+	}
+	if d := l.AllowPassword(ctx, attacker); d.Refused() {
+		t.Errorf("the address after 3 failures: %+v, want allowed (limit 5)", d)
+	}
+	l.PasswordFailed(ctx, "bob", attacker)
+	l.PasswordFailed(ctx, "carol", attacker)
+	if d := l.AllowPassword(ctx, attacker); d.Limit != ratelimit.LimitPasswordAddress || d.RetryAfter != 12*time.Minute {
+		t.Errorf("the address after 5 failures: %+v, want refused for the 12m left of its window", d)
+	}
+	if d := l.AllowPassword(ctx, other); d.Refused() {
+		t.Errorf("another address: %+v", d)
+	}
+	if len(limited) != 1 || limited[0] != ratelimit.LimitPasswordAddress {
+		t.Errorf("OnLimited calls = %v", limited)
+	}
+	if err := l.Unlock(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if until, _ := l.LockedUntil(ctx, "alice"); !until.IsZero() {
+		t.Errorf("after Unlock: locked until %v", until)
+	}
+	for range 3 {
+		l.PasswordFailed(ctx, "bob", other)
+	}
+	// bob's window started with his first failure, 3 minutes in.
+	if until, _ := l.LockedUntil(ctx, "bob"); !until.Equal(start.Add(18 * time.Minute)) {
+		t.Errorf("bob after 4 failures: locked until %v, want %v", until, start.Add(18*time.Minute))
+	}
+	clk.Advance(12 * time.Minute)
+	if d := l.AllowPassword(ctx, attacker); d.Refused() {
+		t.Errorf("the address after its window: %+v", d)
+	}
+	clk.Advance(3 * time.Minute)
+	if until, _ := l.LockedUntil(ctx, "bob"); !until.IsZero() {
+		t.Errorf("bob after his window: locked until %v", until)
 	}
 }

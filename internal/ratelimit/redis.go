@@ -198,6 +198,16 @@ func (c *Redis) Add(ctx context.Context, key string, n int64, d time.Duration) (
 	return count, left, nil
 }
 
+// Reset implements Counter. The key stays hot here and at the other
+// instances until its old window ends, so their reads go to Redis and
+// find it gone.
+func (c *Redis) Reset(ctx context.Context, key string) error {
+	if err := c.client.Del(ctx, c.prefix+key).Err(); err != nil {
+		return fmt.Errorf("ratelimit: redis: %w", err)
+	}
+	return nil
+}
+
 // mustRead reports whether a read of key, counted in windows of length d,
 // must go to Redis: whether some instance may have added to it in a window
 // that has not ended.

@@ -525,3 +525,39 @@ func TestRedisReadOnceAfterSubscribing(t *testing.T) {
 		t.Errorf("B, the same clean address again: %d commands, want 0", n)
 	}
 }
+
+// TestRedisPasswordLocksAcrossInstances: a username locked by failures at
+// one instance is locked at the other, an unlock at either ends it for
+// both, and an address refused at one is refused at the other.
+func TestRedisPasswordLocksAcrossInstances(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	cfg := ratelimit.Config{PasswordWindow: time.Minute, UserFailures: 3, PasswordAddressFailures: 4}
+	a := newInstance(t, newClient(t, srv.Addr()), cfg)
+	b := newInstance(t, newClient(t, srv.Addr()), cfg)
+	a.settle(t)
+	b.settle(t)
+	for range 3 {
+		a.limiter.PasswordFailed(ctx, "alice", attacker)
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		until, err := b.limiter.LockedUntil(ctx, "alice")
+		return err == nil && !until.IsZero()
+	})
+	if until, _ := b.limiter.LockedUntil(ctx, "bob"); !until.IsZero() {
+		t.Errorf("another username is locked at B")
+	}
+	if err := b.limiter.Unlock(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []*instance{a, b} {
+		if until, err := in.limiter.LockedUntil(ctx, "alice"); !until.IsZero() || err != nil {
+			t.Errorf("after the unlock at B: locked until %v (%v)", until, err)
+		}
+	}
+	b.limiter.PasswordFailed(ctx, "carol", attacker)
+	testutil.Eventually(t, 5*time.Second, func() bool { return a.limiter.AllowPassword(ctx, attacker).Refused() })
+	if d := a.limiter.AllowPassword(ctx, other); d.Refused() {
+		t.Errorf("another address at A: %+v", d)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/issuer-oauth/issuer/internal/oauth"
 	"github.com/issuer-oauth/issuer/internal/request"
 )
 
@@ -53,6 +54,9 @@ type Metrics interface {
 type HandlerConfig struct {
 	// Issuer is the issuer identifier; every advertised URL starts with it.
 	Issuer string
+	// GrantTypes are the grant types the token endpoint serves, advertised
+	// in the metadata; client_credentials and refresh_token when empty.
+	GrantTypes []string
 	// SigningAlg is the algorithm of the access-token signing key, advertised
 	// in the metadata so that resource APIs can pin it.
 	SigningAlg string
@@ -63,6 +67,10 @@ type HandlerConfig struct {
 	Introspect, Revoke http.Handler
 	// Admin serves /admin/; nil turns the admin API off.
 	Admin http.Handler
+	// SimpleJWT, when not nil, serves the SimpleJWT-compatible endpoints
+	// under SimpleJWTPath (which ends with a slash).
+	SimpleJWT     http.Handler
+	SimpleJWTPath string
 	// Keys publishes the JWK Set.
 	Keys JWKS
 	// Store is pinged by /readyz.
@@ -113,6 +121,9 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET "+PathMetrics, cfg.Metrics)
+	}
+	if cfg.SimpleJWT != nil {
+		s.mux.Handle(cfg.SimpleJWTPath, cfg.SimpleJWT)
 	}
 	if cfg.Admin != nil {
 		s.mux.Handle(PathAdmin, cfg.Admin)
@@ -302,14 +313,18 @@ type metadata struct {
 
 func (s *Handler) buildMetadata() ([]byte, error) {
 	iss := strings.TrimSuffix(s.cfg.Issuer, "/")
-	authMethods := []string{"client_secret_basic", "client_secret_post"}
+	authMethods := []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost}
+	grants := s.cfg.GrantTypes
+	if len(grants) == 0 {
+		grants = []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
+	}
 	md := metadata{
 		Issuer:                            iss,
 		TokenEndpoint:                     iss + PathToken,
 		JWKSURI:                           iss + PathJWKS,
 		IntrospectionEndpoint:             iss + PathIntrospect,
 		RevocationEndpoint:                iss + PathRevoke,
-		GrantTypesSupported:               []string{"client_credentials", "refresh_token"},
+		GrantTypesSupported:               grants,
 		ResponseTypesSupported:            []string{},
 		TokenEndpointAuthMethodsSupported: authMethods,
 		IntrospectionAuthMethodsSupported: authMethods,

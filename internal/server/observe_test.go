@@ -94,7 +94,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("refresh: %d", status)
 	}
 	ti.token(t, id, "wrong-secret", true, ccForm)
-	ti.token(t, id, sec, true, url.Values{"grant_type": {"password"}})
+	ti.token(t, id, sec, true, url.Values{"grant_type": {"authorization_code"}})
 	ti.token(t, id, sec, true, url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}})
 	ti.jwks(t)
 

@@ -17,6 +17,8 @@ import (
 	"github.com/issuer-oauth/issuer/internal/grant"
 	"github.com/issuer-oauth/issuer/internal/keys"
 	"github.com/issuer-oauth/issuer/internal/metrics"
+	"github.com/issuer-oauth/issuer/internal/oauth"
+	"github.com/issuer-oauth/issuer/internal/password"
 	"github.com/issuer-oauth/issuer/internal/ratelimit"
 	"github.com/issuer-oauth/issuer/internal/request"
 	"github.com/issuer-oauth/issuer/internal/secret"
@@ -55,7 +57,8 @@ type Server struct {
 	handler   *Handler
 	store     store.Store // instrumented with metrics
 	keys      *keys.Keys
-	storeName string           // "embedded" or "redis", for the start-up line
+	storeName string // "embedded" or "redis", for the start-up line
+	limiter   *ratelimit.Limiter
 	counter   *ratelimit.Redis // the limiter's Redis counter; nil when it counts in memory
 	stop      context.CancelFunc
 	done      chan struct{} // closed when the background work has ended
@@ -89,13 +92,18 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		counter = s.counter
 	}
 	limiter := ratelimit.New(counter, ratelimit.Config{
-		Window:          cfg.AuthFailureWindow,
-		AddressFailures: cfg.AuthFailuresPerAddress,
-		ClientFailures:  cfg.AuthFailuresPerClient,
-		QuotaPerMinute:  cfg.TokenQuotaPerMinute,
-		OnLimited:       m.Limited,
-		Logger:          log,
+		Window:                  cfg.AuthFailureWindow,
+		AddressFailures:         cfg.AuthFailuresPerAddress,
+		ClientFailures:          cfg.AuthFailuresPerClient,
+		QuotaPerMinute:          cfg.TokenQuotaPerMinute,
+		PasswordWindow:          cfg.PasswordFailureWindow,
+		UserFailures:            cfg.PasswordFailuresPerUser,
+		PasswordAddressFailures: cfg.PasswordFailuresPerAddress,
+		Now:                     now,
+		OnLimited:               m.Limited,
+		Logger:                  log,
 	})
+	s.limiter = limiter
 	fail := func(err error) (*Server, error) {
 		s.closeStore()
 		return nil, err
@@ -116,7 +124,18 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		return fail(keysSetting(err))
 	}
 	hasher := secret.NewHasher(secret.Derive(master, secret.PurposeClientSecrets))
-	tokens := grant.New(grant.Config{
+	passwords, err := password.New(password.Config{
+		Params: password.Params{
+			Memory:  uint32(cfg.PasswordHashMemoryKiB),
+			Time:    uint32(cfg.PasswordHashIterations),
+			Threads: uint8(cfg.PasswordHashParallelism),
+		},
+		Concurrency: int(cfg.PasswordHashConcurrency),
+	})
+	if err != nil {
+		return fail(fmt.Errorf("password hashing: %w", err))
+	}
+	gc := grant.Config{
 		Issuer:       cfg.URL,
 		AccessTTL:    cfg.AccessTokenTTL,
 		RefreshTTL:   cfg.RefreshTokenTTL,
@@ -124,18 +143,39 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		Now:          now,
 		Limiter:      limiter,
 		Metrics:      m,
-	}, s.store, s.keys, hasher, log)
+	}
+	grants := []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
+	if cfg.PasswordGrant {
+		gc.Users, gc.Passwords, gc.PasswordLimiter = s.store, passwords, limiter
+		gc.SimpleJWTClaims, gc.UserIDClaim = cfg.SimpleJWTClaims, cfg.SimpleJWTUserIDClaim
+		grants = append(grants, oauth.GrantPassword)
+	}
+	tokens := grant.New(gc, s.store, s.keys, hasher, log)
+	var compat http.Handler
+	if cfg.SimpleJWTCompat {
+		compat = tokens.SimpleJWT(cfg.SimpleJWTClientID, cfg.SimpleJWTPath)
+	}
 	var adm http.Handler
 	if cfg.AdminToken != "" {
-		adm = admin.New(admin.Config{Token: cfg.AdminToken, MaxBodyBytes: cfg.MaxBodyBytes, Now: now}, s.store, s.keys, hasher, log)
+		adm = admin.New(admin.Config{
+			Token:         cfg.AdminToken,
+			MaxBodyBytes:  cfg.MaxBodyBytes,
+			PasswordGrant: cfg.PasswordGrant,
+			Passwords:     passwords, // the grant's: one bound on concurrent hashing
+			Lockouts:      limiter,   // the grant's per-username locks
+			Now:           now,
+		}, s.store, s.keys, hasher, log)
 	}
 	s.handler, err = NewHandler(HandlerConfig{
 		Issuer:         cfg.URL,
+		GrantTypes:     grants,
 		SigningAlg:     s.keys.Alg(),
 		Token:          tokens,
 		Introspect:     http.HandlerFunc(tokens.Introspection),
 		Revoke:         http.HandlerFunc(tokens.Revocation),
 		Admin:          adm,
+		SimpleJWT:      compat,
+		SimpleJWTPath:  cfg.SimpleJWTPath,
 		Keys:           s.keys,
 		Store:          s.store,
 		Logger:         log,

@@ -13,6 +13,7 @@ package store
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -30,6 +31,9 @@ var (
 	// ErrUnavailable means the store could not be reached; the request may
 	// succeed when retried.
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrConflict means a compare-and-set found the record changed since the
+	// caller read it; nothing was written.
+	ErrConflict = errors.New("store: conflict")
 )
 
 // Client is a registered OAuth client. The secret is kept only as a keyed hash.
@@ -87,6 +91,47 @@ type Key struct {
 	NotBefore time.Time `json:"not_before"`
 }
 
+// User is a person who signs in with the password grant (RFC 6749,
+// section 4.3). Its password is kept only as a hash.
+type User struct {
+	// ID is the user_id, the sub of the user's access tokens: a stable
+	// opaque id that the caller assigns at creation, at random, so that no
+	// other user ever gets it, even once this one is deleted. The store
+	// refuses an id that a stored user has; it keeps no record of the ids
+	// of deleted users.
+	ID string `json:"id"`
+	// Username is unique and case-sensitive ("Alice" and "alice" are two
+	// users), as Django's.
+	Username string `json:"username"`
+	// PasswordHash is an argon2id PHC string or an imported Django hash. It
+	// never reaches a log: LogValue leaves it out.
+	PasswordHash string `json:"password_hash"`
+	Disabled     bool   `json:"disabled"`
+	// Scopes are the scopes the user may be granted; nil means that only
+	// the client limits them, while an empty list allows none.
+	Scopes []string `json:"scopes"`
+	// Claims are extra string claims copied into the user's access tokens.
+	Claims map[string]string `json:"claims"`
+	// Generation changes whenever the user's existing tokens must end
+	// (disabling, a password change): a refresh-token family records the
+	// user's ID and the generation it was issued under, and dies when
+	// either differs. (A user deleted and created again under the same
+	// username has a new ID, but may have the same generation.)
+	Generation int64     `json:"generation"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// LogValue logs the user without its password hash.
+func (u User) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("user_id", u.ID),
+		slog.String("username", u.Username),
+		slog.Bool("disabled", u.Disabled),
+		slog.Int64("generation", u.Generation),
+	)
+}
+
 // Store is the issuer's state. Implementations are safe for concurrent use.
 type Store interface {
 	// CreateClient stores a new client; ErrExists if the id is taken.
@@ -135,6 +180,36 @@ type Store interface {
 	AddNextKey(ctx context.Context, k Key, now time.Time) ([]Key, error)
 	// DeleteKey removes a key; ErrNotFound if there is none.
 	DeleteKey(ctx context.Context, id string) error
+
+	// CreateUser stores a new user as given, which must have an id and a
+	// username; ErrExists if its username or its id is taken.
+	CreateUser(ctx context.Context, u User) error
+	// GetUser returns the user with the username, or ErrNotFound.
+	GetUser(ctx context.Context, username string) (User, error)
+	// ListUsers returns every user ordered by username (byte-wise, as Go
+	// compares strings).
+	ListUsers(ctx context.Context) ([]User, error)
+	// UpdateUser replaces the profile of the existing user u.Username —
+	// Disabled, Scopes and Claims — sets its UpdatedAt to the store's clock,
+	// and returns the user afterwards. It increments Generation when the
+	// user goes from enabled to disabled. It never writes the other fields
+	// of u (the password hash above all, which a concurrent
+	// SetUserPassword may have changed since the caller read it); ErrNotFound
+	// if there is no such user.
+	UpdateUser(ctx context.Context, u User) (User, error)
+	// SetUserPassword replaces the user's password hash, increments its
+	// Generation (ending every refresh token of the user), sets its
+	// UpdatedAt to the store's clock and returns the user afterwards;
+	// ErrNotFound if there is no such user.
+	SetUserPassword(ctx context.Context, username, hash string) (User, error)
+	// UpgradeUserPassword replaces the user's password hash with newHash
+	// only if it is still oldHash: the rehash of a login, which changes
+	// neither Generation nor UpdatedAt. ErrConflict if the hash is no
+	// longer oldHash (a concurrent password change wins; nothing is
+	// written); ErrNotFound if there is no such user.
+	UpgradeUserPassword(ctx context.Context, username, oldHash, newHash string) error
+	// DeleteUser removes a user; ErrNotFound if there is none.
+	DeleteUser(ctx context.Context, username string) error
 
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error

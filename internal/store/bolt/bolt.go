@@ -2,10 +2,13 @@
 // disk, for a single issuer process.
 //
 // Each kind of record (clients, refresh-token families, revoked token ids,
-// signing keys) has its own bucket, keyed by id, with JSON values. Every
-// method runs within one bbolt transaction, so it is atomic and isolated from
-// every other, as store.Store requires. bbolt allows one writer at a time,
-// which is what serialises concurrent refresh-token rotations.
+// signing keys) has its own bucket, keyed by id, with JSON values. Users are
+// keyed by username, so that they list in username order, and a second
+// bucket indexes them by user id (id → username); the methods that write
+// users change both in the same transaction. Every method runs within one
+// bbolt transaction, so it is atomic and isolated from every other, as
+// store.Store requires. bbolt allows one writer at a time, which is what
+// serialises concurrent refresh-token rotations.
 //
 // The writes of token requests (CreateFamily, RotateRefresh, RevokeFamily,
 // RevokeToken) are group-committed: calls that overlap run one after another
@@ -66,6 +69,8 @@ var (
 	bucketFamilies = []byte("families")
 	bucketRevoked  = []byte("revoked_tokens")
 	bucketKeys     = []byte("keys")
+	bucketUsers    = []byte("users")    // username → user (JSON)
+	bucketUserIDs  = []byte("user_ids") // user id → username
 
 	keySchemaVersion = []byte("schema_version")
 )
@@ -96,8 +101,9 @@ var _ store.Store = (*Store)(nil)
 // Option configures Open.
 type Option func(*Store)
 
-// WithNow sets the clock that decides when records expire. The default is
-// time.Now; tests pass a fake clock.
+// WithNow sets the clock that decides when records expire and that stamps
+// the UpdatedAt of a changed user. The default is time.Now; tests pass a
+// fake clock.
 func WithNow(now func() time.Time) Option {
 	return func(s *Store) {
 		if now != nil {
@@ -185,7 +191,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 // initBuckets creates the buckets of a new file and checks the schema
 // version of an existing one.
 func initBuckets(tx *bbolt.Tx) error {
-	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys} {
+	// A file written before users existed gets their buckets here; the
+	// layout of the others is unchanged, so the schema version stays.
+	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys, bucketUsers, bucketUserIDs} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -586,6 +594,138 @@ func allKeys(b *bbolt.Bucket) ([]store.Key, error) {
 		return strings.Compare(a.ID, b.ID)
 	})
 	return keys, nil
+}
+
+// ---------------------------------------------------------------- users
+
+// CreateUser stores a new user; store.ErrExists if its username or its id is
+// taken.
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	const op = "create user"
+	if u.ID == "" || u.Username == "" {
+		return opError(op, u.Username, errors.New("a user needs an id and a username"))
+	}
+	return s.update(ctx, op, u.Username, func(tx *bbolt.Tx) error {
+		users, ids := tx.Bucket(bucketUsers), tx.Bucket(bucketUserIDs)
+		if users.Get([]byte(u.Username)) != nil || ids.Get([]byte(u.ID)) != nil {
+			return store.ErrExists
+		}
+		if err := ids.Put([]byte(u.ID), []byte(u.Username)); err != nil {
+			return fmt.Errorf("write id: %w", err)
+		}
+		return put(users, u.Username, u)
+	})
+}
+
+// GetUser returns the user with the username, or store.ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, username string) (store.User, error) {
+	var u store.User
+	err := s.view(ctx, "get user", username, func(tx *bbolt.Tx) error {
+		return get(tx.Bucket(bucketUsers), username, &u)
+	})
+	if err != nil {
+		return store.User{}, err
+	}
+	return u, nil
+}
+
+// ListUsers returns every user ordered by username: the order of the
+// bucket's keys.
+func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
+	var users []store.User
+	err := s.view(ctx, "list users", "", func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketUsers).ForEach(func(name, v []byte) error {
+			var u store.User
+			if err := json.Unmarshal(v, &u); err != nil {
+				return fmt.Errorf("decode %q: %w", name, err)
+			}
+			users = append(users, u)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return users, nil
+}
+
+// UpdateUser replaces the profile (Disabled, Scopes, Claims) of an existing
+// user in one transaction, as store.Store describes; store.ErrNotFound if
+// there is none.
+func (s *Store) UpdateUser(ctx context.Context, u store.User) (store.User, error) {
+	return s.changeUser(ctx, "update user", u.Username, func(stored *store.User) error {
+		if u.Disabled && !stored.Disabled {
+			stored.Generation++
+		}
+		stored.Disabled = u.Disabled
+		stored.Scopes = u.Scopes
+		stored.Claims = u.Claims
+		stored.UpdatedAt = s.now()
+		return nil
+	})
+}
+
+// SetUserPassword replaces the user's password hash and increments its
+// Generation; store.ErrNotFound if there is no such user.
+func (s *Store) SetUserPassword(ctx context.Context, username, hash string) (store.User, error) {
+	return s.changeUser(ctx, "set user password", username, func(stored *store.User) error {
+		stored.PasswordHash = hash
+		stored.Generation++
+		stored.UpdatedAt = s.now()
+		return nil
+	})
+}
+
+// UpgradeUserPassword replaces the user's password hash with newHash only
+// if it is still oldHash; store.ErrConflict if it is not,
+// store.ErrNotFound if there is no such user.
+func (s *Store) UpgradeUserPassword(ctx context.Context, username, oldHash, newHash string) error {
+	_, err := s.changeUser(ctx, "upgrade user password", username, func(stored *store.User) error {
+		if stored.PasswordHash != oldHash {
+			return store.ErrConflict
+		}
+		stored.PasswordHash = newHash
+		return nil
+	})
+	return err
+}
+
+// changeUser applies change to the stored user in one transaction and
+// returns the user afterwards; store.ErrNotFound if there is no such user.
+// If change fails, the transaction is rolled back and its error returned.
+func (s *Store) changeUser(ctx context.Context, op, username string, change func(*store.User) error) (store.User, error) {
+	var u store.User
+	err := s.update(ctx, op, username, func(tx *bbolt.Tx) error {
+		u = store.User{}
+		b := tx.Bucket(bucketUsers)
+		if err := get(b, username, &u); err != nil {
+			return err
+		}
+		if err := change(&u); err != nil {
+			return err
+		}
+		return put(b, username, u)
+	})
+	if err != nil {
+		return store.User{}, err
+	}
+	return u, nil
+}
+
+// DeleteUser removes a user and its id from the index; store.ErrNotFound
+// if there is none.
+func (s *Store) DeleteUser(ctx context.Context, username string) error {
+	return s.update(ctx, "delete user", username, func(tx *bbolt.Tx) error {
+		users := tx.Bucket(bucketUsers)
+		var u store.User
+		if err := get(users, username, &u); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketUserIDs).Delete([]byte(u.ID)); err != nil {
+			return fmt.Errorf("delete id: %w", err)
+		}
+		return del(users, username)
+	})
 }
 
 // ---------------------------------------------------------------- sweeping

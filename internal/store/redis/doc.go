@@ -5,7 +5,7 @@
 // # Keys
 //
 // Every key starts with the prefix (WithPrefix, default "issuer") and is
-// derived from ids only, never from raw tokens or secrets:
+// derived from ids and usernames only, never from raw tokens or secrets:
 //
 //	issuer:{clients}        hash: client id → client (JSON)
 //	issuer:{keys}           hash: kid → signing key (JSON, private key encrypted by the keys package)
@@ -14,20 +14,37 @@
 //	                        (Unix ms), scopes, audience (JSON, as
 //	                        json.Marshal writes a []string)
 //	issuer:rev:{<jti>}      string: revoked until (Unix ms)
+//	issuer:{users}:user:<username>
+//	                        hash: id, username, password_hash, disabled
+//	                        ("1" or "0"), scopes and claims (JSON; scopes
+//	                        null when the user has none, as distinct from
+//	                        []), generation (integer), created_at and
+//	                        updated_at (RFC 3339, as encoding/json writes a
+//	                        time.Time)
+//	issuer:{users}:ids      hash: user id → username, the index that keeps
+//	                        user ids unique and lists the users
 //
 // Family and revoked-token keys carry a Redis expiry (PEXPIREAT) at their own
-// expiry, so Redis frees them; the clients and keys hashes never expire.
-// The part in braces is the Redis Cluster hash tag, and every operation
-// touches exactly one key, so every operation runs on Redis Cluster.
+// expiry, so Redis frees them. The clients, keys and user keys never expire,
+// and hold nothing but live records: the user-id index has one field per
+// user, which DeleteUser removes with the user. The part in braces is the
+// Redis Cluster hash tag. Every script touches one key, but the scripts that
+// create or delete a user, which touch the user's hash and the user-id
+// index: both have the tag {users}, so they are in one slot. ListUsers reads
+// the index, then the user hashes in a pipeline. So every operation runs on
+// Redis Cluster.
 //
 // # Atomicity
 //
 // Every operation that reads before it writes is one Lua script (run with
 // EVALSHA, falling back to EVAL): creating a family only if no live one has
 // the id, rotating a refresh token, revoking a family, keeping the later
-// expiry of a revoked token, storing the first signing key. Scripts report the
-// outcomes that map to store's sentinel errors as status codes, not as Redis
-// errors. Since a script runs alone on its node, concurrent rotations of one
+// expiry of a revoked token, storing the first signing key, and every
+// change of a user. A user's hash and the user-id index change in the same
+// script, so the index never names a missing user nor misses one, and a
+// script writes only the fields its operation changes, so no operation
+// writes back a password hash it read earlier. Scripts report the outcomes
+// that map to store's sentinel errors as status codes, not as Redis errors. Since a script runs alone on its node, concurrent rotations of one
 // refresh token, from any number of instances, have exactly one winner.
 //
 // Expiry is decided by the clock of the store (time.Now, or WithNow), which

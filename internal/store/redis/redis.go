@@ -39,6 +39,7 @@ type Store struct {
 
 	clientsKey, keysKey   string
 	clientsChan, keysChan string
+	userIDsKey            string
 
 	cache      *clientCache
 	cacheTTL   time.Duration
@@ -58,7 +59,8 @@ var _ store.Store = (*Store)(nil)
 type Option func(*Store)
 
 // WithNow sets the clock that decides when families and revoked token ids
-// expire. The default is time.Now; tests pass a fake clock.
+// expire and that stamps the UpdatedAt of a changed user. The default is
+// time.Now; tests pass a fake clock.
 func WithNow(now func() time.Time) Option {
 	return func(s *Store) {
 		if now != nil {
@@ -116,6 +118,7 @@ func New(client goredis.UniversalClient, opts ...Option) *Store {
 	s.keysKey = s.prefix + ":{keys}"
 	s.clientsChan = s.clientsKey + ":changed"
 	s.keysChan = s.keysKey + ":changed"
+	s.userIDsKey = s.prefix + ":{users}:ids"
 	s.cache = newClientCache(s.cacheTTL)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -130,6 +133,10 @@ func (s *Store) familyKey(id string) string { return s.prefix + ":fam:{" + id + 
 
 // revokedKey is the key of a revoked token id.
 func (s *Store) revokedKey(jti string) string { return s.prefix + ":rev:{" + jti + "}" }
+
+// userKey is the key of a user's hash. It has the hash tag of the user-id
+// index, so that one script may write both.
+func (s *Store) userKey(username string) string { return s.prefix + ":{users}:user:" + username }
 
 // KeyChanges returns a channel that receives a value when the signing keys
 // may have changed: another instance (or this one) added or deleted a key,
@@ -532,6 +539,238 @@ func sortedKeys(op, id string, vals []string) ([]store.Key, error) {
 	return keys, nil
 }
 
+// ---------------------------------------------------------------- users
+
+// CreateUser stores a new user; store.ErrExists if its username or its id is
+// taken. It is one Lua script.
+func (s *Store) CreateUser(ctx context.Context, u store.User) error {
+	const op = "create user"
+	if err := s.begin(ctx, op, u.Username); err != nil {
+		return err
+	}
+	if u.ID == "" || u.Username == "" {
+		return opError(op, u.Username, errors.New("a user needs an id and a username"))
+	}
+	scopes, claims, err := encodeProfile(u)
+	if err != nil {
+		return opError(op, u.Username, err)
+	}
+	code, err := scriptCreateUser.Run(ctx, s.client, []string{s.userKey(u.Username), s.userIDsKey},
+		u.ID, u.Username, u.PasswordHash, flag(u.Disabled), scopes, claims,
+		u.Generation, formatTime(u.CreatedAt), formatTime(u.UpdatedAt)).Int()
+	if err != nil {
+		return redisError(op, u.Username, err)
+	}
+	return statusError(op, u.Username, code)
+}
+
+// GetUser returns the user with the username, or store.ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, username string) (store.User, error) {
+	const op = "get user"
+	if err := s.begin(ctx, op, username); err != nil {
+		return store.User{}, err
+	}
+	h, err := s.client.HGetAll(ctx, s.userKey(username)).Result()
+	if err != nil {
+		return store.User{}, redisError(op, username, err)
+	}
+	if len(h) == 0 {
+		return store.User{}, opError(op, username, store.ErrNotFound)
+	}
+	u, err := decodeUser(h)
+	if err != nil {
+		return store.User{}, opError(op, username, err)
+	}
+	return u, nil
+}
+
+// ListUsers returns every user ordered by username. It reads the user-id
+// index, then every user it names in one pipeline: a user created or
+// deleted during the call may be listed or not, but every user listed is
+// whole.
+func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
+	const op = "list users"
+	if err := s.begin(ctx, op, ""); err != nil {
+		return nil, err
+	}
+	names, err := s.client.HVals(ctx, s.userIDsKey).Result()
+	if err != nil {
+		return nil, redisError(op, "", err)
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	cmds := make([]*goredis.MapStringStringCmd, len(names))
+	_, err = s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, name := range names {
+			cmds[i] = p.HGetAll(ctx, s.userKey(name))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, redisError(op, "", err)
+	}
+	users := make([]store.User, 0, len(names))
+	for i, cmd := range cmds {
+		h := cmd.Val()
+		if len(h) == 0 {
+			continue // deleted since the index was read
+		}
+		u, err := decodeUser(h)
+		if err != nil {
+			return nil, opError(op, "", fmt.Errorf("user %q: %w", names[i], err))
+		}
+		users = append(users, u)
+	}
+	return users, nil
+}
+
+// UpdateUser replaces the profile (Disabled, Scopes, Claims) of an existing
+// user in one Lua script, as store.Store describes; store.ErrNotFound if
+// there is none.
+func (s *Store) UpdateUser(ctx context.Context, u store.User) (store.User, error) {
+	const op = "update user"
+	if err := s.begin(ctx, op, u.Username); err != nil {
+		return store.User{}, err
+	}
+	scopes, claims, err := encodeProfile(u)
+	if err != nil {
+		return store.User{}, opError(op, u.Username, err)
+	}
+	res, err := scriptUpdateUser.Run(ctx, s.client, []string{s.userKey(u.Username)},
+		flag(u.Disabled), scopes, claims, formatTime(s.now())).Result()
+	if err != nil {
+		return store.User{}, redisError(op, u.Username, err)
+	}
+	return userReply(op, u.Username, res)
+}
+
+// SetUserPassword replaces the user's password hash and increments its
+// Generation in one Lua script; store.ErrNotFound if there is no such user.
+func (s *Store) SetUserPassword(ctx context.Context, username, hash string) (store.User, error) {
+	const op = "set user password"
+	if err := s.begin(ctx, op, username); err != nil {
+		return store.User{}, err
+	}
+	res, err := scriptSetUserPassword.Run(ctx, s.client, []string{s.userKey(username)},
+		hash, formatTime(s.now())).Result()
+	if err != nil {
+		return store.User{}, redisError(op, username, err)
+	}
+	return userReply(op, username, res)
+}
+
+// UpgradeUserPassword replaces the user's password hash with newHash only
+// if it is still oldHash, in one Lua script; store.ErrConflict if it is
+// not, store.ErrNotFound if there is no such user.
+func (s *Store) UpgradeUserPassword(ctx context.Context, username, oldHash, newHash string) error {
+	const op = "upgrade user password"
+	if err := s.begin(ctx, op, username); err != nil {
+		return err
+	}
+	code, err := scriptUpgradeUserPassword.Run(ctx, s.client, []string{s.userKey(username)}, oldHash, newHash).Int()
+	if err != nil {
+		return redisError(op, username, err)
+	}
+	return statusError(op, username, code)
+}
+
+// DeleteUser removes a user and its id from the index in one Lua script;
+// store.ErrNotFound if there is none.
+func (s *Store) DeleteUser(ctx context.Context, username string) error {
+	const op = "delete user"
+	if err := s.begin(ctx, op, username); err != nil {
+		return err
+	}
+	code, err := scriptDeleteUser.Run(ctx, s.client, []string{s.userKey(username), s.userIDsKey}).Int()
+	if err != nil {
+		return redisError(op, username, err)
+	}
+	return statusError(op, username, code)
+}
+
+// encodeProfile encodes the user's scopes and claims as JSON: null for nil,
+// so that a user without scopes stays distinct from one with an empty list.
+func encodeProfile(u store.User) (scopes, claims []byte, err error) {
+	if scopes, err = json.Marshal(u.Scopes); err != nil {
+		return nil, nil, fmt.Errorf("encode scopes: %w", err)
+	}
+	if claims, err = json.Marshal(u.Claims); err != nil {
+		return nil, nil, fmt.Errorf("encode claims: %w", err)
+	}
+	return scopes, claims, nil
+}
+
+// userReply reads the reply of a script that returns a user (HGETALL) or
+// a status code.
+func userReply(op, username string, res any) (store.User, error) {
+	switch v := res.(type) {
+	case int64:
+		return store.User{}, statusError(op, username, int(v))
+	case []any:
+		if len(v)%2 != 0 {
+			return store.User{}, opError(op, username, fmt.Errorf("odd-length script reply of %d elements", len(v)))
+		}
+		h := make(map[string]string, len(v)/2)
+		for i := 0; i < len(v); i += 2 {
+			field, ok1 := v[i].(string)
+			value, ok2 := v[i+1].(string)
+			if !ok1 || !ok2 {
+				return store.User{}, opError(op, username, fmt.Errorf("unexpected script reply elements %T, %T", v[i], v[i+1]))
+			}
+			h[field] = value
+		}
+		u, err := decodeUser(h)
+		if err != nil {
+			return store.User{}, opError(op, username, err)
+		}
+		return u, nil
+	default:
+		return store.User{}, opError(op, username, fmt.Errorf("unexpected script reply %T", res))
+	}
+}
+
+// decodeUser decodes the fields of a user's hash.
+func decodeUser(h map[string]string) (store.User, error) {
+	u := store.User{
+		ID:           h["id"],
+		Username:     h["username"],
+		PasswordHash: h["password_hash"],
+		Disabled:     h["disabled"] == "1",
+	}
+	var err error
+	if u.Generation, err = strconv.ParseInt(h["generation"], 10, 64); err != nil {
+		return store.User{}, fmt.Errorf("decode generation: %w", err)
+	}
+	if err := json.Unmarshal([]byte(h["scopes"]), &u.Scopes); err != nil {
+		return store.User{}, fmt.Errorf("decode scopes: %w", err)
+	}
+	if err := json.Unmarshal([]byte(h["claims"]), &u.Claims); err != nil {
+		return store.User{}, fmt.Errorf("decode claims: %w", err)
+	}
+	if u.CreatedAt, err = time.Parse(time.RFC3339Nano, h["created_at"]); err != nil {
+		return store.User{}, fmt.Errorf("decode created_at: %w", err)
+	}
+	if u.UpdatedAt, err = time.Parse(time.RFC3339Nano, h["updated_at"]); err != nil {
+		return store.User{}, fmt.Errorf("decode updated_at: %w", err)
+	}
+	return u, nil
+}
+
+// flag encodes a boolean field as "1" or "0".
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// formatTime encodes a time field as RFC 3339 with every digit of its
+// nanoseconds, as encoding/json writes a time.Time.
+func formatTime(t time.Time) string { return t.Format(time.RFC3339Nano) }
+
 // ---------------------------------------------------------------- helpers
 
 // begin checks, before any I/O, that the call may proceed.
@@ -574,6 +813,8 @@ func statusError(op, id string, code int) error {
 		return opError(op, id, store.ErrRevoked)
 	case statusReused:
 		return opError(op, id, store.ErrReused)
+	case statusConflict:
+		return opError(op, id, store.ErrConflict)
 	default:
 		return opError(op, id, fmt.Errorf("unexpected script status %d", code))
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -155,7 +156,7 @@ func TestCluster(t *testing.T) {
 }
 
 // TestKeyExpiry checks that every key that can expire has a Redis expiry
-// at the record's own expiry, and that only the clients and keys hashes
+// at the record's own expiry, and that only the clients, keys and user keys
 // have none.
 func TestKeyExpiry(t *testing.T) {
 	srv := redistest.Start(t)
@@ -193,6 +194,9 @@ func TestKeyExpiry(t *testing.T) {
 	must("RevokeToken(longer)", s.RevokeToken(ctx, "jti", t0.Add(45*time.Minute)))
 	must("RevokeToken(shorter)", s.RevokeToken(ctx, "jti", t0.Add(10*time.Minute)))
 	must("RevokeToken(past)", s.RevokeToken(ctx, "old", t0.Add(-time.Second)))
+	must("CreateUser", s.CreateUser(ctx, store.User{ID: "u1", Username: "alice"}))
+	_, err = s.SetUserPassword(ctx, "alice", "hash")
+	must("SetUserPassword", err)
 
 	// The expiry each key should have; -1 is none.
 	want := map[string]time.Duration{
@@ -203,6 +207,9 @@ func TestKeyExpiry(t *testing.T) {
 		"issuer:fam:{rotated}": 2 * time.Hour,
 		"issuer:fam:{reused}":  time.Hour,
 		"issuer:rev:{jti}":     45 * time.Minute,
+
+		"issuer:{users}:user:alice": -1,
+		"issuer:{users}:ids":        -1,
 	}
 	got := map[string]bool{}
 	iter := admin.Scan(ctx, 0, "*", 100).Iterator()
@@ -232,6 +239,66 @@ func TestKeyExpiry(t *testing.T) {
 		if !got[key] {
 			t.Errorf("key %q missing", key)
 		}
+	}
+}
+
+// TestUserIndex checks that the user-id index and the user hashes agree
+// after racing creations and deletions: the index maps the id of every user
+// hash to its username, and holds nothing else.
+func TestUserIndex(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { admin.Close() })
+	s := open(t, srv.URL())
+	ctx := t.Context()
+
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			// Ten usernames and ten ids, each wanted by four callers,
+			// paired differently; every other caller then deletes the
+			// user it asked for, whoever created it.
+			u := store.User{ID: fmt.Sprintf("id-%d", i%10), Username: fmt.Sprintf("user-%d", (i/4)%10)}
+			_ = s.CreateUser(ctx, u)
+			if i%2 == 0 {
+				_ = s.DeleteUser(ctx, u.Username)
+			}
+		})
+	}
+	wg.Wait()
+
+	index, err := admin.HGetAll(ctx, "issuer:{users}:ids").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := map[string]string{} // id → username, from the user hashes
+	iter := admin.Scan(ctx, 0, "issuer:{users}:user:*", 100).Iterator()
+	for iter.Next(ctx) {
+		key := iter.Val()
+		h, err := admin.HGetAll(ctx, key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "issuer:{users}:user:" + h["username"]; key != want {
+			t.Errorf("user %q is kept at key %q, want %q", h["username"], key, want)
+		}
+		if other, ok := records[h["id"]]; ok {
+			t.Errorf("users %q and %q have the same id %q", other, h["username"], h["id"])
+		}
+		records[h["id"]] = h["username"]
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(index, records) {
+		t.Errorf("user-id index = %v, want %v (the user hashes)", index, records)
+	}
+	users, err := s.ListUsers(ctx)
+	if err != nil {
+		t.Fatalf("ListUsers: %v", err)
+	}
+	if len(users) != len(records) {
+		t.Errorf("ListUsers() = %d users, want %d", len(users), len(records))
 	}
 }
 

@@ -9,11 +9,13 @@ const (
 	statusExists   = 2
 	statusRevoked  = 3
 	statusReused   = 4
+	statusConflict = 5
 )
 
-// Every script touches KEYS[1] only (one hash slot) and compares expiries
-// with ARGV now, the store's clock in Unix milliseconds. A family is live
-// while now < expires_at.
+// Every script touches the keys it is given only, all in one hash slot:
+// KEYS[1] alone, or a user hash and the user-id index, which share the hash
+// tag {users}. Scripts compare expiries with ARGV now, the store's clock in
+// Unix milliseconds. A family is live while now < expires_at.
 
 // scriptPutClient stores a client (create: only if absent; update: only if
 // present) and publishes its id.
@@ -172,5 +174,76 @@ local old = tonumber(redis.call('GET', KEYS[1]))
 if old and old >= tonumber(ARGV[1]) then return 1 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+`)
+
+// The user scripts keep a user's hash and the user-id index in step: a user
+// hash exists exactly when the index maps its id to its username. Both keys
+// have the hash tag {users}, so a script may touch the two on Redis Cluster.
+// Every writer of a user hash writes all of its fields, so a hash without
+// an id field does not exist.
+
+// scriptCreateUser stores a new user unless its username or its id is
+// taken.
+//
+//	KEYS[1] user hash, KEYS[2] user-id index
+//	ARGV    id, username, password_hash, disabled, scopes, claims,
+//	        generation, created_at, updated_at
+var scriptCreateUser = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 2 end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'username', ARGV[2], 'password_hash', ARGV[3],
+	'disabled', ARGV[4], 'scopes', ARGV[5], 'claims', ARGV[6], 'generation', ARGV[7],
+	'created_at', ARGV[8], 'updated_at', ARGV[9])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+`)
+
+// scriptUpdateUser replaces a user's profile, incrementing its generation
+// when it goes from enabled to disabled, and returns the user (HGETALL); 0
+// if there is no such user. It never writes the password hash.
+//
+//	KEYS[1] user hash
+//	ARGV    disabled ("1" or "0"), scopes, claims, updated_at
+var scriptUpdateUser = goredis.NewScript(`
+local was = redis.call('HGET', KEYS[1], 'disabled')
+if not was then return 0 end
+if was ~= '1' and ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'generation', 1) end
+redis.call('HSET', KEYS[1], 'disabled', ARGV[1], 'scopes', ARGV[2], 'claims', ARGV[3], 'updated_at', ARGV[4])
+return redis.call('HGETALL', KEYS[1])
+`)
+
+// scriptSetUserPassword replaces a user's password hash, increments its
+// generation and returns the user (HGETALL); 0 if there is no such user.
+//
+//	KEYS[1] user hash
+//	ARGV    password_hash, updated_at
+var scriptSetUserPassword = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'password_hash', ARGV[1], 'updated_at', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'generation', 1)
+return redis.call('HGETALL', KEYS[1])
+`)
+
+// scriptUpgradeUserPassword replaces a user's password hash only if it is
+// still the old one (else {5}), and touches nothing else.
+//
+//	KEYS[1] user hash
+//	ARGV    old password_hash, new password_hash
+var scriptUpgradeUserPassword = goredis.NewScript(`
+local h = redis.call('HGET', KEYS[1], 'password_hash')
+if not h then return 0 end
+if h ~= ARGV[1] then return 5 end
+redis.call('HSET', KEYS[1], 'password_hash', ARGV[2])
+return 1
+`)
+
+// scriptDeleteUser deletes a user and its id from the index.
+//
+//	KEYS[1] user hash, KEYS[2] user-id index
+var scriptDeleteUser = goredis.NewScript(`
+local id = redis.call('HGET', KEYS[1], 'id')
+if not id then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[2], id)
 return 1
 `)

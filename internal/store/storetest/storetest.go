@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -55,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) store.S
 		{"Families", familyTests},
 		{"RevokedTokens", revokedTokenTests},
 		{"Keys", keyTests},
+		{"Users", userTests},
 		{"Ping", []subtest{{"OK", testPing}}},
 		{"Context", []subtest{{"Canceled", testCanceledContext}}},
 		{"Concurrency", concurrencyTests},
@@ -902,6 +904,574 @@ func testAddNextKey(t *testing.T, open opener) {
 	})
 }
 
+// ---------------------------------------------------------------- users
+
+var userTests = []subtest{
+	{"CreateGet", testUserCreateGet},
+	{"CreateInvalid", testUserCreateInvalid},
+	{"CreateUsernameTaken", testUserCreateUsernameTaken},
+	{"CreateIDTaken", testUserCreateIDTaken},
+	{"GetUnknown", testUserGetUnknown},
+	{"List", testUserList},
+	{"Update", testUserUpdate},
+	{"UpdateGeneration", testUserUpdateGeneration},
+	{"UpdateUnknown", testUserUpdateUnknown},
+	{"SetPassword", testUserSetPassword},
+	{"UpgradePassword", testUserUpgradePassword},
+	{"Delete", testUserDelete},
+	{"CreateRace", testUserCreateRace},
+	{"CreateIDRace", testUserCreateIDRace},
+	{"UpgradePasswordRace", testUserUpgradePasswordRace},
+	{"UpgradeAgainstSetPasswordRace", testUserUpgradeAgainstSetPasswordRace},
+	{"UpdateAgainstSetPasswordRace", testUserUpdateAgainstSetPasswordRace},
+	{"DisableRace", testUserDisableRace},
+}
+
+func newUser(username string, now time.Time) store.User {
+	return store.User{
+		ID:           "uid-" + username,
+		Username:     username,
+		PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$" + username,
+		Scopes:       []string{"read", "write"},
+		Claims:       map[string]string{"department": "sales", "locale": "fr-CH"},
+		Generation:   1,
+		CreatedAt:    now,
+		UpdatedAt:    now,
+	}
+}
+
+// userEqual compares users field by field. A nil Scopes (only the client
+// limits the scopes) differs from an empty one (no scope at all); nil and
+// empty Claims are equal.
+func userEqual(a, b store.User) bool {
+	return a.ID == b.ID &&
+		a.Username == b.Username &&
+		a.PasswordHash == b.PasswordHash &&
+		a.Disabled == b.Disabled &&
+		slices.Equal(a.Scopes, b.Scopes) && (a.Scopes == nil) == (b.Scopes == nil) &&
+		maps.Equal(a.Claims, b.Claims) &&
+		a.Generation == b.Generation &&
+		a.CreatedAt.Equal(b.CreatedAt) &&
+		a.UpdatedAt.Equal(b.UpdatedAt)
+}
+
+func createUser(t *testing.T, e env, u store.User) {
+	t.Helper()
+	checkErr(t, fmt.Sprintf("CreateUser(%q)", u.Username), e.s.CreateUser(e.ctx, u), nil)
+}
+
+func checkUser(t *testing.T, e env, want store.User) {
+	t.Helper()
+	got, err := e.s.GetUser(e.ctx, want.Username)
+	checkErr(t, fmt.Sprintf("GetUser(%q)", want.Username), err, nil)
+	if !userEqual(got, want) {
+		t.Errorf("GetUser(%q) = %+v, want %+v", want.Username, got, want)
+	}
+}
+
+func checkNoUser(t *testing.T, e env, username string) {
+	t.Helper()
+	_, err := e.s.GetUser(e.ctx, username)
+	checkErr(t, fmt.Sprintf("GetUser(%q)", username), err, store.ErrNotFound)
+}
+
+func checkUsers(t *testing.T, e env, want ...store.User) {
+	t.Helper()
+	got, err := e.s.ListUsers(e.ctx)
+	checkErr(t, "ListUsers", err, nil)
+	if !slices.EqualFunc(got, want, userEqual) {
+		t.Errorf("ListUsers() = %+v, want %+v", got, want)
+	}
+}
+
+func testUserCreateGet(t *testing.T, open opener) {
+	e := open(t)
+	now := e.clock.Now()
+	nilLists := newUser("nil-lists", now)
+	nilLists.Scopes, nilLists.Claims = nil, nil
+	emptyLists := newUser("empty-lists", now)
+	emptyLists.Scopes, emptyLists.Claims = []string{}, map[string]string{}
+	disabled := newUser("disabled", now)
+	disabled.Disabled = true
+	bigGeneration := newUser("big-generation", now)
+	bigGeneration.Generation = 1<<62 + 1 // exact only as an integer, not as a float64
+	oddName := newUser(`zoë.o'brien+{users}:x "y"@example.com`, now)
+	escapes := newUser("escapes", now)
+	escapes.Scopes = []string{"a b", `quote"`, `back\slash`, "é", ""}
+	escapes.Claims = map[string]string{"nl": "a\nb", `quote"`: `back\slash`, "empty": "", "é": "日本"}
+	zone := newUser("zone", now.In(time.FixedZone("UTC+05:30", 5*3600+30*60)))
+
+	tests := []struct {
+		name string
+		u    store.User
+	}{
+		{"full", newUser("full", now)},
+		{"nil scopes and claims", nilLists},
+		{"empty scopes and claims", emptyLists},
+		{"disabled", disabled},
+		{"large generation", bigGeneration},
+		{"punctuation in the username", oddName},
+		{"strings that need escaping", escapes},
+		{"times in another zone", zone},
+		{"zero values", store.User{ID: "zero-id", Username: "zero"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			createUser(t, e, tt.u)
+			checkUser(t, e, tt.u)
+		})
+	}
+}
+
+// testUserCreateInvalid checks that a user without an id or a username is
+// refused: its id is the sub of its tokens, its username the name it signs
+// in with.
+func testUserCreateInvalid(t *testing.T, open opener) {
+	e := open(t)
+	noID := newUser("no-id", e.clock.Now())
+	noID.ID = ""
+	noName := newUser("x", e.clock.Now())
+	noName.Username = ""
+	for _, u := range []store.User{noID, noName} {
+		if err := e.s.CreateUser(e.ctx, u); err == nil {
+			t.Errorf("CreateUser(id %q, username %q) = nil, want an error", u.ID, u.Username)
+		}
+	}
+	checkUsers(t, e)
+}
+
+func testUserCreateUsernameTaken(t *testing.T, open opener) {
+	e := open(t)
+	first := newUser("Alice", e.clock.Now())
+	createUser(t, e, first)
+	second := newUser("Alice", e.clock.Now())
+	second.ID = "other-id"
+	second.PasswordHash = "impostor"
+	checkErr(t, "CreateUser(username taken)", e.s.CreateUser(e.ctx, second), store.ErrExists)
+	checkUser(t, e, first)
+
+	// Usernames are case-sensitive: alice is another user.
+	lower := newUser("alice", e.clock.Now())
+	createUser(t, e, lower)
+	checkUser(t, e, first)
+	checkUser(t, e, lower)
+	// The refused user's id was not taken.
+	createUser(t, e, store.User{ID: "other-id", Username: "bob"})
+}
+
+func testUserCreateIDTaken(t *testing.T, open opener) {
+	e := open(t)
+	alice := newUser("alice", e.clock.Now())
+	createUser(t, e, alice)
+	bob := newUser("bob", e.clock.Now())
+	bob.ID = alice.ID
+	checkErr(t, "CreateUser(id taken)", e.s.CreateUser(e.ctx, bob), store.ErrExists)
+	checkNoUser(t, e, "bob")
+	checkUser(t, e, alice)
+	checkUsers(t, e, alice)
+}
+
+func testUserGetUnknown(t *testing.T, open opener) {
+	e := open(t)
+	checkNoUser(t, e, "nobody")
+	createUser(t, e, newUser("alice", e.clock.Now()))
+	for _, name := range []string{"Alice", "alice ", "alic", "uid-alice", ""} {
+		checkNoUser(t, e, name)
+	}
+}
+
+func testUserList(t *testing.T, open opener) {
+	e := open(t)
+	checkUsers(t, e)
+
+	var want []store.User
+	for _, name := range []string{"c", "a", "B", "b", "a2", "é", "A"} {
+		u := newUser(name, e.clock.Now())
+		createUser(t, e, u)
+		want = append(want, u)
+	}
+	slices.SortFunc(want, func(a, b store.User) int { return strings.Compare(a.Username, b.Username) })
+	checkUsers(t, e, want...)
+}
+
+// testUserUpdate checks that UpdateUser writes the profile fields and
+// UpdatedAt only: not the password hash, the id, the generation (while the
+// user stays enabled) nor CreatedAt, whatever the caller passes.
+func testUserUpdate(t *testing.T, open opener) {
+	e := open(t)
+	now := e.clock.Now()
+	orig := newUser("alice", now)
+	other := newUser("bob", now)
+	createUser(t, e, orig)
+	createUser(t, e, other)
+
+	tests := []struct {
+		name   string
+		scopes []string
+		claims map[string]string
+	}{
+		{"new lists", []string{"read"}, map[string]string{"department": "support"}},
+		{"no scopes: only the client limits them", nil, nil},
+		{"empty scopes: none allowed", []string{}, map[string]string{}},
+	}
+	for _, tt := range tests { // in order, on the same user
+		t.Run(tt.name, func(t *testing.T) {
+			e.clock.Advance(time.Hour)
+			in := store.User{
+				ID:           "forged-id",
+				Username:     "alice",
+				PasswordHash: "stale hash",
+				Scopes:       tt.scopes,
+				Claims:       tt.claims,
+				Generation:   99,
+				CreatedAt:    now.Add(-48 * time.Hour),
+				UpdatedAt:    now.Add(-24 * time.Hour),
+			}
+			got, err := e.s.UpdateUser(e.ctx, in)
+			checkErr(t, "UpdateUser", err, nil)
+			want := orig
+			want.Scopes = tt.scopes
+			want.Claims = tt.claims
+			want.UpdatedAt = e.clock.Now()
+			if !userEqual(got, want) {
+				t.Errorf("UpdateUser() = %+v, want %+v", got, want)
+			}
+			checkUser(t, e, want)
+			checkUser(t, e, other)
+		})
+	}
+}
+
+// testUserUpdateGeneration checks that UpdateUser increments Generation
+// when, and only when, it disables an enabled user.
+func testUserUpdateGeneration(t *testing.T, open opener) {
+	tests := []struct {
+		name     string
+		from, to bool // Disabled before and after
+		want     int64
+	}{
+		{"enabled to disabled", false, true, 6},
+		{"disabled to disabled", true, true, 5},
+		{"disabled to enabled", true, false, 5},
+		{"enabled to enabled", false, false, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := open(t)
+			u := newUser("alice", e.clock.Now())
+			u.Disabled, u.Generation = tt.from, 5
+			createUser(t, e, u)
+			in := u
+			in.Disabled = tt.to
+			got, err := e.s.UpdateUser(e.ctx, in)
+			checkErr(t, "UpdateUser", err, nil)
+			want := u
+			want.Disabled, want.Generation = tt.to, tt.want
+			if !userEqual(got, want) {
+				t.Errorf("UpdateUser() = %+v, want %+v", got, want)
+			}
+			checkUser(t, e, want)
+		})
+	}
+
+	t.Run("disabled again after enabling", func(t *testing.T) {
+		e := open(t)
+		u := newUser("alice", e.clock.Now())
+		createUser(t, e, u)
+		for i, step := range []struct {
+			disabled bool
+			want     int64
+		}{{true, 2}, {false, 2}, {true, 3}} {
+			u.Disabled = step.disabled
+			got, err := e.s.UpdateUser(e.ctx, u)
+			checkErr(t, fmt.Sprintf("UpdateUser %d", i), err, nil)
+			if got.Generation != step.want {
+				t.Errorf("UpdateUser %d (disabled %t): Generation = %d, want %d", i, step.disabled, got.Generation, step.want)
+			}
+		}
+	})
+}
+
+func testUserUpdateUnknown(t *testing.T, open opener) {
+	e := open(t)
+	_, err := e.s.UpdateUser(e.ctx, newUser("ghost", e.clock.Now()))
+	checkErr(t, "UpdateUser(unknown)", err, store.ErrNotFound)
+	checkNoUser(t, e, "ghost")
+	checkUsers(t, e)
+}
+
+// testUserSetPassword checks that SetUserPassword writes the hash, the
+// generation and UpdatedAt, and keeps the profile.
+func testUserSetPassword(t *testing.T, open opener) {
+	e := open(t)
+	orig := newUser("alice", e.clock.Now())
+	orig.Disabled = true
+	other := newUser("bob", e.clock.Now())
+	createUser(t, e, orig)
+	createUser(t, e, other)
+
+	want := orig
+	for i, hash := range []string{"new hash", "new hash", "newer hash"} {
+		e.clock.Advance(time.Minute)
+		got, err := e.s.SetUserPassword(e.ctx, "alice", hash)
+		checkErr(t, fmt.Sprintf("SetUserPassword %d", i), err, nil)
+		// Setting the same hash again still ends the user's tokens.
+		want.PasswordHash = hash
+		want.Generation++
+		want.UpdatedAt = e.clock.Now()
+		if !userEqual(got, want) {
+			t.Errorf("SetUserPassword %d = %+v, want %+v", i, got, want)
+		}
+		checkUser(t, e, want)
+	}
+	checkUser(t, e, other)
+
+	_, err := e.s.SetUserPassword(e.ctx, "ghost", "hash")
+	checkErr(t, "SetUserPassword(unknown)", err, store.ErrNotFound)
+	checkNoUser(t, e, "ghost")
+}
+
+// testUserUpgradePassword checks the compare-and-set of UpgradeUserPassword:
+// it writes the new hash only over the old one, and nothing else.
+func testUserUpgradePassword(t *testing.T, open opener) {
+	e := open(t)
+	orig := newUser("alice", e.clock.Now())
+	orig.PasswordHash = "pbkdf2_sha256$870000$salt$old"
+	other := newUser("bob", e.clock.Now())
+	createUser(t, e, orig)
+	createUser(t, e, other)
+	e.clock.Advance(time.Hour)
+
+	want := orig
+	want.PasswordHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$new"
+	checkErr(t, "UpgradeUserPassword", e.s.UpgradeUserPassword(e.ctx, "alice", orig.PasswordHash, want.PasswordHash), nil)
+	checkUser(t, e, want) // same generation and UpdatedAt
+
+	checkErr(t, "UpgradeUserPassword(old hash again)",
+		e.s.UpgradeUserPassword(e.ctx, "alice", orig.PasswordHash, "other"), store.ErrConflict)
+	checkUser(t, e, want)
+
+	// A password set in between wins over an upgrade of the hash before it.
+	set, err := e.s.SetUserPassword(e.ctx, "alice", "set by the admin")
+	checkErr(t, "SetUserPassword", err, nil)
+	checkErr(t, "UpgradeUserPassword(after SetUserPassword)",
+		e.s.UpgradeUserPassword(e.ctx, "alice", want.PasswordHash, "upgraded"), store.ErrConflict)
+	checkUser(t, e, set)
+
+	checkErr(t, "UpgradeUserPassword(unknown)",
+		e.s.UpgradeUserPassword(e.ctx, "ghost", "a", "b"), store.ErrNotFound)
+	checkNoUser(t, e, "ghost")
+	checkUser(t, e, other)
+}
+
+func testUserDelete(t *testing.T, open opener) {
+	e := open(t)
+	alice, bob := newUser("alice", e.clock.Now()), newUser("bob", e.clock.Now())
+	createUser(t, e, alice)
+	createUser(t, e, bob)
+	checkErr(t, `DeleteUser("alice")`, e.s.DeleteUser(e.ctx, "alice"), nil)
+	checkNoUser(t, e, "alice")
+	checkErr(t, `DeleteUser("alice") again`, e.s.DeleteUser(e.ctx, "alice"), store.ErrNotFound)
+	checkErr(t, `DeleteUser("nobody")`, e.s.DeleteUser(e.ctx, "nobody"), store.ErrNotFound)
+	checkUsers(t, e, bob)
+	_, err := e.s.UpdateUser(e.ctx, alice)
+	checkErr(t, "UpdateUser of a deleted user", err, store.ErrNotFound)
+	_, err = e.s.SetUserPassword(e.ctx, "alice", "h")
+	checkErr(t, "SetUserPassword of a deleted user", err, store.ErrNotFound)
+	err = e.s.UpgradeUserPassword(e.ctx, "alice", alice.PasswordHash, "h")
+	checkErr(t, "UpgradeUserPassword of a deleted user", err, store.ErrNotFound)
+	checkNoUser(t, e, "alice")
+
+	// The username is free again, for a new user with a new id.
+	again := newUser("alice", e.clock.Now())
+	again.ID = "uid-alice-2"
+	createUser(t, e, again)
+	checkUser(t, e, again)
+	// The deleted user's id left the index with it: the store keeps only
+	// live users, so that nothing grows without bound. (Callers assign
+	// random ids, so they never offer one again.)
+	carol := newUser("carol", e.clock.Now())
+	carol.ID = alice.ID
+	createUser(t, e, carol)
+	checkUsers(t, e, again, bob, carol)
+}
+
+// race runs f(i) for i in [0, n) on n goroutines that start at once, and
+// returns their errors.
+func race(n int, f func(i int) error) []error {
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// oneWinner checks that exactly one error is nil and every other one is
+// lose, and returns the index of the winner.
+func oneWinner(t *testing.T, call string, errs []error, lose error) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("%s %d and %d both succeeded, want exactly one", call, winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, lose):
+			t.Errorf("%s %d: got error %v, want nil or %v", call, i, err, lose)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no %s succeeded, want exactly one", call)
+	}
+	return winner
+}
+
+// testUserCreateRace creates one username on 2, then 20, goroutines at once,
+// each user with an id of its own: exactly one is stored, and the losers'
+// ids stay free.
+func testUserCreateRace(t *testing.T, open opener) {
+	for _, n := range []int{2, 20} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			e := open(t)
+			user := func(i int) store.User {
+				u := newUser("alice", e.clock.Now())
+				u.ID = fmt.Sprintf("uid-%02d", i)
+				u.PasswordHash = fmt.Sprintf("hash-%02d", i)
+				return u
+			}
+			errs := race(n, func(i int) error { return e.s.CreateUser(e.ctx, user(i)) })
+			winner := oneWinner(t, "CreateUser", errs, store.ErrExists)
+			checkUsers(t, e, user(winner))
+			loser := (winner + 1) % n
+			bob := user(loser)
+			bob.Username = "bob"
+			createUser(t, e, bob)
+		})
+	}
+}
+
+// testUserCreateIDRace creates 20 users with one id at once: exactly one is
+// stored.
+func testUserCreateIDRace(t *testing.T, open opener) {
+	const n = 20
+	e := open(t)
+	user := func(i int) store.User {
+		u := newUser(fmt.Sprintf("user-%02d", i), e.clock.Now())
+		u.ID = "the-id"
+		return u
+	}
+	errs := race(n, func(i int) error { return e.s.CreateUser(e.ctx, user(i)) })
+	winner := oneWinner(t, "CreateUser", errs, store.ErrExists)
+	checkUsers(t, e, user(winner))
+}
+
+// testUserUpgradePasswordRace has 50 logins upgrade one hash at once:
+// exactly one upgrade is written.
+func testUserUpgradePasswordRace(t *testing.T, open opener) {
+	const n = 50
+	e := open(t)
+	u := newUser("alice", e.clock.Now())
+	createUser(t, e, u)
+	upgraded := func(i int) string { return fmt.Sprintf("upgraded-%02d", i) }
+	errs := race(n, func(i int) error {
+		return e.s.UpgradeUserPassword(e.ctx, "alice", u.PasswordHash, upgraded(i))
+	})
+	winner := oneWinner(t, "UpgradeUserPassword", errs, store.ErrConflict)
+	u.PasswordHash = upgraded(winner)
+	checkUser(t, e, u)
+}
+
+// testUserUpgradeAgainstSetPasswordRace has 50 logins upgrade the hash while
+// an administrator sets a new password: the password set survives, whatever
+// the order. At most one upgrade is written, before it.
+func testUserUpgradeAgainstSetPasswordRace(t *testing.T, open opener) {
+	const n = 50
+	e := open(t)
+	u := newUser("alice", e.clock.Now())
+	createUser(t, e, u)
+	var set store.User
+	errs := race(n+1, func(i int) error {
+		if i == n/2 {
+			var err error
+			set, err = e.s.SetUserPassword(e.ctx, "alice", "set by the admin")
+			return err
+		}
+		return e.s.UpgradeUserPassword(e.ctx, "alice", u.PasswordHash, fmt.Sprintf("upgraded-%02d", i))
+	})
+	checkErr(t, "SetUserPassword", errs[n/2], nil)
+	upgrades := 0
+	for i, err := range errs {
+		switch {
+		case i == n/2:
+		case err == nil:
+			upgrades++
+		case !errors.Is(err, store.ErrConflict):
+			t.Errorf("UpgradeUserPassword %d: got error %v, want nil or %v", i, err, store.ErrConflict)
+		}
+	}
+	if upgrades > 1 {
+		t.Errorf("%d upgrades succeeded, want at most one", upgrades)
+	}
+	want := u
+	want.PasswordHash = "set by the admin"
+	want.Generation = u.Generation + 1
+	if !userEqual(set, want) {
+		t.Errorf("SetUserPassword() = %+v, want %+v", set, want)
+	}
+	checkUser(t, e, want)
+}
+
+// testUserUpdateAgainstSetPasswordRace has 20 profile updates, each carrying
+// the hash read before, race a password change: the new hash survives (no
+// lost update).
+func testUserUpdateAgainstSetPasswordRace(t *testing.T, open opener) {
+	const n = 20
+	e := open(t)
+	u := newUser("alice", e.clock.Now())
+	createUser(t, e, u)
+	stale := u
+	stale.Claims = map[string]string{"department": "support"}
+	errs := race(n+1, func(i int) error {
+		if i == n/2 {
+			_, err := e.s.SetUserPassword(e.ctx, "alice", "set by the admin")
+			return err
+		}
+		_, err := e.s.UpdateUser(e.ctx, stale)
+		return err
+	})
+	for i, err := range errs {
+		checkErr(t, fmt.Sprintf("call %d", i), err, nil)
+	}
+	want := stale
+	want.PasswordHash = "set by the admin"
+	want.Generation = u.Generation + 1
+	checkUser(t, e, want)
+}
+
+// testUserDisableRace has 20 administrators disable one user at once: the
+// generation moves once.
+func testUserDisableRace(t *testing.T, open opener) {
+	const n = 20
+	e := open(t)
+	u := newUser("alice", e.clock.Now())
+	createUser(t, e, u)
+	u.Disabled = true
+	errs := race(n, func(int) error { _, err := e.s.UpdateUser(e.ctx, u); return err })
+	for i, err := range errs {
+		checkErr(t, fmt.Sprintf("UpdateUser %d", i), err, nil)
+	}
+	u.Generation++
+	checkUser(t, e, u)
+}
+
 // ---------------------------------------------------------------- ping, context
 
 func testPing(t *testing.T, open opener) {
@@ -919,6 +1489,8 @@ func testCanceledContext(t *testing.T, open opener) {
 	createFamily(t, e, f)
 	checkErr(t, "CreateClient", e.s.CreateClient(e.ctx, newClient("c", now)), nil)
 	checkErr(t, "AddKey", e.s.AddKey(e.ctx, newKey("k", now)), nil)
+	u := newUser("u", now)
+	createUser(t, e, u)
 
 	ctx, cancel := context.WithCancel(e.ctx)
 	cancel()
@@ -945,6 +1517,18 @@ func testCanceledContext(t *testing.T, open opener) {
 		{"AddKey", func() error { return e.s.AddKey(ctx, newKey("new", now)) }},
 		{"AddNextKey", func() error { _, err := e.s.AddNextKey(ctx, newKey("new", now.Add(time.Hour)), now); return err }},
 		{"DeleteKey", func() error { return e.s.DeleteKey(ctx, "k") }},
+		{"CreateUser", func() error { return e.s.CreateUser(ctx, newUser("new", now)) }},
+		{"GetUser", func() error { _, err := e.s.GetUser(ctx, "u"); return err }},
+		{"ListUsers", func() error { _, err := e.s.ListUsers(ctx); return err }},
+		{"UpdateUser", func() error {
+			d := u
+			d.Disabled = true
+			_, err := e.s.UpdateUser(ctx, d)
+			return err
+		}},
+		{"SetUserPassword", func() error { _, err := e.s.SetUserPassword(ctx, "u", "new"); return err }},
+		{"UpgradeUserPassword", func() error { return e.s.UpgradeUserPassword(ctx, "u", u.PasswordHash, "new") }},
+		{"DeleteUser", func() error { return e.s.DeleteUser(ctx, "u") }},
 		{"Ping", func() error { return e.s.Ping(ctx) }},
 	}
 	for _, c := range calls {
@@ -966,6 +1550,7 @@ func testCanceledContext(t *testing.T, open opener) {
 	}
 	_, err = e.s.GetFamily(e.ctx, "new")
 	checkErr(t, `GetFamily("new")`, err, store.ErrNotFound)
+	checkUsers(t, e, u)
 }
 
 // ---------------------------------------------------------------- concurrency
