@@ -221,3 +221,11 @@ func TestSeedUsers(t *testing.T) {
 		})
 	}
 }
+
+// TestAllScenarios: -scenario all is every scenario but password, which is
+// run on its own at fewer connections.
+func TestAllScenarios(t *testing.T) {
+	if slices.Contains(allScenarios, "password") || len(allScenarios) != len(scenarioNames)-1 {
+		t.Errorf("allScenarios = %v; want every one of %v but password", allScenarios, scenarioNames)
+	}
+}

@@ -69,7 +69,7 @@ func run() int {
 		scenarios, stores, algs, target string
 		redisFlag                       bool
 	)
-	flag.StringVar(&scenarios, "scenario", "cc", "comma-separated `scenarios`: "+strings.Join(scenarioNames, ", ")+", or all")
+	flag.StringVar(&scenarios, "scenario", "cc", "comma-separated `scenarios`: "+strings.Join(scenarioNames, ", ")+", or all (every one but password)")
 	flag.StringVar(&stores, "store", "embedded", "comma-separated `stores`: embedded, redis")
 	flag.BoolVar(&redisFlag, "redis", false, "shorthand for -store redis: start a redis-server and run the servers on it")
 	flag.StringVar(&algs, "alg", "ES256", "comma-separated signing `algorithms`: ES256, EdDSA, RS256, PS256, HS256")
@@ -98,7 +98,7 @@ func run() int {
 
 	o.scenarios = list(scenarios)
 	if slices.Contains(o.scenarios, "all") {
-		o.scenarios = scenarioNames
+		o.scenarios = allScenarios
 	}
 	o.stores, o.algs, o.targets = list(stores), list(algs), list(target)
 	if redisFlag {
