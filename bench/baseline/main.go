@@ -25,8 +25,17 @@
 // headers as the issuer's, precomputed at start-up: the "handler serving
 // static bytes" of the 80 % target in BENCHMARKS.md.
 //
+// A password request (RFC 6749 §4.3) authenticates the client as above,
+// finds the user in memory and computes one Argon2id key (RFC 9106) at the
+// parameters of the user's stored hash, at most -hash-concurrency at a time
+// (the issuer's password_hash_concurrency), and answers a random opaque
+// token: no store, no JWT. It is the bare loop of hash verifications that
+// the password scenario of BENCHMARKS.md compares the issuer with.
+//
 // The clients come from BASELINE_CLIENTS, a JSON array of
-// {"client_id","client_secret","grant_types","scope","audience"}. It answers
+// {"client_id","client_secret","grant_types","scope","audience"}, and the
+// users, if any, from -users-file, a JSON array of
+// {"username","password_hash"} with Argon2id hashes in PHC form. It answers
 // /readyz and /healthz, and logs nothing per request.
 package main
 
@@ -55,6 +64,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,6 +73,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/crypto/argon2"
 )
 
 var b64 = base64.RawURLEncoding
@@ -77,6 +88,8 @@ func main() {
 	jwksFile := flag.String("jwks-file", "", "serve this `file` as the JWK Set (the issuer's own bytes) instead of this server's key")
 	metadataFile := flag.String("metadata-file", "", "serve this `file` as the metadata document, with -metadata-from replaced by -issuer")
 	metadataFrom := flag.String("metadata-from", "", "the issuer `URL` that -metadata-file names")
+	usersFile := flag.String("users-file", "", "`file` with the users of the password grant, a JSON array of {\"username\",\"password_hash\"}")
+	hashConcurrency := flag.Int("hash-concurrency", runtime.NumCPU(), "most password hashes computed at once (the issuer's password_hash_concurrency)")
 	flag.Parse()
 	if *issuer == "" {
 		*issuer = "http://" + *addr
@@ -91,6 +104,19 @@ func main() {
 	}
 	if err := b.useDocuments(*jwksFile, *metadataFile, *metadataFrom); err != nil {
 		log.Fatalf("baseline: %v", err)
+	}
+	if *usersFile != "" {
+		var cfgs []userConfig
+		doc, err := os.ReadFile(*usersFile)
+		if err == nil {
+			err = json.Unmarshal(doc, &cfgs)
+		}
+		if err != nil {
+			log.Fatalf("baseline: -users-file must hold a JSON array of users: %v", err)
+		}
+		if err := b.useUsers(cfgs, *hashConcurrency); err != nil {
+			log.Fatalf("baseline: %v", err)
+		}
 	}
 	if *redisURL != "" {
 		opt, err := goredis.ParseURL(*redisURL)
@@ -138,6 +164,7 @@ type client struct {
 	id         string
 	hash       []byte
 	refresh    bool
+	password   bool
 	scopes     []string
 	audience   []string
 	audJSON    []byte // the aud claim, pre-encoded
@@ -162,6 +189,9 @@ type baseline struct {
 
 	mu       sync.Mutex        // guards families without Redis
 	families map[string]string // family id → current jti (refresh scenario, no Redis)
+
+	users     map[string]*argonHash // username → stored hash (password scenario)
+	hashSlots chan struct{}         // bounds the hashes computed at once
 }
 
 func newBaseline(issuer, alg string, accessTTL, refreshTTL time.Duration, cfgs []clientConfig) (*baseline, error) {
@@ -188,6 +218,7 @@ func newBaseline(issuer, alg string, accessTTL, refreshTTL time.Duration, cfgs [
 			id:       c.ID,
 			hash:     b.hash(c.ID, c.Secret),
 			refresh:  slices.Contains(c.GrantTypes, "refresh_token"),
+			password: slices.Contains(c.GrantTypes, "password"),
 			scopes:   strings.Fields(c.Scope),
 			audience: c.Audience,
 		}
@@ -400,6 +431,8 @@ func (b *baseline) token(w http.ResponseWriter, r *http.Request) {
 		body, perr = b.clientCredentials(r.Context(), form, c)
 	case "refresh_token":
 		body, perr = b.refresh(r.Context(), form, c)
+	case "password":
+		body, perr = b.password(r.Context(), form, c)
 	default:
 		perr = errUnsupported
 	}
@@ -619,6 +652,87 @@ func (b *baseline) rotate(ctx context.Context, fid, old, next, clientID string, 
 		return errInvalidGrant // reuse (the issuer would revoke the family)
 	}
 	return nil
+}
+
+// ---------------------------------------------------------------- password
+
+// userConfig is one user of -users-file.
+type userConfig struct {
+	Username     string `json:"username"`
+	PasswordHash string `json:"password_hash"`
+}
+
+// argonHash is an Argon2id hash in PHC form:
+// $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<key>, salt and key in
+// standard base64 without padding.
+type argonHash struct {
+	memory, time uint32
+	threads      uint8
+	salt, key    []byte
+}
+
+func parseArgon2id(encoded string) (*argonHash, error) {
+	f := strings.Split(encoded, "$")
+	if len(f) != 6 || f[0] != "" || f[1] != "argon2id" || f[2] != "v=19" {
+		return nil, errors.New("not an argon2id v=19 PHC string")
+	}
+	var h argonHash
+	if _, err := fmt.Sscanf(f[3], "m=%d,t=%d,p=%d", &h.memory, &h.time, &h.threads); err != nil {
+		return nil, fmt.Errorf("argon2id parameters %q: %w", f[3], err)
+	}
+	var err1, err2 error
+	h.salt, err1 = base64.RawStdEncoding.DecodeString(f[4])
+	h.key, err2 = base64.RawStdEncoding.DecodeString(f[5])
+	if err := errors.Join(err1, err2); err != nil || len(h.key) == 0 {
+		return nil, fmt.Errorf("argon2id salt or key: %v", err)
+	}
+	return &h, nil
+}
+
+func (h *argonHash) verify(password string) bool {
+	key := argon2.IDKey([]byte(password), h.salt, h.time, h.memory, h.threads, uint32(len(h.key)))
+	return subtle.ConstantTimeCompare(key, h.key) == 1
+}
+
+// useUsers sets the users of the password grant and the bound on the hashes
+// computed at once.
+func (b *baseline) useUsers(cfgs []userConfig, concurrency int) error {
+	if concurrency < 1 {
+		return fmt.Errorf("-hash-concurrency %d: use at least 1", concurrency)
+	}
+	b.users = make(map[string]*argonHash, len(cfgs))
+	for _, u := range cfgs {
+		h, err := parseArgon2id(u.PasswordHash)
+		if err != nil {
+			return fmt.Errorf("user %q: %w", u.Username, err)
+		}
+		b.users[u.Username] = h
+	}
+	b.hashSlots = make(chan struct{}, concurrency)
+	return nil
+}
+
+// password checks the user's password with one Argon2id computation and
+// answers an opaque random token: the hash is the whole cost.
+func (b *baseline) password(ctx context.Context, form url.Values, c *client) ([]byte, *protoError) {
+	if !c.password {
+		return nil, errUnauthorized
+	}
+	h := b.users[form.Get("username")]
+	if h == nil {
+		return nil, errInvalidGrant
+	}
+	select {
+	case b.hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, errServer
+	}
+	ok := h.verify(form.Get("password"))
+	<-b.hashSlots
+	if !ok {
+		return nil, errInvalidGrant
+	}
+	return b.tokenResponse([]byte(randomID()), nil, ""), nil
 }
 
 // ---------------------------------------------------------------- introspection

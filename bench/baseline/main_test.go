@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/issuer-oauth/issuer/internal/password"
 	"github.com/issuer-oauth/issuer/verify"
 )
 
@@ -165,5 +166,49 @@ func TestUseDocuments(t *testing.T) {
 		if string(got) != want || resp.Header.Get("ETag") == "" {
 			t.Errorf("%s = %s (ETag %q), want %s", path, got, resp.Header.Get("ETag"), want)
 		}
+	}
+}
+
+// TestPassword: the password mode verifies hashes that the issuer's own
+// hasher makes (same PHC format, same parameters), and only for a client
+// with the password grant.
+func TestPassword(t *testing.T) {
+	h, err := password.New(password.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := h.Hash(t.Context(), "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hnd http.Handler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hnd.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	b, err := newBaseline(srv.URL, "ES256", 5*time.Minute, time.Hour, []clientConfig{{
+		ID: testID, Secret: testSecret, GrantTypes: []string{"password"}, Scope: "read", Audience: []string{testAud},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.useUsers([]userConfig{{Username: "alice", PasswordHash: hash}}, 2); err != nil {
+		t.Fatal(err)
+	}
+	hnd = b.routes()
+	for _, tc := range []struct {
+		username, password string
+		status             int
+		code               string
+	}{
+		{"alice", "correct horse", http.StatusOK, ""},
+		{"alice", "correct horse!", http.StatusBadRequest, "invalid_grant"},
+		{"bob", "correct horse", http.StatusBadRequest, "invalid_grant"},
+	} {
+		status, m := post(t, srv, "/oauth2/token", testSecret, url.Values{"grant_type": {"password"}, "username": {tc.username}, "password": {tc.password}})
+		if status != tc.status || (tc.code != "" && m["error"] != tc.code) || (tc.code == "" && m["access_token"] == nil) {
+			t.Errorf("%s/%s: got %d %v, want %d %s", tc.username, tc.password, status, m, tc.status, tc.code)
+		}
+	}
+	if _, err := parseArgon2id("$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$a2V5"); err == nil {
+		t.Error("argon2i hash accepted as argon2id")
 	}
 }

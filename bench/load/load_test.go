@@ -6,10 +6,18 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/issuer-oauth/issuer/internal/password"
+	"github.com/issuer-oauth/issuer/internal/redistest"
+	"github.com/issuer-oauth/issuer/internal/store"
+	"github.com/issuer-oauth/issuer/internal/store/bolt"
+	redisstore "github.com/issuer-oauth/issuer/internal/store/redis"
 )
 
 // TestHistogramQuantiles compares the histogram with exact quantiles of
@@ -148,5 +156,76 @@ func TestRefusedConfig(t *testing.T) {
 	}
 	if _, ok := refusedConfig(fmt.Errorf("dial tcp: connection refused")); ok {
 		t.Error("a network error taken for a refused configuration")
+	}
+}
+
+func TestPasswordBody(t *testing.T) {
+	u := benchUser{Username: "ann+o'neil@example.com", Password: "p&ss=w rd%"}
+	form, err := url.ParseQuery(string(passwordBody(u)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"grant_type": "password", "username": u.Username, "password": u.Password} {
+		if got := form.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}
+
+// TestSeedUsers: the users that the harness writes into each store before
+// the issuer starts are read back by the store with hashes that the
+// issuer's hasher verifies, and the pool hands them out in turn.
+func TestSeedUsers(t *testing.T) {
+	pool, err := newUserPool(t.Context(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b, c := pool.take(), pool.take(), pool.take(); a.Username == b.Username || a.Username != c.Username {
+		t.Errorf("take: %s, %s, %s; want two users in turn", a.Username, b.Username, c.Username)
+	}
+	h, err := password.New(password.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		where func(t *testing.T) (dataDir, redisURL string)
+	}{
+		{"embedded", func(t *testing.T) (string, string) { return t.TempDir(), "" }},
+		{"redis", func(t *testing.T) (string, string) { return "", redistest.Start(t).URL() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dataDir, redisURL := tc.where(t)
+			if err := seedUsers(t.Context(), dataDir, redisURL, pool.users); err != nil {
+				t.Fatal(err)
+			}
+			var st store.Store
+			if redisURL != "" {
+				st, err = redisstore.Open(t.Context(), redisURL)
+			} else {
+				st, err = bolt.Open(filepath.Join(dataDir, "issuer.db"))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			for _, want := range pool.users {
+				u, err := st.GetUser(t.Context(), want.Username)
+				if err != nil {
+					t.Fatalf("GetUser(%s): %v", want.Username, err)
+				}
+				if ok, rehash, err := h.Verify(t.Context(), u.PasswordHash, want.Password); !ok || rehash || err != nil {
+					t.Errorf("Verify(%s) = %v, %v, %v; want true, false, nil", want.Username, ok, rehash, err)
+				}
+			}
+		})
+	}
+}
+
+// TestAllScenarios: -scenario all is every scenario but password, which is
+// run on its own at fewer connections.
+func TestAllScenarios(t *testing.T) {
+	if slices.Contains(allScenarios, "password") || len(allScenarios) != len(scenarioNames)-1 {
+		t.Errorf("allScenarios = %v; want every one of %v but password", allScenarios, scenarioNames)
 	}
 }

@@ -8,8 +8,16 @@
 // figure is reported as a ratio to what the physics allows, as medians of
 // -runs runs.
 //
+// The password scenario logs -users users in turn in with the password
+// grant (RFC 6749 §4.3), the issuer running with ISSUER_PASSWORD_GRANT on;
+// its baseline computes one Argon2id key per login and nothing else. The
+// users are hashed once per invocation with internal/password and written
+// into the issuer's store (the embedded store's file, or Redis) before the
+// issuer starts: the admin API has no users calls.
+//
 //	go run ./bench/load -scenario cc -alg ES256 -redis -runs 3
 //	go run ./bench/load -scenario all -store embedded,redis -json out.json
+//	go run ./bench/load -scenario password -store embedded,redis -c 16 -runs 5
 //	go run ./bench/load -soak 10m -scenario cc -redis
 //
 // It reports requests/s, p50/p99/p99.9 latency, errors by status, the
@@ -48,6 +56,7 @@ type options struct {
 	jsonOut                          string
 	soak                             time.Duration
 	keep                             bool
+	users, hashConcurrency           int
 }
 
 func main() {
@@ -60,7 +69,7 @@ func run() int {
 		scenarios, stores, algs, target string
 		redisFlag                       bool
 	)
-	flag.StringVar(&scenarios, "scenario", "cc", "comma-separated `scenarios`: "+strings.Join(scenarioNames, ", ")+", or all")
+	flag.StringVar(&scenarios, "scenario", "cc", "comma-separated `scenarios`: "+strings.Join(scenarioNames, ", ")+", or all (every one but password)")
 	flag.StringVar(&stores, "store", "embedded", "comma-separated `stores`: embedded, redis")
 	flag.BoolVar(&redisFlag, "redis", false, "shorthand for -store redis: start a redis-server and run the servers on it")
 	flag.StringVar(&algs, "alg", "ES256", "comma-separated signing `algorithms`: ES256, EdDSA, RS256, PS256, HS256")
@@ -82,12 +91,14 @@ func run() int {
 	flag.StringVar(&o.jsonOut, "json", "", "also write every run and the summary as JSON to `file` (- for stdout)")
 	flag.DurationVar(&o.soak, "soak", 0, "soak mode: drive the issuer alone for this long, sampling RSS and Redis every -sample")
 	flag.DurationVar(&o.run.sampleEvery, "sample", 10*time.Second, "soak sampling interval")
+	flag.IntVar(&o.users, "users", 64, "password scenario: `number` of users, logged in in turn")
+	flag.IntVar(&o.hashConcurrency, "password-hash-concurrency", 0, "password scenario: ISSUER_PASSWORD_HASH_CONCURRENCY of the issuer and -hash-concurrency of the baseline (0: their default, the number of CPUs)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, data, logs)")
 	flag.Parse()
 
 	o.scenarios = list(scenarios)
 	if slices.Contains(o.scenarios, "all") {
-		o.scenarios = scenarioNames
+		o.scenarios = allScenarios
 	}
 	o.stores, o.algs, o.targets = list(stores), list(algs), list(target)
 	if redisFlag {
@@ -201,6 +212,10 @@ func (o options) validate() error {
 		return fmt.Errorf("-soak runs one scenario on one store with one algorithm")
 	case o.soak > 0 && o.run.sampleEvery <= 0:
 		return fmt.Errorf("-sample must be > 0")
+	case o.users < 1 || o.users > 10_000:
+		return fmt.Errorf("-users %d: use 1 to 10000", o.users)
+	case o.hashConcurrency < 0 || o.hashConcurrency > 1024:
+		return fmt.Errorf("-password-hash-concurrency %d: use 0 (the default) to 1024", o.hashConcurrency)
 	case o.refreshTTL <= o.accessTTL:
 		return fmt.Errorf("-refresh-ttl must be longer than -access-ttl (as the issuer requires)")
 	}
@@ -213,6 +228,7 @@ func (o options) describe() map[string]any {
 		"connections": o.run.conns, "duration": o.run.dur.String(), "warmup": o.run.warmup.String(),
 		"runs": o.runs, "access_ttl": o.accessTTL.String(), "refresh_ttl": o.refreshTTL.String(),
 		"redis_aof": o.redisAOF, "issuer_bin": o.issuerBin, "issuer_rev": o.issuerRev, "label": o.label, "soak": o.soak.String(), "sample": o.run.sampleEvery.String(),
+		"users": o.users, "password_hash_concurrency": o.hashConcurrency,
 	}
 }
 
@@ -286,6 +302,14 @@ func matrix(ctx context.Context, o options, tmp string, rep *report) error {
 		}
 		defer redis.close()
 	}
+	var users *userPool
+	if slices.Contains(o.scenarios, "password") {
+		logf("hashing the passwords of %d users", o.users)
+		var err error
+		if users, err = newUserPool(ctx, o.users); err != nil {
+			return err
+		}
+	}
 	n := 0
 	docs := &documents{} // the issuer's, as last captured: the baseline serves them
 	for _, store := range o.stores {
@@ -313,6 +337,9 @@ func matrix(ctx context.Context, o options, tmp string, rep *report) error {
 						cfg := serverConfig{alg: alg, redis: rs, accessTTL: o.accessTTL, refreshTTL: o.refreshTTL,
 							dir: mkdir(tmp, fmt.Sprintf("run-%d", n)), serverLog: o.serverLog,
 							issuerBin: o.issuerBin, baselineBin: o.baselineBin, docs: docs}
+						if sc == "password" {
+							cfg.users, cfg.hashConcurrency = users, o.hashConcurrency
+						}
 						res, err := oneRun(ctx, o, kind, sc, store, cfg)
 						res.Run = r + 1
 						var ue *unsupportedError
@@ -356,13 +383,17 @@ func oneRun(ctx context.Context, o options, kind, sc, store string, cfg serverCo
 		t, err = startBaseline(ctx, cfg)
 	}
 	if err != nil {
+		var ue *unsupportedError
+		if errors.As(err, &ue) {
+			return res, err
+		}
 		if msg, ok := refusedConfig(err); ok {
 			return res, &unsupportedError{msg}
 		}
 		return res, err
 	}
 	defer t.proc.Stop()
-	m, err := measure(ctx, t, sc, cfg.redis, o.run)
+	m, err := measure(ctx, t, sc, cfg.redis, cfg.users, o.run)
 	m.Store, m.Alg = store, cfg.alg
 	if err != nil {
 		return m, err

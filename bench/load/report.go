@@ -29,6 +29,7 @@ type side struct {
 	P999ms      float64 `json:"p999_ms"`
 	CPUPerOK    float64 `json:"server_cpu_us_per_ok"`
 	PeakRSSKB   int64   `json:"server_peak_rss_kb"`
+	IdleRSSKB   int64   `json:"server_idle_rss_kb"`
 	Errors      uint64  `json:"errors"`
 	RedisKeys   int64   `json:"redis_keys,omitempty"`
 	RedisCPUPct float64 `json:"redis_cpu_pct,omitempty"`
@@ -99,6 +100,7 @@ func sideOf(rs []result) *side {
 	s.P999ms = m(func(r result) float64 { return r.P999ms })
 	s.CPUPerOK = m(func(r result) float64 { return r.ServerCPUPerOK })
 	s.PeakRSSKB = int64(m(func(r result) float64 { return float64(r.ServerHWMKB) }))
+	s.IdleRSSKB = int64(m(func(r result) float64 { return float64(r.ServerIdleRSSKB) }))
 	s.RedisKeys = int64(m(func(r result) float64 { return float64(r.RedisKeys) }))
 	s.RedisCPUPct = m(func(r result) float64 { return 100 * r.RedisCPUs / r.DurationS })
 	s.LoadgenPct = m(func(r result) float64 { return 100 * r.LoadgenCPUs / r.DurationS })
@@ -171,9 +173,13 @@ func (s *summary) check(conns int) {
 			set("rate ≥ 60 % of baseline", s.RPSRatio >= 0.60)
 		case s.Scenario == "jwks" || s.Scenario == "metadata":
 			set("rate ≥ 80 % of static bytes", s.RPSRatio >= 0.80)
+		case s.Scenario == "password":
+			set("rate ≥ 90 % of bare argon2id", s.RPSRatio >= 0.90)
 		}
 	}
-	if s.Alg == "ES256" && conns == 64 && s.Scenario != "jwks" && s.Scenario != "metadata" {
+	// A login's latency is the hash's and the queue's for a slot: no p99
+	// target applies to it.
+	if s.Alg == "ES256" && conns == 64 && s.Scenario != "jwks" && s.Scenario != "metadata" && s.Scenario != "password" {
 		set("p99 < 20 ms at 64 conns", iss.P99ms < 20)
 	}
 }
@@ -184,7 +190,7 @@ func (rep *report) printTable(w io.Writer) {
 		m.NumCPU, m.CPUModel, m.GOMAXPROCS, m.GoVersion, m.Kernel, m.Commit, m.LoadAvgStart, m.LoadAvgEnd)
 	fmt.Fprintf(w, "options: %v\n\n", rep.Options)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tstore\talg\tissuer req/s\tbaseline req/s\tratio\tp50 ms\tp99 ms\tp99.9 ms\tbase p99\tcpu µs/req\tbase µs/req\tcpu ratio\tpeak RSS MiB\terrors\tredis keys\tredis cpu %\tloadgen cpu %\ttarget\t")
+	fmt.Fprintln(tw, "scenario\tstore\talg\tissuer req/s\tbaseline req/s\tratio\tp50 ms\tp99 ms\tp99.9 ms\tbase p99\tcpu µs/req\tbase µs/req\tcpu ratio\tpeak RSS MiB\tidle RSS MiB\terrors\tredis keys\tredis cpu %\tloadgen cpu %\ttarget\t")
 	for _, s := range rep.Summary {
 		i, b := s.Issuer, s.Baseline
 		if i == nil {
@@ -203,9 +209,9 @@ func (rep *report) printTable(w io.Writer) {
 			cpuRatio = fmt.Sprintf("%.2f", s.CPURatio)
 		}
 		target := s.Target
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%s\t%.1f\t%d\t%d\t%.0f\t%.0f\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%s\t%.1f\t%.1f\t%d\t%d\t%.0f\t%.0f\t%s\t\n",
 			s.Scenario, s.Store, s.Alg, issRPS, b.RPS, ratio, i.P50ms, i.P99ms, i.P999ms, b.P99ms,
-			i.CPUPerOK, b.CPUPerOK, cpuRatio, float64(i.PeakRSSKB)/1024, i.Errors, i.RedisKeys, i.RedisCPUPct, i.LoadgenPct, target)
+			i.CPUPerOK, b.CPUPerOK, cpuRatio, float64(i.PeakRSSKB)/1024, float64(i.IdleRSSKB)/1024, i.Errors, i.RedisKeys, i.RedisCPUPct, i.LoadgenPct, target)
 	}
 	tw.Flush()
 	var notes []string

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,7 +16,12 @@ import (
 )
 
 // Scenarios.
-var scenarioNames = []string{"cc", "cc-norefresh", "refresh", "jwks", "metadata", "introspect"}
+var scenarioNames = []string{"cc", "cc-norefresh", "refresh", "jwks", "metadata", "introspect", "password"}
+
+// allScenarios are what -scenario all runs: every scenario but password,
+// whose logins wait for a hashing slot and so want far fewer connections
+// than the others' 64 (BENCHMARKS.md, "Password grant").
+var allScenarios = slices.DeleteFunc(slices.Clone(scenarioNames), func(s string) bool { return s == "password" })
 
 // worker drives one keep-alive connection.
 type worker struct {
@@ -24,8 +30,9 @@ type worker struct {
 	conn   *conn
 	req    []byte // the request of static scenarios
 	auth   string
-	rt     string // refresh: the current refresh token of this worker's chain
-	access string // introspect: the token this worker introspects
+	rt     string    // refresh: the current refresh token of this worker's chain
+	access string    // introspect: the token this worker introspects
+	users  *userPool // password: the users whose logins it sends
 	hist   histogram
 	ok     uint64
 	errs   map[string]uint64
@@ -43,6 +50,8 @@ func newWorker(t *target, sc string, timeout time.Duration) *worker {
 		w.auth = t.clients[clientRefresh].basic()
 	case "cc-norefresh", "introspect":
 		w.auth = t.clients[clientNoRefresh].basic()
+	case "password":
+		w.auth = t.clients[clientPassword].basic()
 	}
 	switch sc {
 	case "cc", "cc-norefresh":
@@ -108,9 +117,13 @@ func (w *worker) fetchToken(field string) (string, error) {
 
 // next returns the request to send now.
 func (w *worker) next() []byte {
-	if w.sc == "refresh" {
+	switch w.sc {
+	case "refresh":
 		return request("POST", w.t.proc.addr, w.t.paths.Token, [][2]string{{"Authorization", w.auth}},
 			[]byte("grant_type=refresh_token&refresh_token="+w.rt))
+	case "password":
+		return request("POST", w.t.proc.addr, w.t.paths.Token, [][2]string{{"Authorization", w.auth}},
+			passwordBody(w.users.take()))
 	}
 	return w.req
 }
@@ -134,6 +147,10 @@ func (w *worker) check(status int, body []byte) string {
 	case "cc":
 		if !bytes.Contains(body, []byte(`"refresh_token"`)) {
 			return "no-refresh-token"
+		}
+	case "password":
+		if !bytes.Contains(body, []byte(`"access_token"`)) {
+			return "no-access-token"
 		}
 	}
 	return ""
@@ -237,11 +254,14 @@ type result struct {
 	ServerCPUPerOK float64 `json:"server_cpu_us_per_ok"`
 	ServerRSSKB    int64   `json:"server_rss_kb"`
 	ServerHWMKB    int64   `json:"server_peak_rss_kb"`
-	RedisCPUs      float64 `json:"redis_cpu_s,omitempty"`
-	RedisKeys      int64   `json:"redis_keys,omitempty"`
-	RedisMemory    int64   `json:"redis_used_memory_bytes,omitempty"`
-	LoadgenCPUs    float64 `json:"loadgen_cpu_s"`
-	Dials          int     `json:"dials"`
+	// ServerIdleRSSKB is the server's RSS once started and set up, before
+	// the first request of the run: its fixed overhead.
+	ServerIdleRSSKB int64   `json:"server_idle_rss_kb"`
+	RedisCPUs       float64 `json:"redis_cpu_s,omitempty"`
+	RedisKeys       int64   `json:"redis_keys,omitempty"`
+	RedisMemory     int64   `json:"redis_used_memory_bytes,omitempty"`
+	LoadgenCPUs     float64 `json:"loadgen_cpu_s"`
+	Dials           int     `json:"dials"`
 }
 
 func selfCPU() time.Duration {
@@ -265,13 +285,14 @@ type runOptions struct {
 }
 
 // measure drives target t with the scenario for warmup + dur.
-func measure(ctx context.Context, t *target, sc string, redis *redisServer, o runOptions) (result, error) {
+func measure(ctx context.Context, t *target, sc string, redis *redisServer, users *userPool, o runOptions) (result, error) {
 	res := result{Target: t.kind, Scenario: sc, Conns: o.conns, DurationS: o.dur.Seconds()}
 	workers := make([]*worker, o.conns)
 	var wg sync.WaitGroup
 	errc := make(chan error, o.conns)
 	for i := range workers {
 		workers[i] = newWorker(t, sc, o.timeout)
+		workers[i].users = users
 		wg.Go(func() {
 			if err := workers[i].prepare(); err != nil {
 				errc <- err
@@ -287,6 +308,7 @@ func measure(ctx context.Context, t *target, sc string, redis *redisServer, o ru
 		return res, fmt.Errorf("%s: prepare %s: %w", t.kind, sc, err)
 	}
 
+	res.ServerIdleRSSKB, _, _ = memory(t.proc.PID())
 	now := time.Now()
 	win := &window{start: now.Add(o.warmup), end: now.Add(o.warmup + o.dur), max: o.maxRequests}
 	for _, w := range workers {

@@ -68,6 +68,13 @@ func soak(ctx context.Context, o options, tmp string, rep *report) error {
 		defer redis.close()
 		cfg.redis = redis
 	}
+	if sc == "password" {
+		users, err := newUserPool(ctx, o.users)
+		if err != nil {
+			return err
+		}
+		cfg.users, cfg.hashConcurrency = users, o.hashConcurrency
+	}
 	t, err := startIssuer(ctx, cfg)
 	if err != nil {
 		return err
@@ -107,7 +114,7 @@ func soak(ctx context.Context, o options, tmp string, rep *report) error {
 	}
 	// The first sample comes at the start of the window: counters and CPU
 	// of the warm-up are not charged to the first interval.
-	res, err := measure(ctx, t, sc, cfg.redis, ro)
+	res, err := measure(ctx, t, sc, cfg.redis, cfg.users, ro)
 	res.Store, res.Alg = store, alg
 	sr.Result = res
 	sr.analyse(o.refreshTTL, o.run.sampleEvery)

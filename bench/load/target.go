@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,6 +33,7 @@ const (
 const (
 	clientRefresh   = "refresh"   // client_credentials + refresh_token
 	clientNoRefresh = "norefresh" // client_credentials only
+	clientPassword  = "password"  // password + refresh_token (password scenario only)
 )
 
 // credentials of a registered client.
@@ -72,6 +74,26 @@ type serverConfig struct {
 	// docs, when set, holds the issuer's JWK Set and metadata as last
 	// captured: the baseline serves exactly these bytes.
 	docs *documents
+	// users, when set (password scenario), are the users to create; the
+	// issuer then runs with the password grant on and both servers get a
+	// client with it.
+	users *userPool
+	// hashConcurrency, when not 0, bounds the password hashes computed at
+	// once (the issuer's password_hash_concurrency, the baseline's
+	// -hash-concurrency); 0 leaves their default, the number of CPUs.
+	hashConcurrency int
+}
+
+// clientGrants are the clients every server gets, by kind.
+func (sc serverConfig) clientGrants() map[string][]string {
+	g := map[string][]string{
+		clientRefresh:   {"client_credentials", "refresh_token"},
+		clientNoRefresh: {"client_credentials"},
+	}
+	if sc.users != nil {
+		g[clientPassword] = []string{"password", "refresh_token"}
+	}
+	return g
 }
 
 // documents are the issuer's public documents, saved to files for the
@@ -153,7 +175,22 @@ func startIssuer(ctx context.Context, sc serverConfig) (*target, error) {
 		if sc.redis != nil {
 			e = append(e, "ISSUER_REDIS_URL="+sc.redis.url(), "ISSUER_SECRET="+randomString(32))
 		}
+		if sc.users != nil {
+			e = append(e, "ISSUER_PASSWORD_GRANT=true")
+			if sc.hashConcurrency != 0 {
+				e = append(e, "ISSUER_PASSWORD_HASH_CONCURRENCY="+strconv.Itoa(sc.hashConcurrency))
+			}
+		}
 		return e
+	}
+	if sc.users != nil {
+		redisURL := ""
+		if sc.redis != nil {
+			redisURL = sc.redis.url()
+		}
+		if err := seedUsers(ctx, filepath.Join(sc.dir, "data"), redisURL, sc.users.users); err != nil {
+			return nil, err
+		}
 	}
 	p, err := start(ctx, kindIssuer, sc.issuerBin, func(int) []string { return []string{"serve"} }, env, sc.serverLog, httpReady)
 	if err != nil {
@@ -170,13 +207,15 @@ func startIssuer(ctx context.Context, sc serverConfig) (*target, error) {
 			return nil, fmt.Errorf("issuer documents: %w", err)
 		}
 	}
-	for kind, grants := range map[string][]string{
-		clientRefresh:   {"client_credentials", "refresh_token"},
-		clientNoRefresh: {"client_credentials"},
-	} {
+	for kind, grants := range sc.clientGrants() {
 		c, err := register(ctx, t.paths.Registration, adminToken, kind, grants)
 		if err != nil {
 			p.Stop()
+			var re *registerError
+			if kind == clientPassword && errors.As(err, &re) && re.status == http.StatusBadRequest {
+				// An issuer without the password grant (or with it off).
+				return nil, &unsupportedError{"no password grant: " + re.body}
+			}
 			return nil, err
 		}
 		t.clients[kind] = c
@@ -202,7 +241,7 @@ func register(ctx context.Context, endpoint, adminToken, name string, grants []s
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusCreated {
-		return credentials{}, fmt.Errorf("register client: %s: %s", resp.Status, bytes.TrimSpace(b))
+		return credentials{}, &registerError{resp.StatusCode, resp.Status, string(bytes.TrimSpace(b))}
 	}
 	var c struct {
 		ID     string `json:"client_id"`
@@ -212,6 +251,17 @@ func register(ctx context.Context, endpoint, adminToken, name string, grants []s
 		return credentials{}, fmt.Errorf("register client: unexpected response %s", b)
 	}
 	return credentials{c.ID, c.Secret}, nil
+}
+
+// registerError is a registration the admin API refused.
+type registerError struct {
+	status     int
+	statusText string
+	body       string
+}
+
+func (e *registerError) Error() string {
+	return "register client: " + e.statusText + ": " + e.body
 }
 
 // startBaseline starts the baseline server with clients of the same shape
@@ -226,10 +276,7 @@ func startBaseline(ctx context.Context, sc serverConfig) (*target, error) {
 		Audience   []string `json:"audience"`
 	}
 	var cfgs []clientConfig
-	for kind, grants := range map[string][]string{
-		clientRefresh:   {"client_credentials", "refresh_token"},
-		clientNoRefresh: {"client_credentials"},
-	} {
+	for kind, grants := range sc.clientGrants() {
 		id := make([]byte, 16)
 		_, _ = rand.Read(id)
 		c := credentials{hex.EncodeToString(id), randomString(32)}
@@ -247,7 +294,18 @@ func startBaseline(ctx context.Context, sc serverConfig) (*target, error) {
 		if d := sc.docs; d != nil && d.jwks != "" {
 			a = append(a, "-jwks-file", d.jwks, "-metadata-file", d.metadata, "-metadata-from", d.issuerURL)
 		}
+		if sc.users != nil {
+			a = append(a, "-users-file", filepath.Join(sc.dir, "users.json"))
+			if sc.hashConcurrency != 0 {
+				a = append(a, "-hash-concurrency", strconv.Itoa(sc.hashConcurrency))
+			}
+		}
 		return a
+	}
+	if sc.users != nil {
+		if err := writeBaselineUsers(filepath.Join(sc.dir, "users.json"), sc.users.users); err != nil {
+			return nil, err
+		}
 	}
 	env := func(int) []string { return append(baseEnv(), "BASELINE_CLIENTS="+string(clients)) }
 	p, err := start(ctx, kindBaseline, sc.baselineBin, args, env, sc.serverLog, httpReady)
