@@ -29,16 +29,19 @@ func FuzzParseDjango(f *testing.F) {
 		res, err := ParseDjango(bytes.NewReader(in), Options{MaxBytes: maxBytes, MaxRecords: maxRecords})
 		var entries []json.RawMessage
 		listErr := json.Unmarshal(in, &entries)
+		// JSON null unmarshals into a nil slice without an error, but it
+		// is no dumpdata list.
+		isList := listErr == nil && entries != nil
 		if err != nil {
 			if res != nil {
 				t.Fatal("a result with an error")
 			}
-			if listErr == nil && len(in) <= maxBytes && len(entries) <= maxRecords {
+			if isList && len(in) <= maxBytes && len(entries) <= maxRecords {
 				t.Fatalf("ParseDjango refused a JSON list within the limits: %v", err)
 			}
 			return
 		}
-		if listErr != nil || len(in) > maxBytes || len(entries) > maxRecords {
+		if !isList || len(in) > maxBytes || len(entries) > maxRecords {
 			t.Fatalf("ParseDjango accepted what is not a JSON list within the limits (%v)", listErr)
 		}
 		if n := len(res.Users) + len(res.Errors) + res.Skipped; n != len(entries) {
