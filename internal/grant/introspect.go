@@ -16,8 +16,8 @@ import (
 // authenticates as a client; it may introspect the tokens issued to itself,
 // or every token when an administrator registered it with introspect_all
 // (a resource server). Anything else — expired, revoked, retired, malformed,
-// foreign, another client's token, or a token of a deleted client — is
-// {"active":false}.
+// foreign, another client's token, a token of a deleted client, or an access
+// token whose refresh-token family was revoked — is {"active":false}.
 func (h *Handler) Introspection(w http.ResponseWriter, r *http.Request) {
 	caller, form, ok := h.tokenEndpointClient(w, r, "introspection")
 	if !ok {
@@ -77,12 +77,15 @@ type token struct {
 }
 
 // identify returns the live token raw is, or nil when it is not one
-// (expired, revoked, retired, malformed or foreign). Only store failures are
-// errors.
+// (expired, revoked, retired, malformed or foreign; an access token whose
+// refresh-token family was revoked). Only store failures are errors.
 func (h *Handler) identify(ctx context.Context, raw string) (*token, error) {
 	if c, err := h.keys.ParseAccess(raw); err == nil {
 		revoked, err := h.st.IsRevoked(ctx, c.ID)
 		if err != nil || revoked {
+			return nil, err
+		}
+		if revoked, err := h.familyRevoked(ctx, c.FamilyID); err != nil || revoked {
 			return nil, err
 		}
 		return &token{clientID: c.ClientID, access: &c, resp: &introspection{
@@ -116,6 +119,30 @@ func (h *Handler) identify(ctx context.Context, raw string) (*token, error) {
 		Exp: c.ExpiresAt.Unix(), Iat: c.IssuedAt.Unix(), Sub: c.Subject,
 		Aud: c.Audience, Iss: c.Issuer, Jti: c.ID,
 	}}, nil
+}
+
+// familyRevoked reports whether the refresh-token family an access token
+// was issued with has been revoked: by RFC 7009 revocation, by reuse of a
+// rotated refresh token, or at the end of its user. A token issued without
+// a family ("" — the client may not refresh) has none to end with. A
+// family gone from the store has expired, which is not revocation: the
+// token lives until its own exp. A revoked family's record lasts until its
+// current refresh token would have expired; that token was minted with the
+// family's newest access token and got refresh_token_ttl to live where the
+// access token got access_token_ttl, which config.Validate keeps shorter,
+// so the record outlives every access token of the family.
+func (h *Handler) familyRevoked(ctx context.Context, id string) (bool, error) {
+	if id == "" {
+		return false, nil
+	}
+	fam, err := h.st.GetFamily(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return fam.Revoked, nil
 }
 
 // Revocation answers an RFC 7009 revocation request: a refresh token, the

@@ -85,7 +85,7 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, 
 		ExpiresAt: now.Add(h.cfg.RefreshTTL),
 	}
 	scope := oauth.FormatScope(scopes)
-	access, err := h.signAccess(c.ID, is, scope, aud, now)
+	access, err := h.signAccess(c.ID, is, claims.FamilyID, scope, aud, now)
 	if err != nil {
 		return nil, err
 	}

@@ -79,3 +79,94 @@ func TestRevokingARetiredRefreshToken(t *testing.T) {
 		}
 	})
 }
+
+// TestRevokedFamilyEndsItsAccessTokens checks that introspection reports
+// the access tokens of a revoked refresh-token family inactive, however
+// the family was revoked (reuse of a rotated token, RFC 7009 revocation),
+// for as long as they would have lived, and that tokens of other families
+// and tokens without one are untouched.
+func TestRevokedFamilyEndsItsAccessTokens(t *testing.T) {
+	onBothStores(t, func(t *testing.T, ti *testIssuer) {
+		id, sec := ti.createClient(t, map[string]any{"scope": "read"})
+		rsID, rsSec := ti.createClient(t, map[string]any{"introspect_all": true})
+		ccID, ccSec := ti.createClient(t, map[string]any{"grant_types": []string{"client_credentials"}})
+
+		inactive := func(t *testing.T, what string, tokens ...string) {
+			t.Helper()
+			for i, tok := range tokens {
+				for _, who := range [][2]string{{id, sec}, {rsID, rsSec}} {
+					if got := ti.introspect(t, who[0], who[1], tok); got["active"] != false || len(got) != 1 {
+						t.Errorf("%s: access token %d introspected by %s: %v, want only active:false", what, i, who[0], got)
+					}
+				}
+			}
+		}
+		active := func(t *testing.T, what string, tokens ...string) {
+			t.Helper()
+			for i, tok := range tokens {
+				if got := ti.introspect(t, rsID, rsSec, tok); got["active"] != true {
+					t.Errorf("%s: access token %d: %v, want active", what, i, got)
+				}
+			}
+		}
+
+		bystander := ti.issue(t, id, sec)
+		noFamily := ti.issue(t, ccID, ccSec)
+		if noFamily["refresh_token"] != nil {
+			t.Fatalf("a client_credentials-only client got a refresh token: %v", noFamily)
+		}
+
+		t.Run("reuse of a rotated refresh token", func(t *testing.T) {
+			first := ti.issue(t, id, sec)
+			status, next := ti.refresh(t, id, sec, first["refresh_token"].(string))
+			if status != 200 {
+				t.Fatalf("refresh: %d %v", status, next)
+			}
+			active(t, "before reuse", first["access_token"].(string), next["access_token"].(string))
+			if status, m := ti.refresh(t, id, sec, first["refresh_token"].(string)); status != 400 || m["error"] != "invalid_grant" {
+				t.Fatalf("reuse: %d %v, want 400 invalid_grant", status, m)
+			}
+			inactive(t, "after reuse", first["access_token"].(string), next["access_token"].(string))
+		})
+
+		t.Run("RFC 7009 revocation of the refresh token", func(t *testing.T) {
+			m := ti.issue(t, id, sec)
+			if status, body := ti.revoke(t, id, sec, m["refresh_token"].(string)); status != 200 {
+				t.Fatalf("revoke: %d %v", status, body)
+			}
+			inactive(t, "after revocation", m["access_token"].(string))
+			// The revoked family's record lives as long as its refresh
+			// token would have, longer than any of its access tokens.
+			ti.clock.Advance(ti.cfg.AccessTokenTTL - time.Second)
+			defer ti.clock.Advance(-(ti.cfg.AccessTokenTTL - time.Second))
+			inactive(t, "a second before its expiry", m["access_token"].(string))
+		})
+
+		active(t, "another family's", bystander["access_token"].(string))
+		active(t, "without a family", noFamily["access_token"].(string))
+	})
+}
+
+// TestAccessTokenOutlivesItsExpiredFamily checks that a family that is gone
+// from the store is not taken for a revoked one: its access tokens stay
+// active until their own exp. Validate keeps refresh_token_ttl above
+// access_token_ttl, so that a family outlives its access tokens; this
+// issuer breaks the rule to stand for a family record lost early (evicted
+// by Redis, or expired by a Redis clock ahead of the issuer's).
+func TestAccessTokenOutlivesItsExpiredFamily(t *testing.T) {
+	onBothStores(t, func(t *testing.T, ti *testIssuer) {
+		id, sec := ti.createClient(t, map[string]any{"scope": "read"})
+		m := ti.issue(t, id, sec)
+		ti.clock.Advance(30*time.Minute + time.Second)
+		if status, body := ti.refresh(t, id, sec, m["refresh_token"].(string)); status != 400 || body["error"] != "invalid_grant" {
+			t.Fatalf("refresh of the expired family: %d %v, want 400 invalid_grant", status, body)
+		}
+		if got := ti.introspect(t, id, sec, m["access_token"].(string)); got["active"] != true {
+			t.Errorf("access token of an expired family, before its own exp: %v, want active", got)
+		}
+		ti.clock.Advance(30 * time.Minute)
+		if got := ti.introspect(t, id, sec, m["access_token"].(string)); got["active"] != false {
+			t.Errorf("access token after its own exp: %v, want inactive", got)
+		}
+	}, func(c *config.Config) { c.AccessTokenTTL, c.RefreshTokenTTL = time.Hour, 30*time.Minute })
+}
