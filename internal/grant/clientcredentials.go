@@ -116,13 +116,12 @@ func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic
 	if data.UserID != lc.userID() {
 		return "", "", fmt.Errorf("grant: go-oauth2 generates tokens for user %q, not the authenticated one", data.UserID)
 	}
-	access, err := h.signAccess(lc.ID, lc.issue, scope, lc.audience, now)
-	if err != nil {
-		return "", "", err
-	}
 	if !genRefresh || !slices.Contains(lc.GrantTypes, oauth.GrantRefreshToken) {
-		return access, "", nil
+		access, err := h.signAccess(lc.ID, lc.issue, "", scope, lc.audience, now)
+		return access, "", err
 	}
+	// The access token names the family (fid), which the store holds only
+	// once token stores it: no store round trip comes before signing.
 	fam := store.Family{
 		ID:        secret.Random(16),
 		ClientID:  lc.ID,
@@ -130,6 +129,10 @@ func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic
 		Audience:  lc.audience,
 		Current:   secret.Random(16),
 		ExpiresAt: now.Add(h.cfg.RefreshTTL),
+	}
+	access, err := h.signAccess(lc.ID, lc.issue, fam.ID, scope, lc.audience, now)
+	if err != nil {
+		return "", "", err
 	}
 	refresh, err := h.signRefresh(fam, lc.user, now)
 	if err != nil {

@@ -16,8 +16,8 @@ import (
 // authenticates as a client; it may introspect the tokens issued to itself,
 // or every token when an administrator registered it with introspect_all
 // (a resource server). Anything else — expired, revoked, retired, malformed,
-// foreign, another client's token, or a token of a deleted client — is
-// {"active":false}.
+// foreign, another client's token, a token of a deleted client, or an access
+// token whose refresh-token family was revoked — is {"active":false}.
 func (h *Handler) Introspection(w http.ResponseWriter, r *http.Request) {
 	caller, form, ok := h.tokenEndpointClient(w, r, "introspection")
 	if !ok {
@@ -77,12 +77,15 @@ type token struct {
 }
 
 // identify returns the live token raw is, or nil when it is not one
-// (expired, revoked, retired, malformed or foreign). Only store failures are
-// errors.
+// (expired, revoked, retired, malformed or foreign; an access token whose
+// refresh-token family was revoked). Only store failures are errors.
 func (h *Handler) identify(ctx context.Context, raw string) (*token, error) {
 	if c, err := h.keys.ParseAccess(raw); err == nil {
 		revoked, err := h.st.IsRevoked(ctx, c.ID)
 		if err != nil || revoked {
+			return nil, err
+		}
+		if revoked, err := h.familyRevoked(ctx, c.FamilyID); err != nil || revoked {
 			return nil, err
 		}
 		return &token{clientID: c.ClientID, access: &c, resp: &introspection{
@@ -118,11 +121,37 @@ func (h *Handler) identify(ctx context.Context, raw string) (*token, error) {
 	}}, nil
 }
 
-// Revocation answers an RFC 7009 revocation request: a refresh token revokes
-// its whole family; an access token is put on the revoked list until it
+// familyRevoked reports whether the refresh-token family an access token
+// was issued with has been revoked: by RFC 7009 revocation, by reuse of a
+// rotated refresh token, or at the end of its user. A token issued without
+// a family ("" — the client may not refresh) has none to end with. A
+// family gone from the store has expired, which is not revocation: the
+// token lives until its own exp. A revoked family's record lasts until its
+// current refresh token would have expired; that token was minted with the
+// family's newest access token and got refresh_token_ttl to live where the
+// access token got access_token_ttl, which config.Validate keeps shorter,
+// so the record outlives every access token of the family.
+func (h *Handler) familyRevoked(ctx context.Context, id string) (bool, error) {
+	if id == "" {
+		return false, nil
+	}
+	fam, err := h.st.GetFamily(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return fam.Revoked, nil
+}
+
+// Revocation answers an RFC 7009 revocation request: a refresh token, the
+// current member of its family or a retired one, revokes the whole family;
+// an access token is put on the revoked list until it
 // expires (introspection reports it inactive at once; resource APIs that
 // verify offline accept it until it expires). Unknown, expired and malformed
-// tokens get 200 too; another client's token is refused.
+// tokens get 200 too; another client's token is refused, whatever its
+// state.
 func (h *Handler) Revocation(w http.ResponseWriter, r *http.Request) {
 	caller, form, ok := h.tokenEndpointClient(w, r, "revocation")
 	if !ok {
@@ -136,33 +165,43 @@ func (h *Handler) Revocation(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
+// revoke revokes the token raw names. Which token it is and whose comes
+// from its signature alone, and the caller's ownership is checked before
+// anything about its state (RFC 7009 §2.1): revocation is of the grant, so
+// a refresh token revokes its family whether it is the current member or a
+// retired one, and revoking what is already revoked, retired or gone
+// succeeds. A token this issuer did not sign, or that has expired, is
+// invalid, which gets 200 too (RFC 7009 §2.2).
 func (h *Handler) revoke(ctx context.Context, caller store.Client, form url.Values) error {
 	raw := form.Get("token")
 	if raw == "" {
 		return errInvalidRequest("token is missing")
 	}
-	tok, err := h.identify(ctx, raw)
-	if err != nil || tok == nil {
-		return err
+	if c, err := h.keys.ParseAccess(raw); err == nil {
+		if c.ClientID != caller.ID {
+			return errUnauthorizedClient("the token was not issued to this client")
+		}
+		if err := h.st.RevokeToken(ctx, c.ID, c.ExpiresAt.Time); err != nil {
+			return err
+		}
+		h.log.InfoContext(ctx, "access token revoked", "client_id", caller.ID, "jti", c.ID)
+		return nil
 	}
-	if tok.clientID != caller.ID {
+	c, err := h.keys.ParseRefresh(raw)
+	if err != nil {
+		return nil
+	}
+	if c.ClientID != caller.ID {
 		return errUnauthorizedClient("the token was not issued to this client")
 	}
-	if tok.refresh != nil {
-		err := h.st.RevokeFamily(ctx, tok.refresh.FamilyID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err == nil {
-			h.log.InfoContext(ctx, "refresh token family revoked", "client_id", caller.ID, "family", tok.refresh.FamilyID)
-		}
-		return err
+	err = h.st.RevokeFamily(ctx, c.FamilyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
 	}
-	if err := h.st.RevokeToken(ctx, tok.access.ID, tok.access.ExpiresAt.Time); err != nil {
-		return err
+	if err == nil {
+		h.log.InfoContext(ctx, "refresh token family revoked", "client_id", caller.ID, "family", c.FamilyID)
 	}
-	h.log.InfoContext(ctx, "access token revoked", "client_id", caller.ID, "jti", tok.access.ID)
-	return nil
+	return err
 }
 
 // tokenEndpointClient does what the token, introspection and revocation

@@ -11,6 +11,10 @@ import (
 	"github.com/issuer-oauth/issuer/internal/store"
 )
 
+// refreshInvalid describes every refused refresh token that the client
+// presenting it does not own, or that does not exist.
+const refreshInvalid = "the refresh token is invalid or expired"
+
 // refresh runs the refresh-token grant (RFC 6749 §6) for an authenticated
 // client. Every check that can fail happens before the rotation, so a refused
 // request never consumes the token; the rotation itself is one atomic store
@@ -22,12 +26,12 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, 
 	if raw == "" {
 		return nil, errInvalidRequest("refresh_token is missing")
 	}
+	// Another client's token is refused in the words of a forged or
+	// expired one: what a client learns of a token it does not own would
+	// tell whoever stole it whether it still works.
 	claims, err := h.keys.ParseRefresh(raw)
-	if err != nil {
-		return nil, errInvalidGrant("the refresh token is invalid or expired")
-	}
-	if claims.ClientID != c.ID {
-		return nil, errInvalidGrant("the refresh token was issued to another client")
+	if err != nil || claims.ClientID != c.ID {
+		return nil, errInvalidGrant(refreshInvalid)
 	}
 
 	u, isUser, err := h.userOfRefresh(ctx, claims.UserID, claims.Username, claims.UserGeneration)
@@ -36,7 +40,7 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, 
 		if err := h.st.RevokeFamily(ctx, claims.FamilyID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		return nil, errInvalidGrant("the refresh token is invalid or expired")
+		return nil, errInvalidGrant(refreshInvalid)
 	case err != nil:
 		return nil, err
 	}
@@ -81,7 +85,7 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, 
 		ExpiresAt: now.Add(h.cfg.RefreshTTL),
 	}
 	scope := oauth.FormatScope(scopes)
-	access, err := h.signAccess(c.ID, is, scope, aud, now)
+	access, err := h.signAccess(c.ID, is, claims.FamilyID, scope, aud, now)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +107,7 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, 
 	case errors.Is(err, store.ErrRevoked):
 		return nil, errInvalidGrant("the refresh token has been revoked")
 	case errors.Is(err, store.ErrNotFound):
-		return nil, errInvalidGrant("the refresh token is invalid or expired")
+		return nil, errInvalidGrant(refreshInvalid)
 	case err != nil:
 		return nil, err
 	}

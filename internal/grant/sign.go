@@ -25,8 +25,10 @@ type issue struct {
 }
 
 // signAccess mints an access token of client clientID: sub is the client,
-// or the user of is.
-func (h *Handler) signAccess(clientID string, is issue, scope string, aud []string, now time.Time) (string, error) {
+// or the user of is. family is the id of the refresh-token family issued
+// with it, if any: the token names it (fid), so that it ends with its
+// family at introspection (identify).
+func (h *Handler) signAccess(clientID string, is issue, family, scope string, aud []string, now time.Time) (string, error) {
 	c := keys.AccessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   clientID,
@@ -37,6 +39,7 @@ func (h *Handler) signAccess(clientID string, is issue, scope string, aud []stri
 		},
 		ClientID: clientID,
 		Scope:    scope,
+		FamilyID: family,
 	}
 	if u := is.user; u != nil {
 		c.Subject = u.ID

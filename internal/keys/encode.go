@@ -112,6 +112,10 @@ func appendAccessClaims(dst []byte, c *AccessClaims) []byte {
 		dst = appendName(dst, "token_type")
 		dst = jsonenc.AppendString(dst, c.TokenType)
 	}
+	if c.FamilyID != "" {
+		dst = appendName(dst, "fid")
+		dst = jsonenc.AppendString(dst, c.FamilyID)
+	}
 	for _, x := range c.Extra {
 		if dst[len(dst)-1] != '{' {
 			dst = append(dst, ',')

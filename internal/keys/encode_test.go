@@ -137,7 +137,7 @@ func (g claimGen) registered() jwt.RegisteredClaims {
 }
 
 func (g claimGen) access() AccessClaims {
-	return AccessClaims{RegisteredClaims: g.registered(), ClientID: g.string(), Scope: g.string(), TokenType: g.string()}
+	return AccessClaims{RegisteredClaims: g.registered(), ClientID: g.string(), Scope: g.string(), TokenType: g.string(), FamilyID: g.string()}
 }
 
 func (g claimGen) refresh() RefreshClaims {
@@ -342,6 +342,9 @@ func TestSignRoundTrip(t *testing.T) {
 				if g.r.IntN(2) == 0 {
 					in.NotBefore = in.IssuedAt
 				}
+				if g.r.IntN(2) == 0 {
+					in.FamilyID = g.validString()
+				}
 				tok, err := k.SignAccess(in)
 				if err != nil {
 					t.Fatal(err)
@@ -470,15 +473,16 @@ func TestParserClock(t *testing.T) {
 }
 
 func FuzzSignAccess(f *testing.F) {
-	f.Add("client-1", "https://api.example", "", uint8(1), int64(1740830400), int64(0), int64(1740830100), "jti-1", "client-1", "read write", uint8(0b101))
-	f.Add("\xff<\u2028>", "\x00", "&\"\\", uint8(2), int64(-1), int64(math.MaxInt64), int64(math.MinInt64), "", "", "", uint8(0b111))
+	f.Add("client-1", "https://api.example", "", uint8(1), int64(1740830400), int64(0), int64(1740830100), "jti-1", "client-1", "read write", "fam-1", uint8(0b101))
+	f.Add("\xff<\u2028>", "\x00", "&\"\\", uint8(2), int64(-1), int64(math.MaxInt64), int64(math.MinInt64), "", "", "", "", uint8(0b111))
 	k := mustNew(f, &memStore{}, testConfig("HS256", testutil.NewClock(t0)))
 	s := k.current()
-	f.Fuzz(func(t *testing.T, sub, aud0, aud1 string, nAud uint8, exp, nbf, iat int64, jti, clientID, scope string, dates uint8) {
+	f.Fuzz(func(t *testing.T, sub, aud0, aud1 string, nAud uint8, exp, nbf, iat int64, jti, clientID, scope, fid string, dates uint8) {
 		c := AccessClaims{
 			RegisteredClaims: jwt.RegisteredClaims{Subject: sub, ID: jti},
 			ClientID:         clientID,
 			Scope:            scope,
+			FamilyID:         fid,
 		}
 		switch nAud % 4 {
 		case 1:

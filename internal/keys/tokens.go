@@ -18,6 +18,11 @@ type AccessClaims struct {
 	// TokenType is Django REST framework SimpleJWT's "token_type" claim,
 	// "access" in the tokens meant for SimpleJWT resource servers.
 	TokenType string `json:"token_type,omitempty"`
+	// FamilyID is the refresh-token family the token was issued with, if
+	// any: a private claim (RFC 7519 §4.3) that only this issuer reads, so
+	// that introspection reports the token inactive once its family is
+	// revoked.
+	FamilyID string `json:"fid,omitempty"`
 	// Extra are further string claims, encoded after the others in their
 	// order: a user's claims, SimpleJWT's user id claim. Their names must
 	// differ from every other claim's (callers check it); parsing collects
@@ -57,7 +62,7 @@ func (c *AccessClaims) UnmarshalJSON(b []byte) error {
 // knownAccessClaims are the members of the fields of AccessClaims.
 var knownAccessClaims = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
-	"client_id": true, "scope": true, "token_type": true,
+	"client_id": true, "scope": true, "token_type": true, "fid": true,
 }
 
 // RefreshClaims are the claims of a refresh token. Its aud is the issuer, so

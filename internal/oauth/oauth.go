@@ -21,11 +21,11 @@ const (
 )
 
 // reservedClaims are the claims of an access token that the issuer sets
-// itself (RFC 9068 §2.2, RFC 7800 cnf, the Token Status List's status, and
-// SimpleJWT's token_type).
+// itself (RFC 9068 §2.2, RFC 7800 cnf, the Token Status List's status,
+// SimpleJWT's token_type, and fid, the refresh-token family of the token).
 var reservedClaims = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
-	"client_id": true, "scope": true, "cnf": true, "status": true, "token_type": true,
+	"client_id": true, "scope": true, "cnf": true, "status": true, "token_type": true, "fid": true,
 }
 
 // ReservedClaim reports whether name is a claim the issuer sets itself,
