@@ -174,8 +174,11 @@ func response(c store.Client, sec string) adminapi.ClientInfo {
 // refresh_token only beside a grant that issues refresh tokens.
 func (h *Handler) validate(m *adminapi.ClientMetadata) error {
 	var problems []string
-	if utf8.RuneCountInString(m.ClientName) > maxClientNameLen {
+	switch {
+	case utf8.RuneCountInString(m.ClientName) > maxClientNameLen:
 		problems = append(problems, fmt.Sprintf("client_name is longer than %d characters", maxClientNameLen))
+	case !printable(m.ClientName, true):
+		problems = append(problems, "client_name must be printable: no control characters and no Unicode bidirectional controls (U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069)")
 	}
 	if len(m.GrantTypes) == 0 {
 		m.GrantTypes = []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}

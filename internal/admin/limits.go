@@ -2,8 +2,10 @@ package admin
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/issuer-oauth/issuer/internal/jsonenc"
 	"github.com/issuer-oauth/issuer/internal/oauth"
@@ -57,6 +59,21 @@ func encodedLen(s string) int {
 	return len(jsonenc.AppendString(buf[:0], s)) - 2
 }
 
+// printable reports whether every rune of s is a letter, mark, number,
+// punctuation, symbol or the ASCII space (unicode.IsPrint); with spaces
+// false, not the space either. That leaves out the control characters and
+// the format characters, among them the bidirectional controls U+200E,
+// U+200F, U+202A–U+202E and U+2066–U+2069 (Unicode Standard Annex #9),
+// which make a name display as another, reordered one.
+func printable(s string, spaces bool) bool {
+	for _, r := range s {
+		if !unicode.IsPrint(r) || !spaces && r == ' ' {
+			return false
+		}
+	}
+	return true
+}
+
 // checkScope parses a scope (RFC 6749 §3.3) and returns what is wrong
 // with it: its syntax, or its size.
 func checkScope(scope string) ([]string, []string) {
@@ -99,10 +116,22 @@ func checkAudiences(auds []string) ([]string, []string) {
 	return out, problems
 }
 
-// checkAudience says what is wrong with one audience, or "".
+// checkAudience says what is wrong with one audience, or "": it is a
+// resource indicator, an absolute URI (RFC 3986 §4.3) without a fragment
+// (RFC 8707 §2).
 func checkAudience(a string) string {
-	if a == "" || len(a) > maxAudienceLen || strings.ContainsAny(a, " \t\r\n") {
-		return fmt.Sprintf("must be 1 to %d characters without spaces", maxAudienceLen)
+	if a == "" || len(a) > maxAudienceLen {
+		return fmt.Sprintf("must be 1 to %d characters", maxAudienceLen)
+	}
+	if strings.ContainsFunc(a, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return "must be an absolute URI (RFC 8707 §2), printable ASCII without spaces, such as https://api.example.com"
+	}
+	u, err := url.Parse(a)
+	switch {
+	case err != nil || !u.IsAbs():
+		return "must be an absolute URI with a scheme (RFC 8707 §2), such as https://api.example.com"
+	case strings.Contains(a, "#"):
+		return "must not have a fragment (#...) (RFC 8707 §2)"
 	}
 	return ""
 }

@@ -99,7 +99,7 @@ func checkUsername(s string) error {
 		return errors.New("username is required")
 	case utf8.RuneCountInString(s) > maxUsernameLen:
 		return fmt.Errorf("username is longer than %d characters", maxUsernameLen)
-	case strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }):
+	case !printable(s, false):
 		return errors.New("username must be printable characters without whitespace")
 	case s == "." || s == "..":
 		return errors.New(`username cannot be "." or "..", which no URL path can carry`)
@@ -125,7 +125,7 @@ func checkClaims(claims map[string]string) []string {
 	for _, name := range slices.Sorted(maps.Keys(claims)) {
 		total += encodedLen(name) + encodedLen(claims[name])
 		switch n := utf8.RuneCountInString(name); {
-		case n == 0 || n > maxClaimNameLen || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }):
+		case n == 0 || n > maxClaimNameLen || !printable(name, false):
 			problems = append(problems, fmt.Sprintf("claims: the name %q must be 1 to %d printable characters without whitespace", name, maxClaimNameLen))
 		case oauth.ReservedClaim(name):
 			problems = append(problems, fmt.Sprintf("claims: %q is set by the issuer itself", name))
