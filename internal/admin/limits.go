@@ -30,11 +30,13 @@ const scopeSyntax = "scope: scope tokens are space-separated printable ASCII wit
 // a 4096-bit RSA key (a 683-character signature), an issuer URL of 128
 // bytes and a 64-byte client id (the admin API's are 32):
 //
-//	header   {"alg":"RS256","kid":<43>,"typ":"at+jwt"}        82 bytes
-//	claims   iss sub aud exp iat jti client_id token_type     about 320
-//	         scope 640, aud 512 + 10 × 3, claims 640 + 20 × 6,
-//	         user id claim 102                               2408 bytes
-//	token    110 + 1 + 3211 + 1 + 683                        4006 bytes
+//	header   {"alg":"RS256","kid":<43>,"typ":"at+jwt"}          82 bytes
+//	claims   names, punctuation, iss 128, sub 32, exp, iat,
+//	         jti 22, client_id 64, token_type                 365
+//	         scope 640, aud 512 + 29 (quotes, commas),
+//	         user claims 640 + 20 × 6, user id claim 102     2043
+//	                                                           2408 bytes
+//	token    110 + 1 + 3211 (base64url) + 1 + 683             4006 bytes
 //
 // 90 bytes within the limit. The refresh token carries the scope, the
 // audiences, the issuer twice and the username (150 characters, up to
