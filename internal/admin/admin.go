@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/issuer-oauth/issuer/internal/adminapi"
 	"github.com/issuer-oauth/issuer/internal/keys"
@@ -168,16 +169,16 @@ func response(c store.Client, sec string) adminapi.ClientInfo {
 	}
 }
 
-// scopeSyntax says what a scope must look like (RFC 6749 §3.3).
-const scopeSyntax = "scope: scope tokens are space-separated printable ASCII without quotes or backslashes"
-
 // validate checks m and fills in defaults; the error text is for the admin.
 // A client's grant_types is any non-empty subset of the enabled grants;
 // refresh_token only beside a grant that issues refresh tokens.
 func (h *Handler) validate(m *adminapi.ClientMetadata) error {
 	var problems []string
-	if len(m.ClientName) > 200 {
-		problems = append(problems, "client_name is longer than 200 characters")
+	switch {
+	case utf8.RuneCountInString(m.ClientName) > maxClientNameLen:
+		problems = append(problems, fmt.Sprintf("client_name is longer than %d characters", maxClientNameLen))
+	case !printable(m.ClientName, true):
+		problems = append(problems, "client_name must be printable: no control characters and no Unicode bidirectional controls (U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069)")
 	}
 	if len(m.GrantTypes) == 0 {
 		m.GrantTypes = []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
@@ -198,21 +199,11 @@ func (h *Handler) validate(m *adminapi.ClientMetadata) error {
 	if !slices.Contains(m.GrantTypes, oauth.GrantClientCredentials) && !slices.Contains(m.GrantTypes, oauth.GrantPassword) {
 		problems = append(problems, "grant_types: refresh_token needs a grant that issues refresh tokens beside it: client_credentials or password")
 	}
-	scopes, ok := oauth.ParseScope(m.Scope)
-	if !ok {
-		problems = append(problems, scopeSyntax)
-	}
+	scopes, bad := checkScope(m.Scope)
+	problems = append(problems, bad...)
 	m.Scope = strings.Join(scopes, " ")
-	var aud []string
-	for _, a := range m.Audience {
-		switch {
-		case a == "" || len(a) > 512 || strings.ContainsAny(a, " \t\r\n"):
-			problems = append(problems, fmt.Sprintf("audience: %q must be 1 to 512 characters without spaces", a))
-		case !slices.Contains(aud, a):
-			aud = append(aud, a)
-		}
-	}
-	m.Audience = aud
+	m.Audience, bad = checkAudiences(m.Audience)
+	problems = append(problems, bad...)
 	if len(m.Audience) == 0 {
 		problems = append(problems, "audience: at least one allowed audience is required (RFC 9068 access tokens name their audience), e.g. [\"https://api.example.com\"]")
 	}

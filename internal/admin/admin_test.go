@@ -237,20 +237,29 @@ func TestClientLifecycle(t *testing.T) {
 
 func TestInvalidMetadata(t *testing.T) {
 	f := newFixture(t, nil)
-	for _, body := range []string{
-		`{"audience":[]}`,
-		`{"audience":["has space"]}`,
-		`{"grant_types":["password"],"audience":["a"]}`,
-		`{"grant_types":["refresh_token"],"audience":["a"]}`,
-		`{"scope":"bad\"scope","audience":["a"]}`,
-		`{"token_endpoint_auth_method":"none","audience":["a"]}`,
-		`{"client_name":"` + strings.Repeat("n", 300) + `","audience":["a"]}`,
-		`{not json`,
-		`[]`,
+	const aud = `"audience":["https://api.example.com"]`
+	for _, tc := range []struct{ body, want string }{
+		{`{"audience":[]}`, "audience: at least one"},
+		{`{"audience":["has space"]}`, `audience: "has space" must be an absolute URI`},
+		{`{"audience":["api"]}`, `audience: "api" must be an absolute URI with a scheme`},
+		{`{"audience":["//api.example.com/"]}`, "must be an absolute URI with a scheme"},
+		{`{"audience":["https://api.example.com/#x"]}`, "must not have a fragment"},
+		{`{"audience":["https://api.example.com/é"]}`, "printable ASCII"},
+		{`{"grant_types":["password"],` + aud + `}`, "grant_types"},
+		{`{"grant_types":["refresh_token"],` + aud + `}`, "grant_types"},
+		{`{"scope":"bad\"scope",` + aud + `}`, "scope"},
+		{`{"token_endpoint_auth_method":"none",` + aud + `}`, "token_endpoint_auth_method"},
+		{`{"client_name":"` + strings.Repeat("n", 300) + `",` + aud + `}`, "client_name is longer"},
+		{`{"client_name":"pay\u202egnp.exe",` + aud + `}`, "client_name must be printable"},
+		{`{"client_name":"a\u2066b",` + aud + `}`, "client_name must be printable"},
+		{`{"client_name":"a\u200fb",` + aud + `}`, "client_name must be printable"},
+		{`{"client_name":"line\nbreak",` + aud + `}`, "client_name must be printable"},
+		{`{not json`, "JSON object"},
+		{`[]`, "JSON object"},
 	} {
 		var e adminapi.ErrorBody
-		if code := f.call(t, "POST", "/admin/clients", body, &e); code != 400 || e.Error != "invalid_client_metadata" || e.ErrorDescription == "" {
-			t.Errorf("%s: %d %+v, want 400 invalid_client_metadata with a description", body, code, e)
+		if code := f.call(t, "POST", "/admin/clients", tc.body, &e); code != 400 || e.Error != "invalid_client_metadata" || !strings.Contains(e.ErrorDescription, tc.want) {
+			t.Errorf("%s: %d %+v, want 400 invalid_client_metadata saying %q", tc.body, code, e, tc.want)
 		}
 	}
 	var e adminapi.ErrorBody

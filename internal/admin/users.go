@@ -99,7 +99,7 @@ func checkUsername(s string) error {
 		return errors.New("username is required")
 	case utf8.RuneCountInString(s) > maxUsernameLen:
 		return fmt.Errorf("username is longer than %d characters", maxUsernameLen)
-	case strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }):
+	case !printable(s, false):
 		return errors.New("username must be printable characters without whitespace")
 	case s == "." || s == "..":
 		return errors.New(`username cannot be "." or "..", which no URL path can carry`)
@@ -121,9 +121,11 @@ func checkClaims(claims map[string]string) []string {
 	if len(claims) > maxClaims {
 		problems = append(problems, fmt.Sprintf("claims: at most %d, not %d", maxClaims, len(claims)))
 	}
+	total := 0
 	for _, name := range slices.Sorted(maps.Keys(claims)) {
+		total += encodedLen(name) + encodedLen(claims[name])
 		switch n := utf8.RuneCountInString(name); {
-		case n == 0 || n > maxClaimNameLen || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }):
+		case n == 0 || n > maxClaimNameLen || !printable(name, false):
 			problems = append(problems, fmt.Sprintf("claims: the name %q must be 1 to %d printable characters without whitespace", name, maxClaimNameLen))
 		case oauth.ReservedClaim(name):
 			problems = append(problems, fmt.Sprintf("claims: %q is set by the issuer itself", name))
@@ -131,6 +133,9 @@ func checkClaims(claims map[string]string) []string {
 		if v := claims[name]; utf8.RuneCountInString(v) > maxClaimValueLen || strings.ContainsFunc(v, unicode.IsControl) {
 			problems = append(problems, fmt.Sprintf("claims: the value of %q must be at most %d characters, without control characters", name, maxClaimValueLen))
 		}
+	}
+	if total > maxClaimsBytes {
+		problems = append(problems, fmt.Sprintf("claims: %d bytes of names and values together, over %d (every access token of the user carries them)", total, maxClaimsBytes))
 	}
 	return problems
 }
@@ -143,10 +148,8 @@ func checkProfile(req adminapi.UserRequest) (profile, []string) {
 		p.claims = maps.Clone(req.Claims)
 	}
 	if req.Scope != nil {
-		scopes, ok := oauth.ParseScope(*req.Scope)
-		if !ok {
-			problems = append(problems, scopeSyntax)
-		}
+		scopes, bad := checkScope(*req.Scope)
+		problems = append(problems, bad...)
 		p.scopes = append([]string{}, scopes...) // "" allows no scope: empty, not nil
 	}
 	return p, problems
@@ -553,8 +556,8 @@ func (h *Handler) importUser(ctx context.Context, u userimport.User, now time.Ti
 		claims = map[string]string{}
 	}
 	maps.Copy(claims, u.Claims)
-	if len(claims) > maxClaims {
-		return unchanged, recordError(fmt.Sprintf("claims: with the user's other claims more than %d", maxClaims))
+	if problems := checkClaims(claims); len(problems) > 0 {
+		return unchanged, recordError("with the user's other claims, " + strings.Join(problems, "; "))
 	}
 	outcome := unchanged
 	if cur.PasswordHash != u.PasswordHash {

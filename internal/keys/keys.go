@@ -99,6 +99,9 @@ var (
 	// ErrTooSoon means a scheduled key would start signing before it has
 	// been published for the publish lead.
 	ErrTooSoon = errors.New("keys: a scheduled key must start signing at least the publish lead (2 × jwks_max_age) from now")
+	// ErrTooLong means a token would be longer than MaxTokenLen. It is not
+	// issued: introspection and the refresh grant would refuse it.
+	ErrTooLong = errors.New("keys: token longer than this issuer accepts")
 )
 
 // Errors about the values of a Config, for the caller to name the setting

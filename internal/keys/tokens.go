@@ -90,7 +90,9 @@ type RefreshClaims struct {
 // token issued by another instance may be.
 const MaxClockSkew = time.Minute
 
-// SignAccess signs an access token with the current key; it sets iss.
+// SignAccess signs an access token with the current key; it sets iss. A
+// token longer than MaxTokenLen is refused with ErrTooLong: ParseAccess
+// would reject it.
 func (k *Keys) SignAccess(c AccessClaims) (string, error) {
 	s := k.current()
 	c.Issuer = k.cfg.Issuer
@@ -99,10 +101,15 @@ func (k *Keys) SignAccess(c AccessClaims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("keys: sign access token: %w", err)
 	}
+	if len(out) > MaxTokenLen {
+		return "", tooLong("access", len(out), c.ClientID)
+	}
 	return out, nil
 }
 
-// SignRefresh signs a refresh token; it sets iss and aud to the issuer.
+// SignRefresh signs a refresh token; it sets iss and aud to the issuer. A
+// token longer than MaxTokenLen is refused with ErrTooLong: ParseRefresh
+// would reject it.
 func (k *Keys) SignRefresh(c RefreshClaims) (string, error) {
 	c.Issuer = k.cfg.Issuer
 	c.Audience = jwt.ClaimStrings{k.cfg.Issuer}
@@ -111,7 +118,18 @@ func (k *Keys) SignRefresh(c RefreshClaims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("keys: sign refresh token: %w", err)
 	}
+	if len(out) > MaxTokenLen {
+		return "", tooLong("refresh", len(out), c.ClientID)
+	}
 	return out, nil
+}
+
+// tooLong is the ErrTooLong of a token of n bytes of the client: it says
+// what to shorten, for the log of the refused request.
+func tooLong(kind string, n int, clientID string) error {
+	return fmt.Errorf("%w: the %s token of client %s would be %d bytes, over the %d that introspection and refresh parse; "+
+		"shorten the client's scope or audiences, or the user's claims (README, \"Admin API and CLI\")",
+		ErrTooLong, kind, clientID, n, MaxTokenLen)
 }
 
 // ParseRefresh verifies a refresh token of this issuer and returns its

@@ -237,20 +237,57 @@ func TestParseRefreshMaxTokenLen(t *testing.T) {
 		c := refreshClaims(e.now)
 		c.Scope = strings.Repeat("s", n)
 		tok, err := e.k.SignRefresh(c)
+		if errors.Is(err, ErrTooLong) {
+			over = longRefresh(t, e.k)
+			break
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(tok) <= MaxTokenLen {
-			under = tok
-		} else {
-			over = tok
+		if len(tok) > MaxTokenLen {
+			t.Fatalf("SignRefresh returned a token of %d bytes, over MaxTokenLen", len(tok))
 		}
+		under = tok
+	}
+	if len(under) < MaxTokenLen-4 {
+		t.Errorf("SignRefresh refused at %d bytes, want it to sign up to MaxTokenLen (%d)", len(under), MaxTokenLen)
 	}
 	if _, err := e.k.ParseRefresh(under); err != nil {
 		t.Errorf("ParseRefresh(%d bytes): %v", len(under), err)
 	}
 	if _, err := e.k.ParseRefresh(over); !errors.Is(err, ErrInvalidToken) {
 		t.Errorf("ParseRefresh(%d bytes) err = %v, want ErrInvalidToken", len(over), err)
+	}
+}
+
+// TestSignAccessTooLong checks that SignAccess refuses a token that
+// ParseAccess would refuse for its length, and signs one just within it.
+func TestSignAccessTooLong(t *testing.T) {
+	e := newTokenEnv(t)
+	var longest int
+	for n := 0; ; n += 7 {
+		tok, err := e.k.SignAccess(AccessClaims{
+			RegisteredClaims: jwt.RegisteredClaims{Subject: "client-1", Audience: jwt.ClaimStrings{"https://api.example.com"},
+				ExpiresAt: NumericDate(e.now.Add(time.Hour)), IssuedAt: NumericDate(e.now), ID: "jti-1"},
+			ClientID: "client-1",
+			Scope:    strings.Repeat("s", n),
+		})
+		if errors.Is(err, ErrTooLong) {
+			if !strings.Contains(err.Error(), "client-1") {
+				t.Errorf("err = %v, want it to name the client", err)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.k.ParseAccess(tok); err != nil {
+			t.Fatalf("ParseAccess(%d bytes): %v", len(tok), err)
+		}
+		longest = len(tok)
+	}
+	if longest < MaxTokenLen-16 {
+		t.Errorf("SignAccess refused after %d bytes, want it to sign up to MaxTokenLen (%d)", longest, MaxTokenLen)
 	}
 }
 
@@ -451,15 +488,12 @@ func flipLast(seg string) string {
 }
 
 // longRefresh returns a refresh token of this issuer, validly signed, that
-// is longer than MaxTokenLen.
+// is longer than MaxTokenLen. SignRefresh refuses to sign one, so it is
+// signed here.
 func longRefresh(t testing.TB, k *Keys) string {
 	t.Helper()
-	c := refreshClaims(t0)
-	c.Scope = strings.Repeat("scope ", MaxTokenLen/6+1)
-	tok, err := k.SignRefresh(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	payload := claimsWith(t, t0, func(c map[string]any) { c["scope"] = strings.Repeat("scope ", MaxTokenLen/6+1) })
+	tok := hs256(`{"alg":"HS256","typ":"`+TypeRefresh+`"}`, payload, k.cfg.RefreshKey)
 	if len(tok) <= MaxTokenLen {
 		t.Fatalf("token is %d bytes, want more than %d", len(tok), MaxTokenLen)
 	}

@@ -237,7 +237,7 @@ func TestAdminAPI(t *testing.T) {
 			t.Errorf("deleted client: %d, want 401", r.StatusCode)
 		}
 		for _, method := range []string{"GET", "DELETE", "PUT"} {
-			if resp, m = ti.admin(t, method, "/admin/clients/"+id, map[string]any{"audience": []string{"x"}}); resp.StatusCode != 404 {
+			if resp, m = ti.admin(t, method, "/admin/clients/"+id, map[string]any{"audience": []string{"https://api.example.com"}}); resp.StatusCode != 404 {
 				t.Errorf("%s deleted client: %d %v, want 404", method, resp.StatusCode, m)
 			}
 		}
@@ -246,11 +246,11 @@ func TestAdminAPI(t *testing.T) {
 		for _, meta := range []map[string]any{
 			{"audience": []string{}},
 			{"audience": []string{"has space"}},
-			{"grant_types": []string{"password"}, "audience": []string{"a"}},
-			{"grant_types": []string{"refresh_token"}, "audience": []string{"a"}},
-			{"scope": `bad"scope`, "audience": []string{"a"}},
-			{"token_endpoint_auth_method": "none", "audience": []string{"a"}},
-			{"client_name": strings.Repeat("n", 300), "audience": []string{"a"}},
+			{"grant_types": []string{"password"}, "audience": []string{"https://api.example.com"}},
+			{"grant_types": []string{"refresh_token"}, "audience": []string{"https://api.example.com"}},
+			{"scope": `bad"scope`, "audience": []string{"https://api.example.com"}},
+			{"token_endpoint_auth_method": "none", "audience": []string{"https://api.example.com"}},
+			{"client_name": strings.Repeat("n", 300), "audience": []string{"https://api.example.com"}},
 		} {
 			resp, m := ti.admin(t, "POST", "/admin/clients", meta)
 			if resp.StatusCode != 400 || m["error"] != "invalid_client_metadata" || m["error_description"] == "" {
