@@ -104,18 +104,9 @@ func appendAccessClaims(dst []byte, c *AccessClaims) []byte {
 	dst = appendRegisteredClaims(dst, &c.RegisteredClaims)
 	dst = appendName(dst, "client_id")
 	dst = jsonenc.AppendString(dst, c.ClientID)
-	if c.Scope != "" {
-		dst = appendName(dst, "scope")
-		dst = jsonenc.AppendString(dst, c.Scope)
-	}
-	if c.TokenType != "" {
-		dst = appendName(dst, "token_type")
-		dst = jsonenc.AppendString(dst, c.TokenType)
-	}
-	if c.FamilyID != "" {
-		dst = appendName(dst, "fid")
-		dst = jsonenc.AppendString(dst, c.FamilyID)
-	}
+	dst = appendOptString(dst, "scope", c.Scope)
+	dst = appendOptString(dst, "token_type", c.TokenType)
+	dst = appendOptString(dst, "fid", c.FamilyID)
 	for _, x := range c.Extra {
 		if dst[len(dst)-1] != '{' {
 			dst = append(dst, ',')
@@ -135,22 +126,13 @@ func appendRefreshClaims(dst []byte, c *RefreshClaims) []byte {
 	dst = jsonenc.AppendString(dst, c.ClientID)
 	dst = appendName(dst, "fid")
 	dst = jsonenc.AppendString(dst, c.FamilyID)
-	if c.Scope != "" {
-		dst = appendName(dst, "scope")
-		dst = jsonenc.AppendString(dst, c.Scope)
-	}
+	dst = appendOptString(dst, "scope", c.Scope)
 	if len(c.Resource) > 0 {
 		dst = appendName(dst, "resource")
 		dst = jsonenc.AppendStrings(dst, c.Resource)
 	}
-	if c.UserID != "" {
-		dst = appendName(dst, "uid")
-		dst = jsonenc.AppendString(dst, c.UserID)
-	}
-	if c.Username != "" {
-		dst = appendName(dst, "usr")
-		dst = jsonenc.AppendString(dst, c.Username)
-	}
+	dst = appendOptString(dst, "uid", c.UserID)
+	dst = appendOptString(dst, "usr", c.Username)
 	if c.UserGeneration != 0 {
 		dst = appendName(dst, "ugen")
 		dst = strconv.AppendInt(dst, c.UserGeneration, 10)
@@ -161,14 +143,8 @@ func appendRefreshClaims(dst []byte, c *RefreshClaims) []byte {
 // appendRegisteredClaims appends the members of c, every one omitempty, in
 // the order of its fields, to an object that dst has opened.
 func appendRegisteredClaims(dst []byte, c *jwt.RegisteredClaims) []byte {
-	if c.Issuer != "" {
-		dst = appendName(dst, "iss")
-		dst = jsonenc.AppendString(dst, c.Issuer)
-	}
-	if c.Subject != "" {
-		dst = appendName(dst, "sub")
-		dst = jsonenc.AppendString(dst, c.Subject)
-	}
+	dst = appendOptString(dst, "iss", c.Issuer)
+	dst = appendOptString(dst, "sub", c.Subject)
 	if len(c.Audience) > 0 {
 		dst = appendName(dst, "aud")
 		// As jwt.ClaimStrings.MarshalJSON: an array, even of one
@@ -191,11 +167,18 @@ func appendRegisteredClaims(dst []byte, c *jwt.RegisteredClaims) []byte {
 		dst = appendName(dst, "iat")
 		dst = appendNumericDate(dst, c.IssuedAt)
 	}
-	if c.ID != "" {
-		dst = appendName(dst, "jti")
-		dst = jsonenc.AppendString(dst, c.ID)
-	}
+	dst = appendOptString(dst, "jti", c.ID)
 	return dst
+}
+
+// appendOptString appends the member name: v unless v is empty, as
+// encoding/json does for a string field with omitempty.
+func appendOptString(dst []byte, name, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	dst = appendName(dst, name)
+	return jsonenc.AppendString(dst, v)
 }
 
 // appendName appends the member name (which needs no escaping) and its
