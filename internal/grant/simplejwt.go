@@ -167,7 +167,7 @@ func (s *SimpleJWT) read(w http.ResponseWriter, r *http.Request, fields []string
 			values[k] = v[0]
 		}
 	default:
-		return nil, &sjProblem{http.StatusUnsupportedMediaType, map[string]string{"detail": `Unsupported media type "` + jsonSafe(mt) + `" in request.`}}
+		return nil, &sjProblem{http.StatusUnsupportedMediaType, map[string]string{"detail": "Unsupported media type " + quote(mt) + " in request."}}
 	}
 	in := make(map[string]string, len(fields))
 	errs := map[string][]string{}
@@ -193,20 +193,6 @@ func (s *SimpleJWT) read(w http.ResponseWriter, r *http.Request, fields []string
 		return nil, &sjProblem{http.StatusBadRequest, errs}
 	}
 	return in, nil
-}
-
-// jsonSafe keeps the printable ASCII of s, at most 64 bytes of it.
-func jsonSafe(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) > 64 {
-		s = s[:64]
-	}
-	return s
 }
 
 // client returns the configured client, or false after answering when it
