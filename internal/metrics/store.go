@@ -36,7 +36,7 @@ func (s *instrumented) observe(op string, start time.Time, err error) {
 }
 
 // errorKind classifies err: "" for success and for the answers the store
-// interface defines (not found, exists, reused, revoked, conflict) and for a
+// interface defines (not found, exists, reused, revoked, conflict, replayed) and for a
 // caller that went away; "unavailable" when the store could not be reached or timed
 // out; "other" for anything else.
 func errorKind(err error) string {
@@ -44,7 +44,8 @@ func errorKind(err error) string {
 	case err == nil,
 		errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExists),
 		errors.Is(err, store.ErrReused), errors.Is(err, store.ErrRevoked),
-		errors.Is(err, store.ErrConflict), errors.Is(err, context.Canceled):
+		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrReplayed),
+		errors.Is(err, context.Canceled):
 		return ""
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return "unavailable"
@@ -77,6 +78,7 @@ const (
 	opSetUserPassword     = "set_user_password"
 	opUpgradeUserPassword = "upgrade_user_password"
 	opDeleteUser          = "delete_user"
+	opUseOnce             = "use_once"
 	opPing                = "ping"
 )
 
@@ -87,7 +89,7 @@ var operations = []string{
 	opCreateFamily, opGetFamily, opRotateRefresh, opRevokeFamily,
 	opRevokeToken, opIsRevoked, opInitKeys, opListKeys, opAddKey, opAddNextKey, opDeleteKey,
 	opCreateUser, opGetUser, opListUsers, opUpdateUser, opSetUserPassword, opUpgradeUserPassword, opDeleteUser,
-	opPing,
+	opUseOnce, opPing,
 }
 
 // errorKinds are the values of the kind label.
@@ -164,6 +166,13 @@ func (s *instrumented) RevokeFamily(ctx context.Context, id string) error {
 	start := time.Now()
 	err := s.Store.RevokeFamily(ctx, id)
 	s.observe(opRevokeFamily, start, err)
+	return err
+}
+
+func (s *instrumented) UseOnce(ctx context.Context, id string, until time.Time) error {
+	start := time.Now()
+	err := s.Store.UseOnce(ctx, id, until)
+	s.observe(opUseOnce, start, err)
 	return err
 }
 

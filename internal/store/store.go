@@ -34,6 +34,8 @@ var (
 	// ErrConflict means a compare-and-set found the record changed since the
 	// caller read it; nothing was written.
 	ErrConflict = errors.New("store: conflict")
+	// ErrReplayed means a single-use value was already used.
+	ErrReplayed = errors.New("store: already used")
 )
 
 // Client is a registered OAuth client. The secret is kept only as a keyed hash.
@@ -210,6 +212,17 @@ type Store interface {
 	UpgradeUserPassword(ctx context.Context, username, oldHash, newHash string) error
 	// DeleteUser removes a user; ErrNotFound if there is none.
 	DeleteUser(ctx context.Context, username string) error
+
+	// UseOnce records that the single-use value id has been used, until
+	// the given time, and fails with ErrReplayed if it was already recorded
+	// with a later time than now: exactly one of any number of concurrent
+	// calls with one id succeeds, on every instance sharing the store. It
+	// is the replay check of a client assertion's or a DPoP proof's jti;
+	// callers namespace and bound id (e.g. "assertion:" + client id + jti)
+	// and call it only once everything else about the value has been
+	// verified, so that a forged value cannot use up a real one. The record
+	// disappears after until.
+	UseOnce(ctx context.Context, id string, until time.Time) error
 
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error

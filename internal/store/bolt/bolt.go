@@ -2,7 +2,7 @@
 // disk, for a single issuer process.
 //
 // Each kind of record (clients, refresh-token families, revoked token ids,
-// signing keys) has its own bucket, keyed by id, with JSON values. Users are
+// single-use values, signing keys) has its own bucket, keyed by id, with JSON values. Users are
 // keyed by username, so that they list in username order, and a second
 // bucket indexes them by user id (id → username); the methods that write
 // users change both in the same transaction. Every method runs within one
@@ -11,7 +11,7 @@
 // serialises concurrent refresh-token rotations.
 //
 // The writes of token requests (CreateFamily, RotateRefresh, RevokeFamily,
-// RevokeToken) are group-committed: calls that overlap run one after another
+// RevokeToken, UseOnce) are group-committed: calls that overlap run one after another
 // in one shared transaction, which costs one commit (and its fdatasyncs)
 // instead of one each. A call that finds no commit in progress is committed
 // at once, without waiting for company; calls that arrive during a commit go
@@ -193,7 +193,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 func initBuckets(tx *bbolt.Tx) error {
 	// A file written before users existed gets their buckets here; the
 	// layout of the others is unchanged, so the schema version stays.
-	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys, bucketUsers, bucketUserIDs} {
+	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys, bucketUsers, bucketUserIDs, bucketOnce} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -452,6 +452,13 @@ func (s *Store) liveFamily(b *bbolt.Bucket, id string) (store.Family, error) {
 // revocation is the value stored for a revoked token id.
 type revocation struct {
 	Until time.Time `json:"until"`
+}
+
+// revocationExpiry is the expiry of a stored revocation, for Sweep.
+func revocationExpiry(v []byte) (time.Time, error) {
+	var r revocation
+	err := json.Unmarshal(v, &r)
+	return r.Until, err
 }
 
 // RevokeToken records that the token id is revoked until the given time. If
@@ -730,9 +737,9 @@ func (s *Store) DeleteUser(ctx context.Context, username string) error {
 
 // ---------------------------------------------------------------- sweeping
 
-// Sweep deletes every expired family and revoked token id from the file, in
-// transactions of at most sweepBatch deletions, and returns how many it
-// deleted. A read-only scan finds the expired records and a short write
+// Sweep deletes every expired family, revoked token id and single-use value
+// from the file, in transactions of at most sweepBatch deletions, and
+// returns how many it deleted. A read-only scan finds the expired records and a short write
 // transaction deletes them (checking each again), so a large sweep neither
 // holds the whole set of dirty pages in memory at once nor stops the token
 // writes for its whole length.
@@ -747,11 +754,8 @@ func (s *Store) Sweep(ctx context.Context) (removed int, err error) {
 			err := json.Unmarshal(v, &f)
 			return f.ExpiresAt, err
 		}},
-		{"revoked tokens", bucketRevoked, func(v []byte) (time.Time, error) {
-			var r revocation
-			err := json.Unmarshal(v, &r)
-			return r.Until, err
-		}},
+		{"revoked tokens", bucketRevoked, revocationExpiry},
+		{"single-use values", bucketOnce, revocationExpiry},
 	} {
 		var after []byte // the scan resumes after the last key it read
 		for {

@@ -194,6 +194,9 @@ func TestSweep(t *testing.T) {
 		if err := s.RevokeToken(ctx, jti, until); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.UseOnce(ctx, jti, until); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.CreateClient(ctx, store.Client{ID: "c"}); err != nil {
 		t.Fatal(err)
@@ -223,13 +226,13 @@ func TestSweep(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Sweep() = %v", err)
 	}
-	if got, want := n, 3; got != want {
+	if got, want := n, 4; got != want {
 		t.Errorf("Sweep() removed %d records, want %d", got, want)
 	}
 	closeStore(t, s)
 
 	after := countKeys(t, path)
-	for bucket, want := range map[string]int{"families": 1, "revoked_tokens": 1, "clients": 1} {
+	for bucket, want := range map[string]int{"families": 1, "revoked_tokens": 1, "single_use": 1, "clients": 1} {
 		if got := after[bucket]; got != want {
 			t.Errorf("records in bucket %s after Sweep = %d, want %d", bucket, got, want)
 		}
@@ -243,6 +246,9 @@ func TestSweep(t *testing.T) {
 	}
 	if revoked, err := s.IsRevoked(ctx, "long"); err != nil || !revoked {
 		t.Errorf("IsRevoked(%q) after Sweep = %t, %v; want true, nil", "long", revoked, err)
+	}
+	if err := s.UseOnce(ctx, "long", now.Add(3*time.Hour)); !errors.Is(err, store.ErrReplayed) {
+		t.Errorf("UseOnce(%q) after Sweep = %v, want %v", "long", err, store.ErrReplayed)
 	}
 }
 

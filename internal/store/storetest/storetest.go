@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) store.S
 		{"Clients", clientTests},
 		{"Families", familyTests},
 		{"RevokedTokens", revokedTokenTests},
+		{"SingleUse", singleUseTests},
 		{"Keys", keyTests},
 		{"Users", userTests},
 		{"Ping", []subtest{{"OK", testPing}}},
