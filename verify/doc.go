@@ -68,9 +68,12 @@
 // request waits for. At most one fetch runs at a time, shared by all
 // callers, and fetches start at most once per DefaultRefreshInterval, so
 // tokens with made-up kids cannot flood the issuer. When the issuer is
-// unreachable, verification goes on with the cached keys; before the first
-// fetch has succeeded, Verify fails with ErrUnknownKey, whose message says
-// why.
+// unreachable, verification goes on with the cached keys for up to
+// DefaultMaxStaleness after the last successful fetch (WithMaxStaleness),
+// then fails closed with ErrKeySetStale, so that a key the issuer revoked
+// meanwhile does not verify forever; WithFetchHook reports every fetch and
+// how old the keys are, for monitoring. Before the first fetch has
+// succeeded, Verify fails with ErrUnknownKey, whose message says why.
 //
 // Package verifytest mints tokens and serves a JWK Set, to test resource
 // APIs without a running issuer.

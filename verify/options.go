@@ -29,6 +29,11 @@ const (
 	// DefaultHTTPTimeout is the timeout of the HTTP client used for
 	// discovery and JWK Set fetches when WithHTTPClient is not given.
 	DefaultHTTPTimeout = 10 * time.Second
+	// DefaultMaxStaleness is how long after the last successful fetch of
+	// the JWK Set its keys still verify tokens while every refresh fails;
+	// then verification fails with ErrKeySetStale. Set it with
+	// WithMaxStaleness.
+	DefaultMaxStaleness = 24 * time.Hour
 )
 
 // Option configures New, NewRemoteKeySet or Discover.
@@ -40,11 +45,12 @@ const (
 //   - New takes at most one source of keys: WithJWKSURL, WithKeys or
 //     WithKeySet (ErrOptionConflict);
 //   - an option that would have no effect is refused
-//     (ErrOptionNotApplicable): WithHTTPClient, WithRefreshInterval and
-//     WithCacheBounds beside WithKeys or WithKeySet, whose keys the
-//     Verifier does not fetch; NewRemoteKeySet takes only WithHTTPClient,
-//     WithClock, WithRefreshInterval and WithCacheBounds; Discover only
-//     WithHTTPClient;
+//     (ErrOptionNotApplicable): WithHTTPClient, WithRefreshInterval,
+//     WithCacheBounds, WithMaxStaleness and WithFetchHook beside WithKeys
+//     or WithKeySet, whose keys the Verifier does not fetch;
+//     NewRemoteKeySet takes only WithHTTPClient, WithClock,
+//     WithRefreshInterval, WithCacheBounds, WithMaxStaleness and
+//     WithFetchHook; Discover only WithHTTPClient;
 //   - invalid values, such as a negative duration, are ErrInvalidConfig.
 //
 // Every problem is reported, each wrapping one of these sentinels.
@@ -62,6 +68,8 @@ const (
 	optCacheBounds     = "WithCacheBounds"
 	optMaxTokenSize    = "WithMaxTokenSize"
 	optRealm           = "WithRealm"
+	optMaxStaleness    = "WithMaxStaleness"
+	optFetchHook       = "WithFetchHook"
 )
 
 // options is what the Options given to a constructor say.
@@ -79,6 +87,8 @@ type options struct {
 	minTTL, maxTTL time.Duration
 	maxSize        int
 	realm          *string
+	maxStale       time.Duration
+	hook           func(FetchEvent)
 }
 
 func (o *options) set(name string) { o.given = append(o.given, name) }
@@ -94,12 +104,13 @@ func (o *options) invalid(format string, args ...any) {
 // that who does not take (accepted lists those it does).
 func collect(who string, opts []Option, accepted ...string) (*options, []error) {
 	o := &options{
-		leeway:  DefaultLeeway,
-		now:     time.Now,
-		floor:   DefaultRefreshInterval,
-		minTTL:  DefaultMinCacheAge,
-		maxTTL:  DefaultMaxCacheAge,
-		maxSize: DefaultMaxTokenSize,
+		leeway:   DefaultLeeway,
+		now:      time.Now,
+		floor:    DefaultRefreshInterval,
+		minTTL:   DefaultMinCacheAge,
+		maxTTL:   DefaultMaxCacheAge,
+		maxSize:  DefaultMaxTokenSize,
+		maxStale: DefaultMaxStaleness,
 	}
 	for _, opt := range opts {
 		if opt == nil {
@@ -283,8 +294,45 @@ func WithRealm(realm string) Option {
 	}
 }
 
+// WithMaxStaleness sets how long after the last successful fetch of the
+// JWK Set (a 304 Not Modified counts) its keys may still verify tokens
+// while refreshing it fails (DefaultMaxStaleness when not set). Past that,
+// a verification that needs the keys first waits for a fetch (at most one
+// per refresh interval, shared as usual) and, when that fails too, fails
+// with ErrKeySetStale: a resource API cut off from its issuer stops
+// accepting tokens signed by keys the issuer may have revoked meanwhile,
+// instead of accepting them forever. d must be positive; keep it well
+// above the cache lifetime (WithCacheBounds), which is when refreshing
+// starts.
+func WithMaxStaleness(d time.Duration) Option {
+	return func(o *options) {
+		o.set(optMaxStaleness)
+		if d <= 0 {
+			o.invalid("%s(%v): the staleness must be positive", optMaxStaleness, d)
+		}
+		o.maxStale = d
+	}
+}
+
+// WithFetchHook sets a function called after every fetch of the JWK Set
+// (with the discovery of its URL when it is discovered), successful or
+// not, with what it means for the cached keys: wire it to monitoring, to
+// alert before the keys go stale (see FetchEvent and WithMaxStaleness).
+// It is called from the goroutine that fetches, before the requests
+// waiting for that fetch go on, so it must return quickly; it is never
+// called on the path of a verification that uses cached keys.
+func WithFetchHook(hook func(FetchEvent)) Option {
+	return func(o *options) {
+		o.set(optFetchHook)
+		if hook == nil {
+			o.invalid("%s: the hook is nil", optFetchHook)
+		}
+		o.hook = hook
+	}
+}
+
 // keyFetchOptions are the options about fetching keys over HTTP.
-var keyFetchOptions = []string{optHTTPClient, optRefreshInterval, optCacheBounds}
+var keyFetchOptions = []string{optHTTPClient, optRefreshInterval, optCacheBounds, optMaxStaleness, optFetchHook}
 
 // checkSources checks the options New takes about where keys come from.
 func (o *options) checkSources() []error {

@@ -48,13 +48,15 @@ type Verifier struct {
 //
 // While the keys cannot be had (the issuer is not up yet, say), Verify
 // fails with ErrUnknownKey, whose message says why, and the next fetch is
-// tried after the refresh interval.
+// tried after the refresh interval. Fetched keys that could not be
+// refreshed for longer than the maximum staleness (WithMaxStaleness) make
+// Verify fail with ErrKeySetStale.
 //
 // The errors of New wrap ErrInvalidConfig, ErrOptionConflict or
 // ErrOptionNotApplicable (see Option).
 func New(issuer, audience string, opts ...Option) (*Verifier, error) {
 	o, errs := collect("New", opts, optJWKSURL, optKeys, optKeySet, optHTTPClient, optLeeway,
-		optClock, optRefreshInterval, optCacheBounds, optMaxTokenSize, optRealm)
+		optClock, optRefreshInterval, optCacheBounds, optMaxTokenSize, optRealm, optMaxStaleness, optFetchHook)
 	if issuer == "" {
 		errs = append(errs, fmt.Errorf("%w: the issuer is empty", ErrInvalidConfig))
 	}
