@@ -132,9 +132,7 @@ func collect(who string, opts []Option, accepted ...string) (*options, []error) 
 			errs = append(errs, fmt.Errorf("%w: %s given more than once", ErrOptionConflict, name))
 		}
 	}
-	if o.client == nil {
-		o.client = &http.Client{Timeout: DefaultHTTPTimeout}
-	}
+	o.client = withRedirectPolicy(o.client)
 	return o, errs
 }
 
@@ -203,7 +201,13 @@ func WithKeySet(ks KeySet) Option {
 }
 
 // WithHTTPClient sets the client of discovery and JWK Set fetches. The
-// default has a timeout of DefaultHTTPTimeout.
+// default has a timeout of DefaultHTTPTimeout and the redirect policy of
+// CheckRedirect: a redirect is followed only to the same host and port,
+// never from https to http. A client whose CheckRedirect is nil gets that
+// policy too: the constructor keeps a copy of c with CheckRedirect set (c
+// itself is not changed, and later changes to c do not reach the copy,
+// but the Transport, and so its connections, is shared). A client with
+// its own CheckRedirect keeps it.
 func WithHTTPClient(c *http.Client) Option {
 	return func(o *options) {
 		o.set(optHTTPClient)
