@@ -15,7 +15,11 @@ import (
 // other implementation given with WithKeySet.
 type KeySet interface {
 	// Key returns the key whose kid is kid, or an error wrapping
-	// ErrUnknownKey when the set has none.
+	// ErrUnknownKey when the set has none (or ErrKeySetStale when the
+	// set's keys can no longer be trusted). It is called on every
+	// verification, token cache hits included, and should return the
+	// same *Key for as long as the key has not changed (see
+	// WithTokenCache).
 	Key(ctx context.Context, kid string) (*Key, error)
 }
 
@@ -149,7 +153,8 @@ type fetchCall struct {
 // defaultTTL is the lifetime of a JWK Set served without max-age.
 const defaultTTL = 5 * time.Minute
 
-// Key returns the key whose kid is kid. A kid the cached set does not hold
+// Key returns the key whose kid is kid. As long as the JWK Set publishes
+// a key unchanged, Key returns the same *Key for it. A kid the cached set does not hold
 // triggers a fetch, unless one started less than the refresh interval ago;
 // Key waits for it, or for ctx to be done. The error wraps ErrUnknownKey
 // and, when the set could not be fetched, says why.
@@ -336,8 +341,14 @@ func (s *RemoteKeySet) fetch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("GET %s: %w", u, err)
 	}
+	s.mu.RLock()
+	old := s.keys
+	s.mu.RUnlock()
 	m := make(map[string]*Key, len(keys))
 	for _, k := range keys {
+		if o := old[k.id]; o != nil && o.equal(k) {
+			k = o // the same *Key for the same key: cached tokens stay valid
+		}
 		m[k.id] = k
 	}
 	s.mu.Lock()

@@ -293,6 +293,7 @@ func TestOptionErrors(t *testing.T) {
 		{"WithKeys repeating a kid", newErr(issuer, audience, verify.WithKeys(key, key)), verify.ErrInvalidConfig, `"hs"`},
 		{"zero staleness", newErr(issuer, audience, verify.WithMaxStaleness(0)), verify.ErrInvalidConfig, "WithMaxStaleness"},
 		{"nil fetch hook", newErr(issuer, audience, verify.WithFetchHook(nil)), verify.ErrInvalidConfig, "WithFetchHook"},
+		{"negative token cache", newErr(issuer, audience, verify.WithTokenCache(-1)), verify.ErrInvalidConfig, "WithTokenCache"},
 
 		{"WithKeys and WithJWKSURL", newErr(issuer, audience, verify.WithKeys(key), verify.WithJWKSURL(jwks)), verify.ErrOptionConflict, "WithKeys and WithJWKSURL"},
 		{"WithKeySet and WithJWKSURL", newErr(issuer, audience, verify.WithKeySet(ks), verify.WithJWKSURL(jwks)), verify.ErrOptionConflict, "sources of keys"},
@@ -311,6 +312,10 @@ func TestOptionErrors(t *testing.T) {
 			_, err := verify.NewRemoteKeySet(jwks, verify.WithLeeway(0))
 			return err
 		}, verify.ErrOptionNotApplicable, "NewRemoteKeySet does not take WithLeeway"},
+		{"NewRemoteKeySet with WithTokenCache", func() error {
+			_, err := verify.NewRemoteKeySet(jwks, verify.WithTokenCache(10))
+			return err
+		}, verify.ErrOptionNotApplicable, "NewRemoteKeySet does not take WithTokenCache"},
 		{"NewRemoteKeySet with WithKeys", func() error {
 			_, err := verify.NewRemoteKeySet(jwks, verify.WithKeys(key))
 			return err
