@@ -400,3 +400,38 @@ func TestTokenCacheConcurrent(t *testing.T) {
 		t.Errorf("CacheStats = %+v, want at most 8 entries and some hits", st)
 	}
 }
+
+// aliasKeySet serves one key under another kid than its own.
+type aliasKeySet struct {
+	kid string
+	key *verify.Key
+}
+
+func (s aliasKeySet) Key(_ context.Context, kid string) (*verify.Key, error) {
+	if kid != s.kid {
+		return nil, verify.ErrUnknownKey
+	}
+	return s.key, nil
+}
+
+// TestTokenCacheLooksUpTheTokensKid checks that a hit looks up the kid the
+// token names, which a KeySet may map to a key with another ID.
+func TestTokenCacheLooksUpTheTokensKid(t *testing.T) {
+	clk := newClock()
+	iss := verifytest.NewIssuer(t, verifytest.WithClock(clk.Now))
+	keys, err := verify.ParseJWKS(iss.JWKS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := verify.New(iss.URL, audience, verify.WithKeySet(aliasKeySet{"alias", keys[0]}), verify.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := iss.Sign(t, map[string]any{"kid": "alias"}, iss.Claims(audience))
+	for i := range 2 {
+		if _, err := v.Verify(context.Background(), tok); err != nil {
+			t.Fatalf("Verify %d: %v", i+1, err)
+		}
+	}
+	wantDelta(t, v, verify.CacheStats{}, 1, 1, "two Verify")
+}

@@ -153,11 +153,13 @@ type fetchCall struct {
 // defaultTTL is the lifetime of a JWK Set served without max-age.
 const defaultTTL = 5 * time.Minute
 
-// Key returns the key whose kid is kid. As long as the JWK Set publishes
-// a key unchanged, Key returns the same *Key for it. A kid the cached set does not hold
+// Key returns the key whose kid is kid. A kid the cached set does not hold
 // triggers a fetch, unless one started less than the refresh interval ago;
 // Key waits for it, or for ctx to be done. The error wraps ErrUnknownKey
-// and, when the set could not be fetched, says why.
+// and, when the set could not be fetched, says why. Past the maximum
+// staleness Key waits for a fetch too, and fails with ErrKeySetStale when
+// there is none or it fails. As long as the JWK Set publishes a key
+// unchanged, Key returns the same *Key for it.
 func (s *RemoteKeySet) Key(ctx context.Context, kid string) (*Key, error) {
 	now := s.now()
 	s.mu.RLock()

@@ -332,8 +332,9 @@ func (v *Verifier) reusable(ctx context.Context, e *verification) (bool, error) 
 func (v *Verifier) verifyToken(ctx context.Context, raw string) (*verification, error) {
 	var (
 		dec    accessClaims
-		key    *Key
-		reason error // why the key function refused the token
+		key    *Key   // that verified the signature
+		kid    string // that named it
+		reason error  // why the key function refused the token
 	)
 	_, err := v.parser.ParseWithClaims(raw, &dec, func(t *jwt.Token) (any, error) {
 		k, err := v.keyFor(ctx, raw, t, &dec)
@@ -342,6 +343,7 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*verification, 
 			return nil, err
 		}
 		key = k
+		kid, _ = t.Header["kid"].(string)
 		return k.verifyKey(), nil
 	})
 	switch {
@@ -356,7 +358,7 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*verification, 
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	e := &verification{token: raw, kid: key.id, key: key, until: dec.ExpiresAt.Add(v.leeway), hasNBF: dec.NotBefore.set}
+	e := &verification{token: raw, kid: kid, key: key, until: dec.ExpiresAt.Add(v.leeway), hasNBF: dec.NotBefore.set}
 	c := &e.claims
 	_, rest, _ := strings.Cut(raw, ".")
 	c.payload, _, _ = strings.Cut(rest, ".")
