@@ -39,7 +39,7 @@ unit:
 # is about 10 s of fuzzing here (20 s for the token endpoint).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenRequest$$' -fuzztime 80000x ./internal/grant
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 200000x ./verify
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 100000x ./verify
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime 150000x ./internal/jsonenc
 	$(GO) test -run '^$$' -fuzz '^FuzzWriteToken$$' -fuzztime 150000x ./internal/grant
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDjango$$' -fuzztime 150000x ./internal/userimport

@@ -68,9 +68,26 @@
 // request waits for. At most one fetch runs at a time, shared by all
 // callers, and fetches start at most once per DefaultRefreshInterval, so
 // tokens with made-up kids cannot flood the issuer. When the issuer is
-// unreachable, verification goes on with the cached keys; before the first
-// fetch has succeeded, Verify fails with ErrUnknownKey, whose message says
-// why.
+// unreachable, verification goes on with the cached keys for up to
+// DefaultMaxStaleness after the last successful fetch (WithMaxStaleness),
+// then fails closed with ErrKeySetStale, so that a key the issuer revoked
+// meanwhile does not verify forever; WithFetchHook reports every fetch and
+// how old the keys are, for monitoring. Before the first fetch has
+// succeeded, Verify fails with ErrUnknownKey, whose message says why.
+//
+// Discovery and key fetches follow a redirect only to the same host and
+// port, never from https to http (CheckRedirect).
+//
+// # Token cache
+//
+// A Verifier remembers the tokens it has verified (DefaultTokenCacheSize
+// of them; WithTokenCache sets the number, 0 turns the cache off), keyed
+// by the exact token, and answers a token presented again without parsing
+// it or checking its signature. Every presentation is still checked for
+// exp, nbf and iat and for its kid naming the same key in the key set, so
+// a key removed from the JWK Set or a key set too stale fails cached
+// tokens too; Middleware checks scopes on every request. Failures are not
+// cached. CacheStats reports hits, misses and evictions.
 //
 // Package verifytest mints tokens and serves a JWK Set, to test resource
 // APIs without a running issuer.

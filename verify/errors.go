@@ -31,6 +31,12 @@ var (
 	// refreshing the key set (when a refresh was allowed), or the key set
 	// could not be had at all (the message says why).
 	ErrUnknownKey = errors.New("verify: unknown signing key")
+	// ErrKeySetStale: the issuer's keys were last fetched longer ago than
+	// the maximum staleness (WithMaxStaleness), and fetching them again
+	// failed (the message says why). Verification fails closed rather than
+	// trust keys the issuer may have revoked since; it resumes as soon as
+	// a fetch succeeds.
+	ErrKeySetStale = errors.New("verify: key set too stale")
 	// ErrSignature: the signature does not verify with the issuer's key.
 	ErrSignature = errors.New("verify: invalid signature")
 	// ErrIssuer: the iss claim is not the issuer.
@@ -63,9 +69,9 @@ var (
 	// keys, such as WithKeys and WithJWKSURL), or an option is given twice.
 	ErrOptionConflict = errors.New("verify: conflicting options")
 	// ErrOptionNotApplicable: an option would have no effect, so it is
-	// refused rather than ignored: WithHTTPClient, WithRefreshInterval or
-	// WithCacheBounds beside WithKeys or WithKeySet (whose keys are not
-	// fetched by the Verifier), or an option the constructor does not take
+	// refused rather than ignored: WithHTTPClient, WithRefreshInterval,
+	// WithCacheBounds, WithMaxStaleness or WithFetchHook beside WithKeys or
+	// WithKeySet (whose keys are not fetched by the Verifier), or an option the constructor does not take
 	// (WithLeeway given to NewRemoteKeySet, say).
 	ErrOptionNotApplicable = errors.New("verify: option does not apply")
 )

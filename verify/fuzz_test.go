@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"math/big"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -17,7 +18,9 @@ import (
 // FuzzVerify feeds Verify arbitrary tokens, seeded with valid ones and the
 // attacks' shapes. Nothing may panic, and a token that verifies must carry
 // a signature the test key made over its first two segments, checked here
-// with crypto/ecdsa directly.
+// with crypto/ecdsa directly. Each token is verified twice, the second
+// time through the token cache when the first succeeded: both answers
+// must agree.
 func FuzzVerify(f *testing.F) {
 	clk := newClock()
 	iss := verifytest.NewIssuer(f, verifytest.WithClock(clk.Now))
@@ -55,6 +58,10 @@ func FuzzVerify(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, tok string) {
 		c, err := v.Verify(context.Background(), tok)
+		again, errAgain := v.Verify(context.Background(), tok)
+		if (err == nil) != (errAgain == nil) || !reflect.DeepEqual(c, again) {
+			t.Fatalf("second Verify = %+v, %v; the first was %+v, %v", again, errAgain, c, err)
+		}
 		if err != nil {
 			if c != nil {
 				t.Fatalf("claims with error %v", err)

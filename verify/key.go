@@ -57,6 +57,19 @@ func NewHMACKey(kid string, secret []byte) (*Key, error) {
 // hmac reports whether k is an HS256 key.
 func (k *Key) hmac() bool { return k.secret != nil }
 
+// equal reports whether k and o are the same key: kid, algorithm and key
+// material.
+func (k *Key) equal(o *Key) bool {
+	if k.id != o.id || k.alg != o.alg || k.hmac() != o.hmac() {
+		return false
+	}
+	if k.hmac() {
+		return bytes.Equal(k.secret, o.secret)
+	}
+	pub, ok := k.pub.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(o.pub)
+}
+
 // verifyKey is what the signature check uses: the public key, or the
 // secret of an HS256 key.
 func (k *Key) verifyKey() any {

@@ -15,7 +15,11 @@ import (
 // other implementation given with WithKeySet.
 type KeySet interface {
 	// Key returns the key whose kid is kid, or an error wrapping
-	// ErrUnknownKey when the set has none.
+	// ErrUnknownKey when the set has none (or ErrKeySetStale when the
+	// set's keys can no longer be trusted). It is called on every
+	// verification, token cache hits included, and should return the
+	// same *Key for as long as the key has not changed (see
+	// WithTokenCache).
 	Key(ctx context.Context, kid string) (*Key, error)
 }
 
@@ -51,7 +55,10 @@ const (
 // context allows). Either way at most one fetch runs at a time, shared by
 // every caller, and fetches start at most once per refresh interval, so
 // tokens with made-up kids cannot turn into a flood of requests to the
-// issuer. A failed fetch keeps the cached keys.
+// issuer. A failed fetch keeps the cached keys, but not forever: once the
+// last successful fetch is older than the maximum staleness
+// (WithMaxStaleness), a lookup waits for a fetch and, when that fails,
+// fails with ErrKeySetStale.
 type RemoteKeySet struct {
 	// issuer: while url is "", the JWK Set's URL is discovered from the
 	// issuer's metadata (New without a source of keys).
@@ -60,6 +67,8 @@ type RemoteKeySet struct {
 	now            func() time.Time
 	floor          time.Duration // minimum time between fetch starts
 	minTTL, maxTTL time.Duration // bounds on the Cache-Control lifetime
+	maxStale       time.Duration // keys are refused this long after fetched
+	hook           func(FetchEvent)
 
 	mu  sync.RWMutex
 	url string // of the JWK Set; "" until discovered
@@ -68,6 +77,8 @@ type RemoteKeySet struct {
 	sharedSecret bool
 	keys         map[string]*Key
 	expires      time.Time  // the cached keys are fresh until then
+	fetched      time.Time  // end of the last successful fetch
+	lastErr      error      // of the last fetch; nil when it succeeded
 	lastTry      time.Time  // start of the last fetch
 	etag         string     // of the cached set, for If-None-Match
 	inflight     *fetchCall // the fetch in progress, or nil
@@ -79,11 +90,13 @@ var _ KeySet = (*RemoteKeySet)(nil)
 // jwks_uri of the issuer's metadata; see Discover). It does no I/O: the
 // first Key call fetches the set.
 //
-// It takes WithHTTPClient, WithClock, WithRefreshInterval and
-// WithCacheBounds. Its errors wrap ErrInvalidConfig, ErrOptionConflict or
-// ErrOptionNotApplicable (see Option).
+// It takes WithHTTPClient, WithClock, WithRefreshInterval,
+// WithCacheBounds, WithMaxStaleness and WithFetchHook. Its errors wrap
+// ErrInvalidConfig, ErrOptionConflict or ErrOptionNotApplicable (see
+// Option).
 func NewRemoteKeySet(jwksURL string, opts ...Option) (*RemoteKeySet, error) {
-	o, errs := collect("NewRemoteKeySet", opts, optHTTPClient, optClock, optRefreshInterval, optCacheBounds)
+	o, errs := collect("NewRemoteKeySet", opts, optHTTPClient, optClock, optRefreshInterval,
+		optCacheBounds, optMaxStaleness, optFetchHook)
 	if err := checkURL(jwksURL); err != nil {
 		errs = append(errs, fmt.Errorf("%w: the JWK Set URL %w", ErrInvalidConfig, err))
 	}
@@ -97,14 +110,38 @@ func NewRemoteKeySet(jwksURL string, opts ...Option) (*RemoteKeySet, error) {
 // jwksURL is "", at the jwks_uri of issuer's metadata.
 func newRemoteKeySet(jwksURL, issuer string, o *options) *RemoteKeySet {
 	return &RemoteKeySet{
-		url:    jwksURL,
-		issuer: issuer,
-		client: o.client,
-		now:    o.now,
-		floor:  o.floor,
-		minTTL: o.minTTL,
-		maxTTL: o.maxTTL,
+		url:      jwksURL,
+		issuer:   issuer,
+		client:   o.client,
+		now:      o.now,
+		floor:    o.floor,
+		minTTL:   o.minTTL,
+		maxTTL:   o.maxTTL,
+		maxStale: o.maxStale,
+		hook:     o.hook,
 	}
+}
+
+// FetchEvent is what a fetch hook (WithFetchHook) learns after each fetch
+// of a document the package caches.
+type FetchEvent struct {
+	// URL is the JWK Set's URL, or, while it is not known because
+	// discovering it failed, the issuer's.
+	URL string
+	// Err is why the fetch failed; nil when it succeeded (a 304 Not
+	// Modified included).
+	Err error
+	// LastSuccess is when the keys were last fetched successfully: the
+	// end of this fetch when Err is nil; zero when they never were.
+	LastSuccess time.Time
+	// Age is how long ago LastSuccess was; 0 when Err is nil or the keys
+	// were never fetched. Alert well before it reaches the maximum
+	// staleness.
+	Age time.Duration
+	// Stale reports that Age exceeds the maximum staleness
+	// (WithMaxStaleness): until a fetch succeeds, verifications fail with
+	// ErrKeySetStale.
+	Stale bool
 }
 
 // fetchCall is one fetch that many callers wait for.
@@ -119,18 +156,25 @@ const defaultTTL = 5 * time.Minute
 // Key returns the key whose kid is kid. A kid the cached set does not hold
 // triggers a fetch, unless one started less than the refresh interval ago;
 // Key waits for it, or for ctx to be done. The error wraps ErrUnknownKey
-// and, when the set could not be fetched, says why.
+// and, when the set could not be fetched, says why. Past the maximum
+// staleness Key waits for a fetch too, and fails with ErrKeySetStale when
+// there is none or it fails. As long as the JWK Set publishes a key
+// unchanged, Key returns the same *Key for it.
 func (s *RemoteKeySet) Key(ctx context.Context, kid string) (*Key, error) {
 	now := s.now()
 	s.mu.RLock()
 	k := s.keys[kid]
-	stale := !now.Before(s.expires)
+	expired := !now.Before(s.expires)
+	tooOld := s.tooOld(now)
 	s.mu.RUnlock()
-	if k != nil {
-		if stale {
+	if k != nil && !tooOld {
+		if expired {
 			s.start(now) // refresh in the background; this request goes on
 		}
 		return k, nil
+	}
+	if k != nil {
+		return s.refetchStale(ctx, now, kid)
 	}
 	if len(kid) > maxKIDLen {
 		return nil, fmt.Errorf("%w: kid of %d bytes", ErrUnknownKey, len(kid))
@@ -159,6 +203,37 @@ func (s *RemoteKeySet) Key(ctx context.Context, kid string) (*Key, error) {
 	return nil, fmt.Errorf("%w: kid %.64q", ErrUnknownKey, kid)
 }
 
+// tooOld reports whether the cached keys were fetched longer than the
+// maximum staleness before now; s.mu is held.
+func (s *RemoteKeySet) tooOld(now time.Time) bool {
+	return !s.fetched.IsZero() && now.Sub(s.fetched) > s.maxStale
+}
+
+// refetchStale returns the key kid once a fetch has made the cached keys,
+// which are too old to be trusted, fresh again; it waits for that fetch,
+// and fails closed with ErrKeySetStale when there is none or it fails.
+func (s *RemoteKeySet) refetchStale(ctx context.Context, now time.Time, kid string) (*Key, error) {
+	if call := s.start(now); call != nil {
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: waiting for the key set: %w", ErrKeySetStale, ctx.Err())
+		}
+	}
+	s.mu.RLock()
+	k, fetched, lastErr := s.keys[kid], s.fetched, s.lastErr
+	tooOld := s.tooOld(s.now())
+	s.mu.RUnlock()
+	switch {
+	case tooOld:
+		return nil, fmt.Errorf("%w: last fetched at %s, more than %v ago (the last fetch failed: %v)",
+			ErrKeySetStale, fetched.UTC().Format(time.RFC3339), s.maxStale, lastErr)
+	case k == nil:
+		return nil, fmt.Errorf("%w: kid %.64q", ErrUnknownKey, kid)
+	}
+	return k, nil
+}
+
 // start returns the fetch in progress, or starts one when the floor allows
 // it. It returns nil when no fetch runs and none may start yet.
 func (s *RemoteKeySet) start(now time.Time) *fetchCall {
@@ -179,11 +254,29 @@ func (s *RemoteKeySet) start(now time.Time) *fetchCall {
 		defer cancel()
 		call.err = s.fetch(ctx)
 		s.mu.Lock()
-		s.inflight = nil
+		s.inflight, s.lastErr = nil, call.err
+		ev := s.event(call.err)
 		s.mu.Unlock()
+		if s.hook != nil {
+			s.hook(ev)
+		}
 		close(call.done)
 	}()
 	return call
+}
+
+// event describes the cache after a fetch that failed with err (nil: it
+// succeeded); s.mu is held.
+func (s *RemoteKeySet) event(err error) FetchEvent {
+	ev := FetchEvent{URL: s.url, Err: err, LastSuccess: s.fetched}
+	if ev.URL == "" {
+		ev.URL = s.issuer
+	}
+	if err != nil && !s.fetched.IsZero() {
+		now := s.now()
+		ev.Age, ev.Stale = now.Sub(s.fetched), s.tooOld(now)
+	}
+	return ev
 }
 
 // fetch gets the JWK Set, after discovering its URL when that is not
@@ -223,10 +316,12 @@ func (s *RemoteKeySet) fetch(ctx context.Context) error {
 	switch resp.StatusCode {
 	case http.StatusNotModified:
 		s.mu.Lock()
-		if s.keys != nil {
-			s.expires = s.now().Add(ttl)
+		defer s.mu.Unlock()
+		if s.keys == nil {
+			return fmt.Errorf("GET %s: 304 Not Modified, but no keys are cached", u)
 		}
-		s.mu.Unlock()
+		now := s.now()
+		s.expires, s.fetched = now.Add(ttl), now
 		return nil
 	case http.StatusOK:
 	default:
@@ -248,12 +343,19 @@ func (s *RemoteKeySet) fetch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("GET %s: %w", u, err)
 	}
+	s.mu.RLock()
+	old := s.keys
+	s.mu.RUnlock()
 	m := make(map[string]*Key, len(keys))
 	for _, k := range keys {
+		if o := old[k.id]; o != nil && o.equal(k) {
+			k = o // the same *Key for the same key: cached tokens stay valid
+		}
 		m[k.id] = k
 	}
 	s.mu.Lock()
-	s.keys, s.etag, s.expires = m, resp.Header.Get("ETag"), s.now().Add(ttl)
+	now := s.now()
+	s.keys, s.etag, s.expires, s.fetched = m, resp.Header.Get("ETag"), now.Add(ttl), now
 	s.mu.Unlock()
 	return nil
 }

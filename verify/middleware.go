@@ -108,6 +108,7 @@ var descriptions = []struct {
 	{ErrHeader, "the access token carries a forbidden header"},
 	{ErrType, "the token is not an access token (typ at+jwt)"},
 	{ErrAlgorithm, "the access token is signed with an unexpected algorithm"},
+	{ErrKeySetStale, "the issuer's keys are out of date: the access token cannot be verified now"},
 	{ErrUnknownKey, "the access token is signed with an unknown key"},
 	{ErrSignature, "the access token signature is invalid"},
 	{ErrMissingClaim, "the access token lacks a required claim"},

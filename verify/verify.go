@@ -27,6 +27,7 @@ type Verifier struct {
 	maxSize int
 	realm   string
 	parser  *jwt.Parser
+	cache   *tokenCache // nil when off
 }
 
 // New returns a Verifier of the access tokens that issuer issues for
@@ -48,13 +49,16 @@ type Verifier struct {
 //
 // While the keys cannot be had (the issuer is not up yet, say), Verify
 // fails with ErrUnknownKey, whose message says why, and the next fetch is
-// tried after the refresh interval.
+// tried after the refresh interval. Fetched keys that could not be
+// refreshed for longer than the maximum staleness (WithMaxStaleness) make
+// Verify fail with ErrKeySetStale.
 //
 // The errors of New wrap ErrInvalidConfig, ErrOptionConflict or
 // ErrOptionNotApplicable (see Option).
 func New(issuer, audience string, opts ...Option) (*Verifier, error) {
 	o, errs := collect("New", opts, optJWKSURL, optKeys, optKeySet, optHTTPClient, optLeeway,
-		optClock, optRefreshInterval, optCacheBounds, optMaxTokenSize, optRealm)
+		optClock, optRefreshInterval, optCacheBounds, optMaxTokenSize, optRealm, optMaxStaleness, optFetchHook,
+		optTokenCache)
 	if issuer == "" {
 		errs = append(errs, fmt.Errorf("%w: the issuer is empty", ErrInvalidConfig))
 	}
@@ -87,6 +91,9 @@ func New(issuer, audience string, opts ...Option) (*Verifier, error) {
 		// Claims are checked in the key function, before the signature;
 		// the key, not the token, decides the algorithm (see keyFor).
 		parser: jwt.NewParser(jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding()),
+	}
+	if o.cacheSize > 0 {
+		v.cache = newTokenCache(o.cacheSize)
 	}
 	switch {
 	case o.keys != nil:
@@ -249,13 +256,85 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 //
 // The cheap checks run before the key lookup and the signature check. ctx
 // bounds the wait for a key set refresh when kid is unknown.
+//
+// A token verified before is answered from the token cache (see
+// WithTokenCache) when its entry passes the checks that can change
+// between two presentations of the same token: exp, nbf and iat against
+// the clock, and its kid still naming the same key in the key set (which
+// is not too stale); the result is the same as a full verification's.
+// Each call returns its own copy of the claims.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) > v.maxSize {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(raw), v.maxSize)
 	}
+	e, err := v.verified(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	// Checks that depend on state outside the token (such as a status
+	// list) belong here, so that they run on cache hits and full
+	// verifications alike; checks that depend on the request (scope, a
+	// DPoP proof) belong in Middleware, after Verify.
+	if v.cache == nil {
+		return &e.claims, nil // nobody else holds them
+	}
+	return e.claims.clone(), nil
+}
+
+// verified returns the verification of raw: the cached one when it is
+// still good (see reusable), else a full verification, which is then
+// cached. Failures are never cached.
+func (v *Verifier) verified(ctx context.Context, raw string) (*verification, error) {
+	if v.cache == nil {
+		return v.verifyToken(ctx, raw)
+	}
+	if e := v.cache.get(raw); e != nil {
+		reuse, err := v.reusable(ctx, e)
+		if reuse {
+			v.cache.hits.Add(1)
+			return e, nil
+		}
+		v.cache.remove(e)
+		if err != nil {
+			v.cache.misses.Add(1)
+			return nil, err
+		}
+	}
+	v.cache.misses.Add(1)
+	e, err := v.verifyToken(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.put(e, v.now())
+	return e, nil
+}
+
+// reusable runs, on a cached verification, the checks whose outcome can
+// change between two presentations of one token (the full verification
+// runs them too): the time checks, and the key lookup, which fails once
+// the key set no longer holds the key (rotated out or revoked, as seen at
+// a refetch) or is too stale to be trusted. It reports false with the
+// error a full verification would return, or false and no error when the
+// kid now names another key, which only a full verification can judge.
+func (v *Verifier) reusable(ctx context.Context, e *verification) (bool, error) {
+	c := &e.claims
+	if err := v.checkTime(c.Expiry, c.IssuedAt, c.NotBefore, e.hasNBF); err != nil {
+		return false, err
+	}
+	k, err := v.keys.Key(ctx, e.kid)
+	if err != nil {
+		return false, err
+	}
+	return k == e.key, nil
+}
+
+// verifyToken verifies raw in full, as Verify documents.
+func (v *Verifier) verifyToken(ctx context.Context, raw string) (*verification, error) {
 	var (
 		dec    accessClaims
-		reason error // why the key function refused the token
+		key    *Key   // that verified the signature
+		kid    string // that named it
+		reason error  // why the key function refused the token
 	)
 	_, err := v.parser.ParseWithClaims(raw, &dec, func(t *jwt.Token) (any, error) {
 		k, err := v.keyFor(ctx, raw, t, &dec)
@@ -263,6 +342,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 			reason = err
 			return nil, err
 		}
+		key = k
+		kid, _ = t.Header["kid"].(string)
 		return k.verifyKey(), nil
 	})
 	switch {
@@ -277,14 +358,15 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	c := &Claims{}
+	e := &verification{token: raw, kid: kid, key: key, until: dec.ExpiresAt.Add(v.leeway), hasNBF: dec.NotBefore.set}
+	c := &e.claims
 	_, rest, _ := strings.Cut(raw, ".")
 	c.payload, _, _ = strings.Cut(rest, ".")
 	c.Issuer, c.Subject, c.ClientID, c.ID = dec.Issuer, dec.Subject, dec.ClientID, dec.ID
 	c.Audience = dec.Audience
 	c.Scopes = strings.Fields(dec.Scope)
 	c.Expiry, c.IssuedAt, c.NotBefore = dec.ExpiresAt.Time, dec.IssuedAt.Time, dec.NotBefore.Time
-	return c, nil
+	return e, nil
 }
 
 // forbiddenHeaders are never used: keys come from the issuer's key set
@@ -366,15 +448,21 @@ func (v *Verifier) checkClaims(c *accessClaims) error {
 	if !slices.Contains(c.Audience, v.audience) {
 		return fmt.Errorf("%w: aud %.128q", ErrAudience, c.Audience)
 	}
+	return v.checkTime(c.ExpiresAt.Time, c.IssuedAt.Time, c.NotBefore.Time, c.NotBefore.set)
+}
+
+// checkTime checks exp, iat and, when hasNBF, nbf against the clock,
+// within the leeway.
+func (v *Verifier) checkTime(exp, iat, nbf time.Time, hasNBF bool) error {
 	now := v.now()
-	if !now.Before(c.ExpiresAt.Add(v.leeway)) {
-		return fmt.Errorf("%w: at %s", ErrExpired, c.ExpiresAt.UTC().Format(time.RFC3339))
+	if !now.Before(exp.Add(v.leeway)) {
+		return fmt.Errorf("%w: at %s", ErrExpired, exp.UTC().Format(time.RFC3339))
 	}
-	if c.NotBefore.set && now.Add(v.leeway).Before(c.NotBefore.Time) {
-		return fmt.Errorf("%w: nbf %s", ErrNotYetValid, c.NotBefore.UTC().Format(time.RFC3339))
+	if hasNBF && now.Add(v.leeway).Before(nbf) {
+		return fmt.Errorf("%w: nbf %s", ErrNotYetValid, nbf.UTC().Format(time.RFC3339))
 	}
-	if now.Add(v.leeway).Before(c.IssuedAt.Time) {
-		return fmt.Errorf("%w: iat %s", ErrNotYetValid, c.IssuedAt.UTC().Format(time.RFC3339))
+	if now.Add(v.leeway).Before(iat) {
+		return fmt.Errorf("%w: iat %s", ErrNotYetValid, iat.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

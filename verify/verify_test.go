@@ -291,6 +291,9 @@ func TestOptionErrors(t *testing.T) {
 		{"WithKeys without keys", newErr(issuer, audience, verify.WithKeys()), verify.ErrInvalidConfig, "WithKeys"},
 		{"WithKeys with a nil key", newErr(issuer, audience, verify.WithKeys(key, nil)), verify.ErrInvalidConfig, "nil"},
 		{"WithKeys repeating a kid", newErr(issuer, audience, verify.WithKeys(key, key)), verify.ErrInvalidConfig, `"hs"`},
+		{"zero staleness", newErr(issuer, audience, verify.WithMaxStaleness(0)), verify.ErrInvalidConfig, "WithMaxStaleness"},
+		{"nil fetch hook", newErr(issuer, audience, verify.WithFetchHook(nil)), verify.ErrInvalidConfig, "WithFetchHook"},
+		{"negative token cache", newErr(issuer, audience, verify.WithTokenCache(-1)), verify.ErrInvalidConfig, "WithTokenCache"},
 
 		{"WithKeys and WithJWKSURL", newErr(issuer, audience, verify.WithKeys(key), verify.WithJWKSURL(jwks)), verify.ErrOptionConflict, "WithKeys and WithJWKSURL"},
 		{"WithKeySet and WithJWKSURL", newErr(issuer, audience, verify.WithKeySet(ks), verify.WithJWKSURL(jwks)), verify.ErrOptionConflict, "sources of keys"},
@@ -303,10 +306,16 @@ func TestOptionErrors(t *testing.T) {
 		{"WithKeySet and WithRefreshInterval", newErr(issuer, audience, verify.WithKeySet(ks), verify.WithRefreshInterval(time.Minute)), verify.ErrOptionNotApplicable, "WithRefreshInterval"},
 		{"WithKeySet and WithCacheBounds", newErr(issuer, audience, verify.WithKeySet(ks), verify.WithCacheBounds(0, time.Hour)), verify.ErrOptionNotApplicable, "WithCacheBounds"},
 		{"WithKeys and WithHTTPClient", newErr(issuer, audience, verify.WithKeys(key), verify.WithHTTPClient(client)), verify.ErrOptionNotApplicable, "WithHTTPClient beside WithKeys"},
+		{"WithKeys and WithMaxStaleness", newErr(issuer, audience, verify.WithKeys(key), verify.WithMaxStaleness(time.Hour)), verify.ErrOptionNotApplicable, "WithMaxStaleness beside WithKeys"},
+		{"WithKeySet and WithFetchHook", newErr(issuer, audience, verify.WithKeySet(ks), verify.WithFetchHook(func(verify.FetchEvent) {})), verify.ErrOptionNotApplicable, "WithFetchHook beside WithKeySet"},
 		{"NewRemoteKeySet with WithLeeway", func() error {
 			_, err := verify.NewRemoteKeySet(jwks, verify.WithLeeway(0))
 			return err
 		}, verify.ErrOptionNotApplicable, "NewRemoteKeySet does not take WithLeeway"},
+		{"NewRemoteKeySet with WithTokenCache", func() error {
+			_, err := verify.NewRemoteKeySet(jwks, verify.WithTokenCache(10))
+			return err
+		}, verify.ErrOptionNotApplicable, "NewRemoteKeySet does not take WithTokenCache"},
 		{"NewRemoteKeySet with WithKeys", func() error {
 			_, err := verify.NewRemoteKeySet(jwks, verify.WithKeys(key))
 			return err

@@ -54,7 +54,10 @@ func run(log *slog.Logger) error {
 	defer stop()
 
 	// No I/O here: the first request with a token fetches the keys.
-	v, err := verify.New(issuer, aud)
+	// Verified tokens are cached (verify.WithTokenCache; on by default),
+	// and the keys stop verifying 24 h after the last successful fetch
+	// (verify.WithMaxStaleness): the log says when fetches fail.
+	v, err := verify.New(issuer, aud, verify.WithFetchHook(logKeyFetches(log)))
 	if err != nil {
 		return fmt.Errorf("ISSUER_URL %s, RESOURCE_AUDIENCE %s: %w", issuer, aud, err)
 	}
@@ -83,6 +86,27 @@ func run(log *slog.Logger) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// logKeyFetches returns a fetch hook that logs the failed fetches of the
+// issuer's keys: a warning while the cached keys still verify tokens, an
+// error once they are too stale to (every token is then refused). Wire
+// such a hook to your alerting.
+func logKeyFetches(log *slog.Logger) func(verify.FetchEvent) {
+	return func(ev verify.FetchEvent) {
+		if ev.Err == nil {
+			return
+		}
+		level, msg := slog.LevelWarn, "fetching the issuer's keys failed; the cached keys still verify tokens"
+		switch {
+		case ev.Stale:
+			level, msg = slog.LevelError, "fetching the issuer's keys failed and the cached keys are too stale: every token is refused"
+		case ev.LastSuccess.IsZero():
+			msg = "fetching the issuer's keys failed; no token can be verified yet"
+		}
+		log.LogAttrs(context.Background(), level, msg, slog.String("url", ev.URL),
+			slog.String("err", ev.Err.Error()), slog.Duration("age", ev.Age))
+	}
 }
 
 // item is what the API stores.

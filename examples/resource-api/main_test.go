@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/issuer-oauth/issuer/internal/testutil"
 	"github.com/issuer-oauth/issuer/verify"
 	"github.com/issuer-oauth/issuer/verify/verifytest"
 )
@@ -95,5 +98,54 @@ func TestStartsBeforeIssuer(t *testing.T) {
 	}
 	if got, want := iss.JWKSFetches(), 1; got != want {
 		t.Errorf("JWK Set fetches = %d, want %d", got, want)
+	}
+}
+
+// TestLogsKeyFetchFailures checks the fetch hook of the example: a failed
+// fetch is logged as a warning, and as an error once the keys are too
+// stale to verify; never with the token.
+func TestLogsKeyFetchFailures(t *testing.T) {
+	const aud = "https://api.example.com"
+	clk := testutil.NewClock(time.Now())
+	iss := verifytest.NewIssuer(t, verifytest.WithClock(clk.Now))
+	var buf bytes.Buffer // written before Verify returns: see WithFetchHook
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	v, err := verify.New(iss.URL, aud, verify.WithFetchHook(logKeyFetches(log)), verify.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHandler(v)
+	get := func() int {
+		tok := iss.Token(t, aud, "read")
+		r := httptest.NewRequest("GET", "/v1/items", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if strings.Contains(buf.String(), tok) {
+			t.Fatal("the log holds a token")
+		}
+		return w.Code
+	}
+	iss.SetDown(true)
+	if got, want := get(), http.StatusUnauthorized; got != want {
+		t.Fatalf("GET with the issuer down = %d, want %d", got, want)
+	}
+	if got := buf.String(); !strings.Contains(got, `"level":"WARN"`) || !strings.Contains(got, "no token can be verified yet") ||
+		!strings.Contains(got, iss.URL) {
+		t.Fatalf("log = %s, want a warning naming the issuer", got)
+	}
+	iss.SetDown(false)
+	clk.Advance(verify.DefaultRefreshInterval)
+	if got, want := get(), http.StatusOK; got != want {
+		t.Fatalf("GET once the issuer is up = %d, want %d", got, want)
+	}
+	buf.Reset()
+	iss.SetDown(true)
+	clk.Advance(verify.DefaultMaxStaleness + verify.DefaultRefreshInterval)
+	if got, want := get(), http.StatusUnauthorized; got != want {
+		t.Fatalf("GET with stale keys = %d, want %d", got, want)
+	}
+	if got := buf.String(); !strings.Contains(got, `"level":"ERROR"`) || !strings.Contains(got, "too stale") {
+		t.Fatalf("log = %s, want an error about stale keys", got)
 	}
 }
