@@ -78,6 +78,8 @@ const (
 	opUpgradeUserPassword = "upgrade_user_password"
 	opDeleteUser          = "delete_user"
 	opPing                = "ping"
+	opGetClientFresh      = "get_client_fresh"
+	opSetClientSecret     = "set_client_secret"
 )
 
 // operations lists every label value, so that the series exist (at zero)
@@ -88,6 +90,7 @@ var operations = []string{
 	opRevokeToken, opIsRevoked, opInitKeys, opListKeys, opAddKey, opAddNextKey, opDeleteKey,
 	opCreateUser, opGetUser, opListUsers, opUpdateUser, opSetUserPassword, opUpgradeUserPassword, opDeleteUser,
 	opPing,
+	opGetClientFresh, opSetClientSecret,
 }
 
 // errorKinds are the values of the kind label.
@@ -270,4 +273,18 @@ func (s *instrumented) Ping(ctx context.Context) error {
 	err := s.Store.Ping(ctx)
 	s.observe(opPing, start, err)
 	return err
+}
+
+func (s *instrumented) GetClientFresh(ctx context.Context, id string) (store.Client, error) {
+	start := time.Now()
+	c, err := s.Store.GetClientFresh(ctx, id)
+	s.observe(opGetClientFresh, start, err)
+	return c, err
+}
+
+func (s *instrumented) SetClientSecret(ctx context.Context, id string, hash []byte) (store.Client, error) {
+	start := time.Now()
+	c, err := s.Store.SetClientSecret(ctx, id, hash)
+	s.observe(opSetClientSecret, start, err)
+	return c, err
 }

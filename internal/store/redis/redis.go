@@ -194,12 +194,6 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	return s.putClient(ctx, "create client", "create", c)
 }
 
-// UpdateClient replaces an existing client; store.ErrNotFound if there is
-// none. Every instance drops the client from its cache.
-func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
-	return s.putClient(ctx, "update client", "update", c)
-}
-
 func (s *Store) putClient(ctx context.Context, op, mode string, c store.Client) error {
 	if err := s.begin(ctx, op, c.ID); err != nil {
 		return err
