@@ -62,8 +62,14 @@
 // client, or one whose secret was rotated, stops working on every instance
 // within a network round trip. If the message is lost (the subscription
 // connection is down), a stale entry lives at most ClientCacheTTL; when the
-// subscription is re-established, the whole cache is dropped. Unknown ids are
-// never cached.
+// subscription is re-established, the whole cache is dropped.
+//
+// Ids that no client has are cached the same way (at most 10,000 of them, an
+// arbitrary old one making room for a new one), so that after the first
+// lookup a token request with an unknown client id costs no Redis round
+// trip, as one with a known id costs none: the time of a failed
+// authentication does not tell whether the id exists. CreateClient publishes
+// the id it creates, so a new client works on every instance at once.
 //
 // Changes of signing keys are published on "issuer:{keys}:changed" and
 // reported by KeyChanges, so that instances reload the key set at once.

@@ -211,26 +211,27 @@ func (s *Store) putClient(ctx context.Context, op, mode string, c store.Client) 
 }
 
 // GetClient returns a client or store.ErrNotFound, from the cache when it
-// holds the client (see the package documentation for how fresh it is).
+// holds the client or knows that there is none (see the package
+// documentation for how fresh it is).
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
 	const op = "get client"
 	if err := s.begin(ctx, op, id); err != nil {
 		return store.Client{}, err
 	}
-	if c, ok := s.cache.get(id); ok {
+	if c, exists, ok := s.cache.get(id); ok {
+		if !exists {
+			return store.Client{}, opError(op, id, store.ErrNotFound)
+		}
 		return c, nil
 	}
 	gen, at := s.cache.generation(), time.Now()
-	data, err := s.client.HGet(ctx, s.clientsKey, id).Bytes()
-	if errors.Is(err, goredis.Nil) {
-		return store.Client{}, opError(op, id, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Client{}, redisError(op, id, err)
-	}
-	var c store.Client
-	if err := json.Unmarshal(data, &c); err != nil {
-		return store.Client{}, opError(op, id, fmt.Errorf("decode: %w", err))
+	c, err := s.readClient(ctx, op, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.cache.putMissing(id, gen, at)
+		return store.Client{}, err
+	case err != nil:
+		return store.Client{}, err
 	}
 	s.cache.put(c, gen, at)
 	return c, nil
