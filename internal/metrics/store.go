@@ -37,8 +37,9 @@ func (s *instrumented) observe(op string, start time.Time, err error) {
 
 // errorKind classifies err: "" for success and for the answers the store
 // interface defines (not found, exists, reused, revoked, conflict) and for a
-// caller that went away; "unavailable" when the store could not be reached or timed
-// out; "other" for anything else.
+// caller that went away; "not_replicated" when a change was made but too few
+// Redis replicas acknowledged it (redis_wait_replicas); "unavailable" when the
+// store could not be reached or timed out; "other" for anything else.
 func errorKind(err error) string {
 	switch {
 	case err == nil,
@@ -46,6 +47,8 @@ func errorKind(err error) string {
 		errors.Is(err, store.ErrReused), errors.Is(err, store.ErrRevoked),
 		errors.Is(err, store.ErrConflict), errors.Is(err, context.Canceled):
 		return ""
+	case errors.Is(err, store.ErrNotReplicated):
+		return "not_replicated"
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return "unavailable"
 	}
@@ -94,7 +97,7 @@ var operations = []string{
 }
 
 // errorKinds are the values of the kind label.
-var errorKinds = []string{"unavailable", "other"}
+var errorKinds = []string{"unavailable", "not_replicated", "other"}
 
 // initStoreSeries creates every store series at zero, so that an alert on
 // the increase of issuer_store_errors_total sees the first error.

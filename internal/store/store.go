@@ -34,6 +34,11 @@ var (
 	// ErrConflict means a compare-and-set found the record changed since the
 	// caller read it; nothing was written.
 	ErrConflict = errors.New("store: conflict")
+	// ErrNotReplicated means a change was made but fewer replicas than
+	// required acknowledged it in time, so that a failover may still lose
+	// it. It always comes with ErrUnavailable, so that callers answer it
+	// as they answer a store they cannot reach (503, retry).
+	ErrNotReplicated = errors.New("store: change not acknowledged by enough replicas")
 )
 
 // Client is a registered OAuth client. The secret is kept only as a keyed hash.

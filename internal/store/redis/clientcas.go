@@ -57,8 +57,12 @@ func (s *Store) casClient(ctx context.Context, op string, c store.Client) error 
 	if err != nil {
 		return opError(op, c.ID, fmt.Errorf("encode: %w", err))
 	}
-	code, err := scriptUpdateClient.Run(ctx, s.client, []string{s.clientsKey}, c.ID, data, s.clientsChan, expected).Int()
+	cmd, werr := s.runDurably(ctx, op, c.ID, scriptUpdateClient, changedOK, []string{s.clientsKey}, c.ID, data, s.clientsChan, expected)
 	s.cache.drop(c.ID)
+	if werr != nil {
+		return werr
+	}
+	code, err := cmd.Int()
 	if err != nil {
 		return redisError(op, c.ID, err)
 	}

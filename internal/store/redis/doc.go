@@ -74,6 +74,21 @@
 // Changes of signing keys are published on "issuer:{keys}:changed" and
 // reported by KeyChanges, so that instances reload the key set at once.
 //
+// # Replicas
+//
+// Redis replicates asynchronously, so a failover can lose a change the store
+// has reported done. With WithWaitReplicas(n, timeout), each change whose loss
+// would make something work again that must not — a rotation, a revocation
+// of a token or family, a change of a client, user or signing key — is
+// followed by WAIT n timeout on the connection that made it (on Redis
+// Cluster, the master of its key). When fewer than n replicas acknowledge
+// it in time, the change stands on the master and the call fails with
+// store.ErrNotReplicated and store.ErrUnavailable, so that the request is
+// answered 503 and retried; a warning is logged. Changes whose loss fails
+// closed do not wait: creating a family (a lost one makes its refresh token
+// invalid), storing the first signing key, and the rehash of a user's
+// password at login. docs/redis-durability.md has the reasoning.
+//
 // # Errors
 //
 // Errors are wrapped with the operation and id. An error that means Redis
