@@ -473,6 +473,9 @@ func (h *Handler) storeError(w http.ResponseWriter, r *http.Request, err error) 
 		writeError(w, http.StatusNotFound, "not_found", "no client with this id")
 	case errors.Is(err, store.ErrConflict):
 		writeError(w, http.StatusConflict, "conflict", "the record kept changing while this request was being applied; send it again")
+	case errors.Is(err, store.ErrNotReplicated):
+		h.log.ErrorContext(r.Context(), "admin request failed", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the change was made, but fewer Redis replicas than redis_wait_replicas acknowledged it in time, so a failover could lose it; send the request again (a rotated secret was not shown: rotate again)")
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		h.log.ErrorContext(r.Context(), "admin request failed", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the store cannot be reached; retry shortly")

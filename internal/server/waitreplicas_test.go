@@ -60,7 +60,7 @@ func (ti *testIssuer) metric(t *testing.T, prefix string) string {
 func TestWaitReplicas(t *testing.T) {
 	master, replica := startReplicated(t)
 	ti := startIssuer(t, onRedis(master.URL(), secret.Random(32)), func(c *config.Config) {
-		c.RedisWaitReplicas, c.RedisWaitTimeout = 1, 200*time.Millisecond
+		c.RedisWaitReplicas, c.RedisWaitTimeout = 1, 2*time.Second // long enough for a loaded test machine
 	})
 	id, sec := ti.createClient(t, map[string]any{"scope": "read"})
 	onBoth := func(what string, args ...string) {
@@ -118,6 +118,9 @@ func TestWaitReplicas(t *testing.T) {
 		unavailable("update", resp.StatusCode, m)
 		resp, m = ti.admin(t, "POST", "/admin/clients/"+id+"/secret", nil)
 		unavailable("rotate-secret", resp.StatusCode, m)
+		if desc, _ := m["error_description"].(string); !strings.Contains(desc, "rotate again") {
+			t.Errorf("rotate-secret without the replica: %q does not say to rotate again", desc)
+		}
 		// The new secret stands on the master, unseen: the old one fails
 		// closed until the admin retries.
 		if got := ti.tokenStatus(t, id, sec); got != http.StatusUnauthorized {
