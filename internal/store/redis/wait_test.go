@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,5 +61,46 @@ func TestWaitReplicasOnCluster(t *testing.T) {
 		if f, err := s.GetFamily(ctx, id); err != nil || !f.Revoked {
 			t.Errorf("GetFamily(%s) = %+v, %v; want the revocation standing on the master", id, f, err)
 		}
+	}
+}
+
+// BenchmarkRotateRefreshWait measures what waiting for a replica costs a
+// refresh-token rotation: the same store operation on one master with a
+// real replica, without and with WithWaitReplicas(1, …). Compare the two
+// in one run (the ratio), not with other machines.
+func BenchmarkRotateRefreshWait(b *testing.B) {
+	master := redistest.Start(b, redistest.WithArgs("--repl-diskless-sync-delay", "0"))
+	_, port, _ := strings.Cut(master.Addr(), ":")
+	replica := redistest.Start(b, redistest.WithArgs("--replicaof", "127.0.0.1", port))
+	testutil.Eventually(b, 20*time.Second, func() bool {
+		info, err := replica.Do("INFO", "replication")
+		return err == nil && strings.Contains(info, "master_link_status:up")
+	})
+	for _, bc := range []struct {
+		name string
+		opts []redis.Option
+	}{
+		{"no wait", nil},
+		{"wait 1 replica", []redis.Option{redis.WithWaitReplicas(1, 5*time.Second)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := open(b, master.URL(), bc.opts...)
+			ctx := b.Context()
+			f := benchFamily("wait-" + strconv.FormatInt(time.Now().UnixNano(), 36))
+			if err := s.CreateFamily(ctx, f); err != nil {
+				b.Fatal(err)
+			}
+			cur := f.Current
+			n := 0
+			for b.Loop() {
+				n++
+				next := f.ID + "-" + strconv.Itoa(n)
+				if _, err := s.RotateRefresh(ctx, store.Rotation{FamilyID: f.ID, ClientID: f.ClientID,
+					OldID: cur, NewID: next, ExpiresAt: f.ExpiresAt}); err != nil {
+					b.Fatal(err)
+				}
+				cur = next
+			}
+		})
 	}
 }
