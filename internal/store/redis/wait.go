@@ -15,13 +15,20 @@ import (
 // replicas have acknowledged it, for at most timeout; n 0 (the default)
 // does not wait. When fewer acknowledge in time, the change stands on the
 // master, and the call fails with store.ErrNotReplicated (wrapped with
-// store.ErrUnavailable). timeout must be more than 0 when n is: WAIT 0
-// would block until enough replicas come back.
+// store.ErrUnavailable). A timeout of 0 or less means DefaultWaitTimeout:
+// WAIT 0 would block until enough replicas come back.
 func WithWaitReplicas(n int, timeout time.Duration) Option {
 	return func(s *Store) {
+		if timeout <= 0 {
+			timeout = DefaultWaitTimeout
+		}
 		s.waitReplicas, s.waitTimeout = n, timeout
 	}
 }
+
+// DefaultWaitTimeout is how long a change waits for its replicas when
+// WithWaitReplicas is given no timeout.
+const DefaultWaitTimeout = time.Second
 
 // runDurably runs script on keys and, when the store waits for replicas and
 // changed says that the script's reply reports a change, sends WAIT on the
