@@ -39,6 +39,8 @@ type Store interface {
 	ListClients(ctx context.Context) ([]store.Client, error)
 	UpdateClient(ctx context.Context, c store.Client) error
 	DeleteClient(ctx context.Context, id string) error
+	GetClientFresh(ctx context.Context, id string) (store.Client, error)
+	SetClientSecret(ctx context.Context, id string, hash []byte) (store.Client, error)
 
 	CreateUser(ctx context.Context, u store.User) error
 	GetUser(ctx context.Context, username string) (store.User, error)
@@ -261,8 +263,10 @@ func (h *Handler) listClients(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// getClient answers what the store holds now, not what an instance's
+// cache remembers, so that an admin sees a change made at another instance.
 func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) {
-	c, err := h.st.GetClient(r.Context(), r.PathValue("id"))
+	c, err := h.st.GetClientFresh(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.storeError(w, r, err)
 		return
@@ -270,27 +274,45 @@ func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, response(c, ""))
 }
 
+// updateAttempts bounds how often updateClient reads and writes again when
+// another change of the client lands between its read and its write.
+const updateAttempts = 5
+
 // updateClient replaces the client's metadata (RFC 7592 §2.2); the secret
-// and the id stay.
+// and the id stay. It reads the stored client (never a cached copy) and
+// writes it back with the store's compare-and-set, so that it cannot undo a
+// concurrent change, a secret rotation above all; when one lands in
+// between, it reads again and applies the same metadata (a PUT's result
+// depends on its body only), and after updateAttempts such collisions it
+// answers 409.
 func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 	m, ok := h.readMetadata(w, r)
 	if !ok {
 		return
 	}
-	c, err := h.st.GetClient(r.Context(), r.PathValue("id"))
-	if err != nil {
-		h.storeError(w, r, err)
+	for range updateAttempts {
+		c, err := h.st.GetClientFresh(r.Context(), r.PathValue("id"))
+		if err != nil {
+			h.storeError(w, r, err)
+			return
+		}
+		c.Name, c.GrantTypes, c.Scopes, c.Audiences, c.AuthMethod = m.ClientName, m.GrantTypes, strings.Fields(m.Scope), m.Audience, m.TokenEndpointAuthMethod
+		c.IntrospectAll = m.IntrospectAll
+		c.UpdatedAt = h.cfg.Now().UTC().Truncate(time.Millisecond)
+		err = h.st.UpdateClient(r.Context(), c)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			h.storeError(w, r, err)
+			return
+		}
+		h.log.InfoContext(r.Context(), "client updated", "client_id", c.ID)
+		writeJSON(w, http.StatusOK, response(c, ""))
 		return
 	}
-	c.Name, c.GrantTypes, c.Scopes, c.Audiences, c.AuthMethod = m.ClientName, m.GrantTypes, strings.Fields(m.Scope), m.Audience, m.TokenEndpointAuthMethod
-	c.IntrospectAll = m.IntrospectAll
-	c.UpdatedAt = h.cfg.Now().UTC().Truncate(time.Millisecond)
-	if err := h.st.UpdateClient(r.Context(), c); err != nil {
-		h.storeError(w, r, err)
-		return
-	}
-	h.log.InfoContext(r.Context(), "client updated", "client_id", c.ID)
-	writeJSON(w, http.StatusOK, response(c, ""))
+	h.log.WarnContext(r.Context(), "client update gave up: the client kept changing", "client_id", r.PathValue("id"), "attempts", updateAttempts)
+	writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("the client changed %d times while this update was being applied; send it again", updateAttempts))
 }
 
 func (h *Handler) deleteClient(w http.ResponseWriter, r *http.Request) {
@@ -303,17 +325,14 @@ func (h *Handler) deleteClient(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// rotateSecret gives the client a new secret; the old one stops working at once.
+// rotateSecret gives the client a new secret; the old one stops working at
+// once. The store writes the hash alone, so no concurrent update can write
+// the old one back.
 func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) {
-	c, err := h.st.GetClient(r.Context(), r.PathValue("id"))
-	if err != nil {
-		h.storeError(w, r, err)
-		return
-	}
+	id := r.PathValue("id")
 	sec := secret.NewClientSecret()
-	c.SecretHash = h.hasher.Hash(c.ID, sec)
-	c.UpdatedAt = h.cfg.Now().UTC().Truncate(time.Millisecond)
-	if err := h.st.UpdateClient(r.Context(), c); err != nil {
+	c, err := h.st.SetClientSecret(r.Context(), id, h.hasher.Hash(id, sec))
+	if err != nil {
 		h.storeError(w, r, err)
 		return
 	}
@@ -452,6 +471,11 @@ func (h *Handler) storeError(w http.ResponseWriter, r *http.Request, err error) 
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "no client with this id")
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, "conflict", "the record kept changing while this request was being applied; send it again")
+	case errors.Is(err, store.ErrNotReplicated):
+		h.log.ErrorContext(r.Context(), "admin request failed", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the change was made, but fewer Redis replicas than redis_wait_replicas acknowledged it in time, so a failover could lose it; send the request again (a rotated secret was not shown: rotate again)")
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		h.log.ErrorContext(r.Context(), "admin request failed", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the store cannot be reached; retry shortly")

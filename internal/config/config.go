@@ -57,6 +57,19 @@ type Config struct {
 	// default, means RedisURL names Redis itself.
 	RedisSentinelMaster string `yaml:"redis_sentinel_master" env:"ISSUER_REDIS_SENTINEL_MASTER"`
 
+	// RedisWaitReplicas is how many Redis replicas must acknowledge a change
+	// that must survive a failover (a refresh-token rotation, a revocation,
+	// a change of a client, user or signing key) before the request that
+	// made it succeeds: the store sends WAIT after the write. When fewer
+	// acknowledge within RedisWaitTimeout the request fails with 503 (the
+	// change stands on the master). 0, the default, does not wait. 0 to
+	// 100; more than 0 needs RedisURL.
+	RedisWaitReplicas int64 `yaml:"redis_wait_replicas" env:"ISSUER_REDIS_WAIT_REPLICAS"`
+
+	// RedisWaitTimeout is how long a change waits for RedisWaitReplicas
+	// replicas, 10ms to 10s. Default 1s.
+	RedisWaitTimeout time.Duration `yaml:"redis_wait_timeout" env:"ISSUER_REDIS_WAIT_TIMEOUT"`
+
 	// DataDir is the directory of the embedded store. Default ./data.
 	DataDir string `yaml:"data_dir" env:"ISSUER_DATA_DIR"`
 
@@ -225,6 +238,7 @@ func Default() Config {
 		JWKSMaxAge:        5 * time.Minute,
 		AccessTokenTTL:    5 * time.Minute,
 		RefreshTokenTTL:   24 * time.Hour,
+		RedisWaitTimeout:  time.Second,
 		MaxBodyBytes:      64 << 10,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -259,6 +273,10 @@ const (
 	maxJWKSMaxAge      = 24 * time.Hour
 	minMaxBodyBytes    = 1 << 10
 	maxMaxBodyBytes    = 10 << 20
+
+	maxRedisWaitReplicas = 100
+	minRedisWaitTimeout  = 10 * time.Millisecond
+	maxRedisWaitTimeout  = 10 * time.Second
 )
 
 var (
@@ -383,6 +401,17 @@ func (c Config) problems() []problem {
 		add("redis_sentinel_master", "is set but ISSUER_REDIS_URL (redis_url) is empty; set redis_url to "+
 			"the Sentinel URLs, such as redis://sentinel-1:26379,redis://sentinel-2:26379,redis://sentinel-3:26379, "+
 			"or leave redis_sentinel_master empty")
+	}
+	switch {
+	case c.RedisWaitReplicas < 0 || c.RedisWaitReplicas > maxRedisWaitReplicas:
+		add("redis_wait_replicas", "%d is out of range; use 0 (do not wait) to %d", c.RedisWaitReplicas, maxRedisWaitReplicas)
+	case c.RedisWaitReplicas > 0 && c.RedisURL == "":
+		add("redis_wait_replicas", "is %d but ISSUER_REDIS_URL (redis_url) is empty: the embedded store has no replicas; "+
+			"set redis_url or leave redis_wait_replicas at 0", c.RedisWaitReplicas)
+	}
+	if c.RedisWaitTimeout < minRedisWaitTimeout || c.RedisWaitTimeout > maxRedisWaitTimeout {
+		add("redis_wait_timeout", "%s is out of range; use %s to %s, such as 1s",
+			formatDuration(c.RedisWaitTimeout), formatDuration(minRedisWaitTimeout), formatDuration(maxRedisWaitTimeout))
 	}
 	if c.DataDir == "" {
 		add("data_dir", "is empty; set the directory of the embedded store, such as ./data")

@@ -63,6 +63,7 @@ func TestDefault(t *testing.T) {
 		IdleTimeout:       60 * time.Second,
 		ShutdownTimeout:   15 * time.Second,
 		LogLevel:          "info",
+		RedisWaitTimeout:  time.Second,
 
 		ShutdownDrainDelay:     5 * time.Second,
 		AuthFailureWindow:      time.Minute,
@@ -154,6 +155,7 @@ log_level: debug
 		AdminToken:          token,
 		RedisURL:            "redis://:" + redisP + "@r1:6379,rediss://r2:6380",
 		RedisSentinelMaster: "mymaster",
+		RedisWaitTimeout:    time.Second,
 		DataDir:             "/var/lib/issuer",
 		SigningAlg:          "EdDSA",
 		RSAKeyBits:          4096,
@@ -276,6 +278,7 @@ func TestEveryEnvVar(t *testing.T) {
 		"password_failures_per_user": "5", "password_failures_per_address": "0",
 		"simplejwt_compat": "false", "simplejwt_path": "/auth/jwt/", "simplejwt_client_id": "c1",
 		"simplejwt_claims": "true", "simplejwt_user_id_claim": "uid",
+		"redis_wait_replicas": "1", "redis_wait_timeout": "250ms",
 	}
 	for _, s := range settings {
 		t.Run(s.env, func(t *testing.T) {
@@ -284,7 +287,7 @@ func TestEveryEnvVar(t *testing.T) {
 				t.Fatalf("no test value for %s", s.key)
 			}
 			m := map[string]string{s.env: raw}
-			needsRedis := s.key == "redis_url" || s.key == "redis_sentinel_master"
+			needsRedis := s.key == "redis_url" || s.key == "redis_sentinel_master" || s.key == "redis_wait_replicas"
 			if needsRedis {
 				m["ISSUER_REDIS_URL"] = values["redis_url"]
 				m["ISSUER_SECRET"] = secret
@@ -385,6 +388,13 @@ func TestValidate(t *testing.T) {
 		{"redis password with ?", func(c *Config) { c.RedisURL, c.Secret = "redis://:12?"+redisP+"@r:6379", secret }, `ISSUER_REDIS_URL (redis_url): the URL is not a valid URL; use redis://[:password@]host:port[/db] or rediss:// for TLS, and percent-encode special characters in the password`},
 		{"redis user password with /", func(c *Config) { c.RedisURL, c.Secret = "redis://u:12/"+redisP+"@r:6379", secret }, `ISSUER_REDIS_URL (redis_url): the URL is not a valid URL; use redis://[:password@]host:port[/db] or rediss:// for TLS, and percent-encode special characters in the password`},
 		{"redis encoded password", func(c *Config) { c.RedisURL, c.Secret = "redis://u:a%2Fb%40c@r:6379", secret }, ""},
+		// redis_wait_replicas, redis_wait_timeout
+		{"wait replicas", func(c *Config) { c.RedisURL, c.Secret, c.RedisWaitReplicas = "redis://r:6379", secret, 2 }, ""},
+		{"wait replicas without redis_url", func(c *Config) { c.RedisWaitReplicas = 1 }, `ISSUER_REDIS_WAIT_REPLICAS (redis_wait_replicas): is 1 but ISSUER_REDIS_URL (redis_url) is empty: the embedded store has no replicas; set redis_url or leave redis_wait_replicas at 0`},
+		{"wait replicas negative", func(c *Config) { c.RedisURL, c.Secret, c.RedisWaitReplicas = "redis://r:6379", secret, -1 }, `ISSUER_REDIS_WAIT_REPLICAS (redis_wait_replicas): -1 is out of range; use 0 (do not wait) to 100`},
+		{"wait replicas too many", func(c *Config) { c.RedisURL, c.Secret, c.RedisWaitReplicas = "redis://r:6379", secret, 101 }, `ISSUER_REDIS_WAIT_REPLICAS (redis_wait_replicas): 101 is out of range; use 0 (do not wait) to 100`},
+		{"wait timeout 0", func(c *Config) { c.RedisWaitTimeout = 0 }, `ISSUER_REDIS_WAIT_TIMEOUT (redis_wait_timeout): 0s is out of range; use 10ms to 10s, such as 1s`},
+		{"wait timeout too long", func(c *Config) { c.RedisWaitTimeout = time.Minute }, `ISSUER_REDIS_WAIT_TIMEOUT (redis_wait_timeout): 1m is out of range; use 10ms to 10s, such as 1s`},
 		// redis_sentinel_master
 		{"sentinel", func(c *Config) {
 			c.RedisURL, c.RedisSentinelMaster, c.Secret = "redis://:p@s1:26379,redis://s2,rediss://s3", "mymaster", secret
@@ -504,6 +514,7 @@ func TestValidateReportsEverything(t *testing.T) {
 	want := []string{
 		"ISSUER_URL (url): ",
 		"ISSUER_ADDR (addr): ",
+		"ISSUER_REDIS_WAIT_TIMEOUT (redis_wait_timeout): ",
 		"ISSUER_DATA_DIR (data_dir): ",
 		"ISSUER_SIGNING_ALG (signing_alg): ",
 		"ISSUER_RSA_KEY_BITS (rsa_key_bits): ",
@@ -614,15 +625,15 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown key listing the settings",
 			file: "issuer:\n  url: https://a.example.com\n",
-			want: []string{`config file {path} line 1: unknown setting "issuer"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`},
+			want: []string{`config file {path} line 1: unknown setting "issuer"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, redis_wait_replicas, redis_wait_timeout, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`},
 		},
 		{
 			name: "unknown keys and bad values together",
 			file: "foo: 1\nbar: 2\nmax_body_bytes: lots\n",
 			env:  map[string]string{"ISSUER_URL": "localhost"},
 			want: []string{
-				`config file {path} line 1: unknown setting "foo"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`,
-				`config file {path} line 2: unknown setting "bar"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`,
+				`config file {path} line 1: unknown setting "foo"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, redis_wait_replicas, redis_wait_timeout, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`,
+				`config file {path} line 2: unknown setting "bar"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, redis_wait_replicas, redis_wait_timeout, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`,
 				`ISSUER_MAX_BODY_BYTES (max_body_bytes): "lots" is not a whole number such as 65536 ({path} line 3)`,
 				`ISSUER_URL (url): "localhost" is not an absolute http or https URL; use one such as https://auth.example.com`,
 			},
@@ -752,7 +763,7 @@ func TestRedaction(t *testing.T) {
 			t.Errorf("LogValue of Default: %s = %q, want empty", a.Key, a.Value)
 		}
 	}
-	want := `url="http://localhost:8080" addr=":8080" admin_token="" redis_url="" redis_sentinel_master="" data_dir="./data" signing_alg="ES256" rsa_key_bits=2048 key_rotation_period=720h jwks_max_age=5m keys_dir="" access_token_ttl=5m refresh_token_ttl=24h secret="" max_body_bytes=65536 read_header_timeout=5s read_timeout=10s write_timeout=10s idle_timeout=1m shutdown_timeout=15s shutdown_drain_delay=5s trusted_proxies="" auth_failure_window=1m auth_failures_per_address=20 auth_failures_per_client=50 token_quota_per_minute=0 log_level="info" password_grant=false password_hash_memory_kib=19456 password_hash_iterations=2 password_hash_parallelism=1 password_hash_concurrency=0 password_failure_window=15m password_failures_per_user=10 password_failures_per_address=100 simplejwt_compat=false simplejwt_path="/api/token/" simplejwt_client_id="" simplejwt_claims=false simplejwt_user_id_claim="user_id"`
+	want := `url="http://localhost:8080" addr=":8080" admin_token="" redis_url="" redis_sentinel_master="" redis_wait_replicas=0 redis_wait_timeout=1s data_dir="./data" signing_alg="ES256" rsa_key_bits=2048 key_rotation_period=720h jwks_max_age=5m keys_dir="" access_token_ttl=5m refresh_token_ttl=24h secret="" max_body_bytes=65536 read_header_timeout=5s read_timeout=10s write_timeout=10s idle_timeout=1m shutdown_timeout=15s shutdown_drain_delay=5s trusted_proxies="" auth_failure_window=1m auth_failures_per_address=20 auth_failures_per_client=50 token_quota_per_minute=0 log_level="info" password_grant=false password_hash_memory_kib=19456 password_hash_iterations=2 password_hash_parallelism=1 password_hash_concurrency=0 password_failure_window=15m password_failures_per_user=10 password_failures_per_address=100 simplejwt_compat=false simplejwt_path="/api/token/" simplejwt_client_id="" simplejwt_claims=false simplejwt_user_id_claim="user_id"`
 	if got := d.String(); got != want {
 		t.Errorf("Default().String() =\n%s\nwant\n%s", got, want)
 	}

@@ -56,7 +56,7 @@ func New(version string) *Metrics {
 		}, []string{"operation"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "issuer_store_errors_total",
-			Help: "Failed store operations by operation and kind: unavailable (the store could not be reached or timed out) or other. Not found, already exists, reused, revoked and conflict are answers, not errors.",
+			Help: "Failed store operations by operation and kind: unavailable (the store could not be reached or timed out), not_replicated (the change was made, but fewer Redis replicas than redis_wait_replicas acknowledged it in time) or other. Not found, already exists, reused, revoked and conflict are answers, not errors.",
 		}, []string{"operation", "kind"}),
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{

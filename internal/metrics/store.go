@@ -36,9 +36,10 @@ func (s *instrumented) observe(op string, start time.Time, err error) {
 }
 
 // errorKind classifies err: "" for success and for the answers the store
-// interface defines (not found, exists, reused, revoked, conflict, replayed) and for a
-// caller that went away; "unavailable" when the store could not be reached or timed
-// out; "other" for anything else.
+// interface defines (not found, exists, reused, revoked, conflict, replayed)
+// and for a caller that went away; "not_replicated" when a change was made but too few
+// Redis replicas acknowledged it (redis_wait_replicas); "unavailable" when the
+// store could not be reached or timed out; "other" for anything else.
 func errorKind(err error) string {
 	switch {
 	case err == nil,
@@ -47,6 +48,8 @@ func errorKind(err error) string {
 		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrReplayed),
 		errors.Is(err, context.Canceled):
 		return ""
+	case errors.Is(err, store.ErrNotReplicated):
+		return "not_replicated"
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return "unavailable"
 	}
@@ -80,6 +83,8 @@ const (
 	opDeleteUser          = "delete_user"
 	opUseOnce             = "use_once"
 	opPing                = "ping"
+	opGetClientFresh      = "get_client_fresh"
+	opSetClientSecret     = "set_client_secret"
 )
 
 // operations lists every label value, so that the series exist (at zero)
@@ -90,10 +95,11 @@ var operations = []string{
 	opRevokeToken, opIsRevoked, opInitKeys, opListKeys, opAddKey, opAddNextKey, opDeleteKey,
 	opCreateUser, opGetUser, opListUsers, opUpdateUser, opSetUserPassword, opUpgradeUserPassword, opDeleteUser,
 	opUseOnce, opPing,
+	opGetClientFresh, opSetClientSecret,
 }
 
 // errorKinds are the values of the kind label.
-var errorKinds = []string{"unavailable", "other"}
+var errorKinds = []string{"unavailable", "not_replicated", "other"}
 
 // initStoreSeries creates every store series at zero, so that an alert on
 // the increase of issuer_store_errors_total sees the first error.
@@ -279,4 +285,18 @@ func (s *instrumented) Ping(ctx context.Context) error {
 	err := s.Store.Ping(ctx)
 	s.observe(opPing, start, err)
 	return err
+}
+
+func (s *instrumented) GetClientFresh(ctx context.Context, id string) (store.Client, error) {
+	start := time.Now()
+	c, err := s.Store.GetClientFresh(ctx, id)
+	s.observe(opGetClientFresh, start, err)
+	return c, err
+}
+
+func (s *instrumented) SetClientSecret(ctx context.Context, id string, hash []byte) (store.Client, error) {
+	start := time.Now()
+	c, err := s.Store.SetClientSecret(ctx, id, hash)
+	s.observe(opSetClientSecret, start, err)
+	return c, err
 }

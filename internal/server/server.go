@@ -226,7 +226,8 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now fun
 	if cfg.RedisURL != "" {
 		goredis.SetLogger(redisLogger{log}) // go-redis logs reconnects through its own global logger
 		rs, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.WithSentinelMaster(cfg.RedisSentinelMaster),
-			redisstore.WithNow(now), redisstore.WithLogger(log))
+			redisstore.WithNow(now), redisstore.WithLogger(log),
+			redisstore.WithWaitReplicas(int(cfg.RedisWaitReplicas), cfg.RedisWaitTimeout))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("ISSUER_REDIS_URL (redis_url): %w", err)
 		}

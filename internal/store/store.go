@@ -36,6 +36,11 @@ var (
 	ErrConflict = errors.New("store: conflict")
 	// ErrReplayed means a single-use value was already used.
 	ErrReplayed = errors.New("store: already used")
+	// ErrNotReplicated means a change was made but fewer replicas than
+	// required acknowledged it in time, so that a failover may still lose
+	// it. It always comes with ErrUnavailable, so that callers answer it
+	// as they answer a store they cannot reach (503, retry).
+	ErrNotReplicated = errors.New("store: change not acknowledged by enough replicas")
 )
 
 // Client is a registered OAuth client. The secret is kept only as a keyed hash.
@@ -52,6 +57,12 @@ type Client struct {
 	IntrospectAll bool      `json:"introspect_all,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	// Version counts the changes of the stored client: UpdateClient writes
+	// only over the version it was given and stores the next, and
+	// SetClientSecret increments it, so that a write based on an old read
+	// fails with ErrConflict instead of undoing a newer change (a rotated
+	// secret above all). CreateClient stores it as given, usually 0.
+	Version int64 `json:"version,omitempty"`
 }
 
 // Family is the state of one chain of refresh tokens: every refresh rotates
@@ -142,7 +153,11 @@ type Store interface {
 	GetClient(ctx context.Context, id string) (Client, error)
 	// ListClients returns every client ordered by id.
 	ListClients(ctx context.Context) ([]Client, error)
-	// UpdateClient replaces an existing client; ErrNotFound if there is none.
+	// UpdateClient replaces an existing client whose stored Version is
+	// still c.Version, storing c with Version c.Version+1: a compare-and-set,
+	// for the caller reads (GetClientFresh), changes and writes back.
+	// ErrConflict if the stored version differs (nothing is written);
+	// ErrNotFound if there is no such client.
 	UpdateClient(ctx context.Context, c Client) error
 	// DeleteClient removes a client; ErrNotFound if there is none.
 	DeleteClient(ctx context.Context, id string) error
@@ -228,4 +243,18 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
+
+	// Client writes that never undo a concurrent change (UpdateClient is
+	// the compare-and-set beside them).
+
+	// GetClientFresh returns the client as stored now, never from a cache:
+	// the read before a compare-and-set UpdateClient, or what an admin
+	// sees; ErrNotFound if there is none.
+	GetClientFresh(ctx context.Context, id string) (Client, error)
+	// SetClientSecret replaces the client's secret hash and nothing else
+	// but its UpdatedAt (set to the store's clock) and Version
+	// (incremented), atomically, and returns the client afterwards; a
+	// concurrent UpdateClient over the old version fails with ErrConflict.
+	// ErrNotFound if there is no such client.
+	SetClientSecret(ctx context.Context, id string, hash []byte) (Client, error)
 }

@@ -300,14 +300,21 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 	return cs, nil
 }
 
-// UpdateClient replaces an existing client; store.ErrNotFound if there is none.
+// UpdateClient replaces an existing client whose stored Version is still
+// c.Version, storing Version c.Version+1; store.ErrConflict if it is not,
+// store.ErrNotFound if there is no such client.
 func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
 	defer s.clients.invalidate(c.ID)
 	return s.update(ctx, "update client", c.ID, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketClients)
-		if b.Get([]byte(c.ID)) == nil {
-			return store.ErrNotFound
+		var cur store.Client
+		if err := get(b, c.ID, &cur); err != nil {
+			return err
 		}
+		if cur.Version != c.Version {
+			return store.ErrConflict
+		}
+		c.Version++
 		return put(b, c.ID, c)
 	})
 }

@@ -8,23 +8,35 @@ import (
 	"github.com/issuer-oauth/issuer/internal/store"
 )
 
-// clientCache holds recently read clients. Ages use the monotonic wall clock,
-// not the store's injected one: they bound staleness, not token validity.
+// clientCache holds recently read clients, and recently looked-up ids that
+// no client has, so that a token request with an unknown client id costs no
+// more Redis round trips than one with a known id: neither costs one while
+// its entry is fresh, and a failed authentication does not tell by its time
+// whether the id exists. Ages use the monotonic wall clock, not the store's
+// injected one: they bound staleness, not token validity.
 //
-// The cache holds only clients that exist (unknown ids are not cached), one
-// entry per id, so it is no larger than the clients hash.
+// There is one entry of clients that exist per id, so that part is no larger
+// than the clients hash. Ids that do not exist come from requests, so there
+// may be any number of them: at most maxMissing are kept, and a new one
+// pushes out an arbitrary old one. Both kinds live at most ttl and are
+// dropped by the same invalidations: CreateClient publishes the id it
+// creates, as UpdateClient and DeleteClient publish theirs.
 //
 // gen counts invalidations. A reader notes gen before it reads Redis and
 // caches what it read only if no invalidation came in between, so that a
-// read racing with an update cannot put the old client back after the
-// update's message has dropped it.
+// read racing with an update (or a creation) cannot put the old client (or
+// its absence) back after the write's message has dropped it.
 type clientCache struct {
 	ttl time.Duration
 
 	mu      sync.RWMutex
 	gen     uint64
 	entries map[string]cachedClient
+	missing map[string]time.Time // ids without a client, when they were read
 }
+
+// maxMissing bounds the ids without a client that the cache remembers.
+const maxMissing = 10_000
 
 type cachedClient struct {
 	c  store.Client
@@ -32,21 +44,27 @@ type cachedClient struct {
 }
 
 func newClientCache(ttl time.Duration) *clientCache {
-	return &clientCache{ttl: ttl, entries: make(map[string]cachedClient)}
+	return &clientCache{ttl: ttl, entries: make(map[string]cachedClient), missing: make(map[string]time.Time)}
 }
 
-// get returns a copy of a fresh entry.
-func (cc *clientCache) get(id string) (store.Client, bool) {
+// get returns a copy of a fresh entry and true, or, for an id that had no
+// client when it was read, a fresh "missing" entry: the zero Client, true,
+// and exists false. ok is false when the cache knows nothing fresh of id.
+func (cc *clientCache) get(id string) (c store.Client, exists, ok bool) {
 	if cc.ttl <= 0 {
-		return store.Client{}, false
+		return store.Client{}, false, false
 	}
 	cc.mu.RLock()
-	e, ok := cc.entries[id]
+	e, found := cc.entries[id]
+	at, gone := cc.missing[id]
 	cc.mu.RUnlock()
-	if !ok || time.Since(e.at) >= cc.ttl {
-		return store.Client{}, false
+	switch {
+	case found && time.Since(e.at) < cc.ttl:
+		return cloneClient(e.c), true, true
+	case gone && time.Since(at) < cc.ttl:
+		return store.Client{}, false, true
 	}
-	return cloneClient(e.c), true
+	return store.Client{}, false, false
 }
 
 // generation returns the invalidation count, to pass to put.
@@ -66,7 +84,30 @@ func (cc *clientCache) put(c store.Client, gen uint64, at time.Time) {
 	if cc.gen != gen {
 		return
 	}
+	delete(cc.missing, c.ID)
 	cc.entries[c.ID] = cachedClient{c: cloneClient(c), at: at}
+}
+
+// putMissing remembers that id had no client when it was read at
+// generation gen, unless an invalidation came since, pushing out an
+// arbitrary remembered id when maxMissing are.
+func (cc *clientCache) putMissing(id string, gen uint64, at time.Time) {
+	if cc.ttl <= 0 {
+		return
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.gen != gen {
+		return
+	}
+	if _, ok := cc.missing[id]; !ok && len(cc.missing) >= maxMissing {
+		for old := range cc.missing {
+			delete(cc.missing, old)
+			break
+		}
+	}
+	delete(cc.entries, id)
+	cc.missing[id] = at
 }
 
 // drop removes one id.
@@ -75,6 +116,7 @@ func (cc *clientCache) drop(id string) {
 	defer cc.mu.Unlock()
 	cc.gen++
 	delete(cc.entries, id)
+	delete(cc.missing, id)
 }
 
 // flush removes every entry.
@@ -83,6 +125,7 @@ func (cc *clientCache) flush() {
 	defer cc.mu.Unlock()
 	cc.gen++
 	clear(cc.entries)
+	clear(cc.missing)
 }
 
 // cloneClient copies the slices of c, so that callers cannot change the

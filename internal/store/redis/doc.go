@@ -62,11 +62,32 @@
 // client, or one whose secret was rotated, stops working on every instance
 // within a network round trip. If the message is lost (the subscription
 // connection is down), a stale entry lives at most ClientCacheTTL; when the
-// subscription is re-established, the whole cache is dropped. Unknown ids are
-// never cached.
+// subscription is re-established, the whole cache is dropped.
+//
+// Ids that no client has are cached the same way (at most 10,000 of them, an
+// arbitrary old one making room for a new one), so that after the first
+// lookup a token request with an unknown client id costs no Redis round
+// trip, as one with a known id costs none: the time of a failed
+// authentication does not tell whether the id exists. CreateClient publishes
+// the id it creates, so a new client works on every instance at once.
 //
 // Changes of signing keys are published on "issuer:{keys}:changed" and
 // reported by KeyChanges, so that instances reload the key set at once.
+//
+// # Replicas
+//
+// Redis replicates asynchronously, so a failover can lose a change the store
+// has reported done. With WithWaitReplicas(n, timeout), each change whose loss
+// would make something work again that must not — a rotation, a revocation
+// of a token or family, a change of a client, user or signing key — is
+// followed by WAIT n timeout on the connection that made it (on Redis
+// Cluster, the master of its key). When fewer than n replicas acknowledge
+// it in time, the change stands on the master and the call fails with
+// store.ErrNotReplicated and store.ErrUnavailable, so that the request is
+// answered 503 and retried; a warning is logged. Changes whose loss fails
+// closed do not wait: creating a family (a lost one makes its refresh token
+// invalid), storing the first signing key, and the rehash of a user's
+// password at login. docs/redis-durability.md has the reasoning.
 //
 // # Errors
 //

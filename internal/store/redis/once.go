@@ -30,7 +30,10 @@ return 1
 
 // UseOnce records id as used until the given time, or fails with
 // store.ErrReplayed if it is already used. Redis deletes the record at
-// until.
+// until. It does not wait for replicas (WithWaitReplicas): a failover may
+// forget a value used in its last moments, so that a captured assertion or
+// proof could be presented once more within its few minutes of life, and
+// waiting would put a replica round trip on every such token request.
 func (s *Store) UseOnce(ctx context.Context, id string, until time.Time) error {
 	const op = "use once"
 	if err := s.begin(ctx, op, id); err != nil {

@@ -45,6 +45,9 @@ type Store struct {
 	cacheTTL   time.Duration
 	keyChanges chan struct{}
 
+	waitReplicas int           // WithWaitReplicas; 0: no WAIT
+	waitTimeout  time.Duration // of WAIT
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -194,12 +197,6 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	return s.putClient(ctx, "create client", "create", c)
 }
 
-// UpdateClient replaces an existing client; store.ErrNotFound if there is
-// none. Every instance drops the client from its cache.
-func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
-	return s.putClient(ctx, "update client", "update", c)
-}
-
 func (s *Store) putClient(ctx context.Context, op, mode string, c store.Client) error {
 	if err := s.begin(ctx, op, c.ID); err != nil {
 		return err
@@ -208,35 +205,43 @@ func (s *Store) putClient(ctx context.Context, op, mode string, c store.Client) 
 	if err != nil {
 		return opError(op, c.ID, fmt.Errorf("encode: %w", err))
 	}
-	code, err := scriptPutClient.Run(ctx, s.client, []string{s.clientsKey}, c.ID, data, s.clientsChan, mode).Int()
+	cmd, werr := s.runDurably(ctx, op, c.ID, scriptPutClient, changedOK, []string{s.clientsKey}, c.ID, data, s.clientsChan, mode)
+	if werr != nil && cmd == nil {
+		return werr
+	}
+	s.cache.drop(c.ID)
+	code, err := cmd.Int()
 	if err != nil {
 		return redisError(op, c.ID, err)
 	}
-	s.cache.drop(c.ID)
+	if werr != nil {
+		return werr
+	}
 	return statusError(op, c.ID, code)
 }
 
 // GetClient returns a client or store.ErrNotFound, from the cache when it
-// holds the client (see the package documentation for how fresh it is).
+// holds the client or knows that there is none (see the package
+// documentation for how fresh it is).
 func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) {
 	const op = "get client"
 	if err := s.begin(ctx, op, id); err != nil {
 		return store.Client{}, err
 	}
-	if c, ok := s.cache.get(id); ok {
+	if c, exists, ok := s.cache.get(id); ok {
+		if !exists {
+			return store.Client{}, opError(op, id, store.ErrNotFound)
+		}
 		return c, nil
 	}
 	gen, at := s.cache.generation(), time.Now()
-	data, err := s.client.HGet(ctx, s.clientsKey, id).Bytes()
-	if errors.Is(err, goredis.Nil) {
-		return store.Client{}, opError(op, id, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Client{}, redisError(op, id, err)
-	}
-	var c store.Client
-	if err := json.Unmarshal(data, &c); err != nil {
-		return store.Client{}, opError(op, id, fmt.Errorf("decode: %w", err))
+	c, err := s.readClient(ctx, op, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.cache.putMissing(id, gen, at)
+		return store.Client{}, err
+	case err != nil:
+		return store.Client{}, err
 	}
 	s.cache.put(c, gen, at)
 	return c, nil
@@ -267,11 +272,18 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	if err := s.begin(ctx, op, id); err != nil {
 		return err
 	}
-	code, err := scriptDeleteField.Run(ctx, s.client, []string{s.clientsKey}, id, s.clientsChan).Int()
+	cmd, werr := s.runDurably(ctx, op, id, scriptDeleteField, changedOK, []string{s.clientsKey}, id, s.clientsChan)
+	if werr != nil && cmd == nil {
+		return werr
+	}
+	s.cache.drop(id)
+	code, err := cmd.Int()
 	if err != nil {
 		return redisError(op, id, err)
 	}
-	s.cache.drop(id)
+	if werr != nil {
+		return werr
+	}
 	return statusError(op, id, code)
 }
 
@@ -342,8 +354,14 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (store.Fami
 	if err := s.begin(ctx, op, r.FamilyID); err != nil {
 		return store.Family{}, err
 	}
-	res, err := scriptRotate.Run(ctx, s.client, []string{s.familyKey(r.FamilyID)},
-		s.now().UnixMilli(), r.ClientID, r.OldID, r.NewID, r.ExpiresAt.UnixMilli()).Slice()
+	cmd, werr := s.runDurably(ctx, op, r.FamilyID, scriptRotate, changedRotation, []string{s.familyKey(r.FamilyID)},
+		s.now().UnixMilli(), r.ClientID, r.OldID, r.NewID, r.ExpiresAt.UnixMilli())
+	if werr != nil {
+		// Unacknowledged: the caller must not hand out the new token (see
+		// the package documentation).
+		return store.Family{}, werr
+	}
+	res, err := cmd.Slice()
 	if err != nil {
 		return store.Family{}, redisError(op, r.FamilyID, err)
 	}
@@ -378,7 +396,11 @@ func (s *Store) RevokeFamily(ctx context.Context, id string) error {
 	if err := s.begin(ctx, op, id); err != nil {
 		return err
 	}
-	code, err := scriptRevokeFamily.Run(ctx, s.client, []string{s.familyKey(id)}, s.now().UnixMilli()).Int()
+	cmd, werr := s.runDurably(ctx, op, id, scriptRevokeFamily, changedOK, []string{s.familyKey(id)}, s.now().UnixMilli())
+	if werr != nil {
+		return werr
+	}
+	code, err := cmd.Int()
 	if err != nil {
 		return redisError(op, id, err)
 	}
@@ -412,7 +434,11 @@ func (s *Store) RevokeToken(ctx context.Context, jti string, until time.Time) er
 		// revocation lasts longer anyway.
 		return nil
 	}
-	if err := scriptRevokeToken.Run(ctx, s.client, []string{s.revokedKey(jti)}, until.UnixMilli()).Err(); err != nil {
+	cmd, werr := s.runDurably(ctx, op, jti, scriptRevokeToken, changedAlways, []string{s.revokedKey(jti)}, until.UnixMilli())
+	if werr != nil {
+		return werr
+	}
+	if err := cmd.Err(); err != nil {
 		return redisError(op, jti, err)
 	}
 	return nil
@@ -477,7 +503,11 @@ func (s *Store) AddKey(ctx context.Context, k store.Key) error {
 	if err != nil {
 		return opError(op, k.ID, fmt.Errorf("encode: %w", err))
 	}
-	code, err := scriptAddKey.Run(ctx, s.client, []string{s.keysKey}, k.ID, data, s.keysChan).Int()
+	cmd, werr := s.runDurably(ctx, op, k.ID, scriptAddKey, changedOK, []string{s.keysKey}, k.ID, data, s.keysChan)
+	if werr != nil {
+		return werr
+	}
+	code, err := cmd.Int()
 	if err != nil {
 		return redisError(op, k.ID, err)
 	}
@@ -496,7 +526,11 @@ func (s *Store) AddNextKey(ctx context.Context, k store.Key, now time.Time) ([]s
 	if err != nil {
 		return nil, opError(op, k.ID, fmt.Errorf("encode: %w", err))
 	}
-	res, err := scriptAddNextKey.Run(ctx, s.client, []string{s.keysKey}, k.ID, data, s.keysChan, now.Unix(), now.Nanosecond()).Slice()
+	cmd, werr := s.runDurably(ctx, op, k.ID, scriptAddNextKey, changedAlways, []string{s.keysKey}, k.ID, data, s.keysChan, now.Unix(), now.Nanosecond())
+	if werr != nil {
+		return nil, werr
+	}
+	res, err := cmd.Slice()
 	if err != nil {
 		return nil, redisError(op, k.ID, err)
 	}
@@ -520,7 +554,11 @@ func (s *Store) DeleteKey(ctx context.Context, id string) error {
 	if err := s.begin(ctx, op, id); err != nil {
 		return err
 	}
-	code, err := scriptDeleteField.Run(ctx, s.client, []string{s.keysKey}, id, s.keysChan).Int()
+	cmd, werr := s.runDurably(ctx, op, id, scriptDeleteField, changedOK, []string{s.keysKey}, id, s.keysChan)
+	if werr != nil {
+		return werr
+	}
+	code, err := cmd.Int()
 	if err != nil {
 		return redisError(op, id, err)
 	}
@@ -555,9 +593,13 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	if err != nil {
 		return opError(op, u.Username, err)
 	}
-	code, err := scriptCreateUser.Run(ctx, s.client, []string{s.userKey(u.Username), s.userIDsKey},
+	cmd, werr := s.runDurably(ctx, op, u.Username, scriptCreateUser, changedOK, []string{s.userKey(u.Username), s.userIDsKey},
 		u.ID, u.Username, u.PasswordHash, flag(u.Disabled), scopes, claims,
-		u.Generation, formatTime(u.CreatedAt), formatTime(u.UpdatedAt)).Int()
+		u.Generation, formatTime(u.CreatedAt), formatTime(u.UpdatedAt))
+	if werr != nil {
+		return werr
+	}
+	code, err := cmd.Int()
 	if err != nil {
 		return redisError(op, u.Username, err)
 	}
@@ -639,8 +681,12 @@ func (s *Store) UpdateUser(ctx context.Context, u store.User) (store.User, error
 	if err != nil {
 		return store.User{}, opError(op, u.Username, err)
 	}
-	res, err := scriptUpdateUser.Run(ctx, s.client, []string{s.userKey(u.Username)},
-		flag(u.Disabled), scopes, claims, formatTime(s.now())).Result()
+	cmd, werr := s.runDurably(ctx, op, u.Username, scriptUpdateUser, changedUser, []string{s.userKey(u.Username)},
+		flag(u.Disabled), scopes, claims, formatTime(s.now()))
+	if werr != nil {
+		return store.User{}, werr
+	}
+	res, err := cmd.Result()
 	if err != nil {
 		return store.User{}, redisError(op, u.Username, err)
 	}
@@ -654,8 +700,12 @@ func (s *Store) SetUserPassword(ctx context.Context, username, hash string) (sto
 	if err := s.begin(ctx, op, username); err != nil {
 		return store.User{}, err
 	}
-	res, err := scriptSetUserPassword.Run(ctx, s.client, []string{s.userKey(username)},
-		hash, formatTime(s.now())).Result()
+	cmd, werr := s.runDurably(ctx, op, username, scriptSetUserPassword, changedUser, []string{s.userKey(username)},
+		hash, formatTime(s.now()))
+	if werr != nil {
+		return store.User{}, werr
+	}
+	res, err := cmd.Result()
 	if err != nil {
 		return store.User{}, redisError(op, username, err)
 	}
@@ -684,7 +734,11 @@ func (s *Store) DeleteUser(ctx context.Context, username string) error {
 	if err := s.begin(ctx, op, username); err != nil {
 		return err
 	}
-	code, err := scriptDeleteUser.Run(ctx, s.client, []string{s.userKey(username), s.userIDsKey}).Int()
+	cmd, werr := s.runDurably(ctx, op, username, scriptDeleteUser, changedOK, []string{s.userKey(username), s.userIDsKey})
+	if werr != nil {
+		return werr
+	}
+	code, err := cmd.Int()
 	if err != nil {
 		return redisError(op, username, err)
 	}

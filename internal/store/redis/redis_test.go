@@ -363,17 +363,26 @@ func testCacheInvalidation(t *testing.T, urls string) {
 		return errors.Is(err, store.ErrNotFound)
 	})
 
-	// Unknown ids are not cached.
+	// Unknown ids are cached too: a direct write (no message) stays
+	// unseen, and a CreateClient at A, which publishes the id, makes it
+	// known at B at once.
 	if _, err := b.GetClient(ctx, "later"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("B: GetClient(later): got error %v, want %v", err, store.ErrNotFound)
 	}
-	later, _ := json.Marshal(store.Client{ID: "later", Name: "later"})
+	later, _ := json.Marshal(store.Client{ID: "later", Name: "sneaky"})
 	if err := admin.HSet(ctx, "issuer:{clients}", "later", later).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if got := name(b, "later"); got != "later" {
-		t.Errorf("B: GetClient(later) after it was written = %q, want later", got)
+	if _, err := b.GetClient(ctx, "later"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("B: GetClient(later) right after a direct write: got error %v, want the cached %v", err, store.ErrNotFound)
 	}
+	if err := admin.HDel(ctx, "issuer:{clients}", "later").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateClient(ctx, store.Client{ID: "later", Name: "later"}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 2*time.Second, func() bool { return name(b, "later") == "later" })
 
 	// Keys: a change on A is reported by B's KeyChanges.
 	if err := a.AddKey(ctx, store.Key{ID: "k"}); err != nil {

@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) store.S
 		tests []subtest
 	}{
 		{"Clients", clientTests},
+		{"ClientCAS", clientCASTests},
 		{"Families", familyTests},
 		{"RevokedTokens", revokedTokenTests},
 		{"SingleUse", singleUseTests},
