@@ -99,6 +99,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		PasswordWindow:          cfg.PasswordFailureWindow,
 		UserFailures:            cfg.PasswordFailuresPerUser,
 		PasswordAddressFailures: cfg.PasswordFailuresPerAddress,
+		AdminFailures:           cfg.AdminFailuresPerAddress,
 		Now:                     now,
 		OnLimited:               m.Limited,
 		Logger:                  log,
@@ -163,6 +164,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			PasswordGrant: cfg.PasswordGrant,
 			Passwords:     passwords, // the grant's: one bound on concurrent hashing
 			Lockouts:      limiter,   // the grant's per-username locks
+			Limiter:       limiter,
 			Now:           now,
 		}, s.store, s.keys, hasher, log)
 	}
