@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,30 +88,7 @@ func TestServeCommand(t *testing.T) {
 		"ISSUER_DATA_DIR": filepath.Join(dir, "data"), "ISSUER_ADMIN_TOKEN": adminToken,
 	}
 	getenv := func(k string) string { return env[k] }
-	start := func() (stop func() string) {
-		ctx, cancel := context.WithCancel(context.Background())
-		var logs testutil.Buffer
-		done := make(chan int)
-		go func() { done <- run(ctx, []string{"serve"}, getenv, nil, &logs, &logs) }()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if code := run(context.Background(), []string{"healthcheck"}, getenv, nil, io.Discard, io.Discard); code == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				cancel()
-				t.Fatalf("server not ready: %s", logs.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		return func() string {
-			cancel()
-			if code := <-done; code != 0 {
-				t.Errorf("serve exited %d: %s", code, logs.String())
-			}
-			return logs.String()
-		}
-	}
+	start := func() (stop func() string) { return startServe(t, getenv) }
 	kid := func() string {
 		resp, err := http.Get("http://" + addr + "/.well-known/jwks.json")
 		if err != nil {
@@ -160,6 +138,83 @@ func TestServeCommand(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("client created before the restart: token status %d", resp.StatusCode)
+	}
+}
+
+// startServe runs `issuer serve` in this process with getenv until
+// `issuer healthcheck` (with the same environment) passes; stop ends it
+// and returns everything it wrote.
+func startServe(t *testing.T, getenv func(string) string) (stop func() string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs testutil.Buffer
+	done := make(chan int)
+	go func() { done <- run(ctx, []string{"serve"}, getenv, nil, &logs, &logs) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if code := run(context.Background(), []string{"healthcheck"}, getenv, nil, io.Discard, io.Discard); code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("server not ready: %s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return func() string {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited %d: %s", code, logs.String())
+		}
+		return logs.String()
+	}
+}
+
+// TestServeWarnsBehindPlatformProxy: with PORT set (Heroku and other
+// platforms that route every request through their own proxy) and no
+// proxy trusted, `issuer serve` logs one warning at start-up that names
+// the settings to fix; trusting the router silences it, and without PORT
+// there is none.
+func TestServeWarnsBehindPlatformProxy(t *testing.T) {
+	warnings := func(logs string) []string {
+		var out []string
+		for _, line := range strings.Split(logs, "\n") {
+			if strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, "PORT") {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		warns int
+	}{
+		{"PORT, no proxy trusted", map[string]string{}, 1},
+		{"PORT, the router trusted by hops", map[string]string{"ISSUER_TRUSTED_PROXY_HOPS": "1"}, 0},
+		{"PORT, proxies trusted", map[string]string{"ISSUER_TRUSTED_PROXIES": "10.0.0.0/8"}, 0},
+		{"ISSUER_ADDR, no PORT", map[string]string{"PORT": ""}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := strconv.Itoa(testutil.FreePort(t))
+			env := map[string]string{"PORT": port, "ISSUER_URL": "http://127.0.0.1:" + port, "ISSUER_DATA_DIR": t.TempDir(),
+				"ISSUER_SHUTDOWN_DRAIN_DELAY": "0s"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			if env["PORT"] == "" {
+				env["ISSUER_ADDR"] = "127.0.0.1:" + port
+			}
+			logs := startServe(t, func(k string) string { return env[k] })()
+			got := warnings(logs)
+			if len(got) != tc.warns {
+				t.Fatalf("%d warnings about PORT, want %d: %s", len(got), tc.warns, logs)
+			}
+			if tc.warns > 0 && (!strings.Contains(got[0], "ISSUER_TRUSTED_PROXY_HOPS=1") || !strings.Contains(got[0], "ISSUER_TRUSTED_PROXIES")) {
+				t.Errorf("the warning does not say what to set: %s", got[0])
+			}
+		})
 	}
 }
 

@@ -34,12 +34,27 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return 1
 	}
 	log := newLogger(stdout, cfg.LogLevel)
+	warnUntrustedPlatformProxy(log, cfg, getenv)
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("server stopped", "err", err)
 		fmt.Fprintf(stderr, "issuer: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// warnUntrustedPlatformProxy logs one warning when PORT is set, as
+// platforms that route every request through their own proxy (Heroku's
+// router) do, and no proxy is trusted: every request then seems to come
+// from the proxy, and one client's failed authentications get every client
+// refused by the per-address limits.
+func warnUntrustedPlatformProxy(log *slog.Logger, cfg config.Config, getenv func(string) string) {
+	if getenv("PORT") == "" || cfg.TrustedProxies != "" || cfg.TrustedProxyHops > 0 {
+		return
+	}
+	log.Warn("PORT is set, as on Heroku, but no proxy is trusted: every request seems to come from the platform's router, " +
+		"so one client's failed authentications get every client refused (429); behind Heroku's router set " +
+		"ISSUER_TRUSTED_PROXY_HOPS=1, behind proxies of known networks set ISSUER_TRUSTED_PROXIES")
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

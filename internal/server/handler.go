@@ -83,6 +83,11 @@ type HandlerConfig struct {
 	// X-Forwarded-For (the client address) and X-Request-Id are believed;
 	// empty trusts nobody.
 	TrustedProxies []netip.Prefix
+	// TrustedProxyHops, when more than 0, replaces TrustedProxies: every
+	// peer is the last of that many proxies, and the client address is the
+	// X-Forwarded-For entry that many places from the right
+	// (request.Hops).
+	TrustedProxyHops int
 }
 
 // Handler is the issuer's HTTP interface: the routes and what every request
@@ -93,12 +98,17 @@ type Handler struct {
 	metaDoc  *document
 	jwksDoc  atomic.Pointer[document] // the last JWK Set served
 	draining chan struct{}
-	proxies  request.Proxies
+	// clientAddr finds the client address and whether a proxy's headers
+	// were believed (request.Proxies or request.Hops).
+	clientAddr func(*http.Request) (netip.Addr, bool)
 }
 
 // NewHandler builds the handler.
 func NewHandler(cfg HandlerConfig) (*Handler, error) {
-	s := &Handler{cfg: cfg, mux: http.NewServeMux(), draining: make(chan struct{}), proxies: request.Proxies(cfg.TrustedProxies)}
+	s := &Handler{cfg: cfg, mux: http.NewServeMux(), draining: make(chan struct{}), clientAddr: request.Proxies(cfg.TrustedProxies).ClientAddr}
+	if cfg.TrustedProxyHops > 0 {
+		s.clientAddr = request.Hops(cfg.TrustedProxyHops).ClientAddr
+	}
 	md, err := s.buildMetadata()
 	if err != nil {
 		return nil, err
@@ -163,12 +173,12 @@ func methodName(m string) string {
 // ServeHTTP serves a request. It gives the request an id — the
 // X-Request-Id of a trusted proxy when it sends a sane one, a new random one
 // otherwise — echoed in the X-Request-Id response header, and a client
-// address (see request.Proxies.ClientAddr); both travel in the request
+// address (see request.Proxies.ClientAddr and request.Hops.ClientAddr); both travel in the request
 // context, and every log line written with that context carries the id.
 // Then it logs the request and observes it in the metrics.
 func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	client, viaProxy := s.proxies.ClientAddr(r)
+	client, viaProxy := s.clientAddr(r)
 	id := r.Header.Get("X-Request-Id")
 	if !viaProxy || !request.ValidID(id) {
 		id = request.NewID()

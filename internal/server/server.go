@@ -169,20 +169,21 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		}, s.store, s.keys, hasher, log)
 	}
 	s.handler, err = NewHandler(HandlerConfig{
-		Issuer:         cfg.URL,
-		GrantTypes:     grants,
-		SigningAlg:     s.keys.Alg(),
-		Token:          tokens,
-		Introspect:     http.HandlerFunc(tokens.Introspection),
-		Revoke:         http.HandlerFunc(tokens.Revocation),
-		Admin:          adm,
-		SimpleJWT:      compat,
-		SimpleJWTPath:  cfg.SimpleJWTPath,
-		Keys:           s.keys,
-		Store:          s.store,
-		Logger:         log,
-		Metrics:        m,
-		TrustedProxies: cfg.TrustedProxyNets(),
+		Issuer:           cfg.URL,
+		GrantTypes:       grants,
+		SigningAlg:       s.keys.Alg(),
+		Token:            tokens,
+		Introspect:       http.HandlerFunc(tokens.Introspection),
+		Revoke:           http.HandlerFunc(tokens.Revocation),
+		Admin:            adm,
+		SimpleJWT:        compat,
+		SimpleJWTPath:    cfg.SimpleJWTPath,
+		Keys:             s.keys,
+		Store:            s.store,
+		Logger:           log,
+		Metrics:          m,
+		TrustedProxies:   cfg.TrustedProxyNets(),
+		TrustedProxyHops: int(cfg.TrustedProxyHops),
 	})
 	if err != nil {
 		return fail(err)
