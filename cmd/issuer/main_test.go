@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -242,5 +243,52 @@ func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if code := run(context.Background(), []string{"version"}, os.Getenv, nil, &out, io.Discard); code != 0 || !strings.HasPrefix(out.String(), "issuer ") {
 		t.Errorf("version: %d %q", code, out.String())
+	}
+}
+
+// TestAdminListenerCLI runs `issuer serve` with an admin listener
+// (ISSUER_ADMIN_ADDR): the CLI finds the admin API from the same
+// environment (as `docker exec` or `kubectl exec` into the issuer's
+// container does), or from ISSUER_ADMIN_URL, while ISSUER_URL alone now
+// reaches the main listener, which has no admin API; healthcheck checks
+// both listeners.
+func TestAdminListenerCLI(t *testing.T) {
+	addr, adminAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	env := map[string]string{
+		"ISSUER_ADDR": addr, "ISSUER_URL": "http://" + addr, "ISSUER_ADMIN_ADDR": adminAddr,
+		"ISSUER_DATA_DIR": t.TempDir(), "ISSUER_ADMIN_TOKEN": adminToken, "ISSUER_SHUTDOWN_DRAIN_DELAY": "0s",
+	}
+	stop := startServe(t, func(k string) string { return env[k] })
+	defer stop()
+	clients := func(env map[string]string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"clients", "list", "--json"}, func(k string) string { return env[k] }, nil, &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	if code, out := clients(env); code != 0 || !strings.Contains(out, `"clients"`) {
+		t.Errorf("with the server's environment (ISSUER_ADMIN_ADDR): exit %d: %s", code, out)
+	}
+	viaURL := map[string]string{"ISSUER_ADMIN_URL": "http://" + adminAddr, "ISSUER_URL": "http://" + addr, "ISSUER_ADMIN_TOKEN": adminToken}
+	if code, out := clients(viaURL); code != 0 {
+		t.Errorf("with ISSUER_ADMIN_URL: exit %d: %s", code, out)
+	}
+	if code, out := clients(map[string]string{"ISSUER_URL": "http://" + addr, "ISSUER_ADMIN_TOKEN": adminToken}); code == 0 || !strings.Contains(out, "not_found") {
+		t.Errorf("with ISSUER_URL only (the main listener): exit %d: %s; want a 404", code, out)
+	}
+
+	var errb bytes.Buffer
+	if code := run(context.Background(), []string{"healthcheck"}, func(k string) string { return env[k] }, nil, io.Discard, &errb); code != 0 {
+		t.Errorf("healthcheck of both listeners: exit %d: %s", code, errb.String())
+	}
+	nothing := testutil.FreeAddr(t) // the admin listener is not there
+	errb.Reset()
+	code := run(context.Background(), []string{"healthcheck"}, func(k string) string {
+		if k == "ISSUER_ADMIN_ADDR" {
+			return nothing
+		}
+		return env[k]
+	}, nil, io.Discard, &errb)
+	if _, port, _ := net.SplitHostPort(nothing); code == 0 || !strings.Contains(errb.String(), ":"+port+"/readyz") {
+		t.Errorf("healthcheck with the admin listener down: exit %d: %s; want a failure naming it", code, errb.String())
 	}
 }

@@ -100,7 +100,8 @@ func onSignal(ctx context.Context, sig os.Signal) <-chan struct{} {
 	return out
 }
 
-// runHealthcheck asks the local server's /readyz; exit 0 when ready.
+// runHealthcheck asks the local server's /readyz, on the admin listener
+// too when admin_addr is set; exit 0 when both are ready.
 func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("issuer healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -113,23 +114,29 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 		fmt.Fprintf(stderr, "issuer: configuration: %v\n", err)
 		return 1
 	}
-	host, port, _ := net.SplitHostPort(cfg.Addr)
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	url := "http://" + net.JoinHostPort(host, port) + "/readyz"
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		fmt.Fprintf(stderr, "issuer: healthcheck: %s is not reachable: %v\n", url, err)
-		return 1
+	addrs := []string{cfg.Addr}
+	if cfg.AdminAddr != "" {
+		addrs = append(addrs, cfg.AdminAddr)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "issuer: healthcheck: %s answered %s\n", url, resp.Status)
-		return 1
+	for _, addr := range addrs {
+		host, port, _ := net.SplitHostPort(addr)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		url := "http://" + net.JoinHostPort(host, port) + "/readyz"
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintf(stderr, "issuer: healthcheck: %s is not reachable: %v\n", url, err)
+			return 1
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			fmt.Fprintf(stderr, "issuer: healthcheck: %s answered %s\n", url, resp.Status)
+			return 1
+		}
 	}
 	fmt.Fprintln(stdout, "ready")
 	return 0

@@ -32,6 +32,20 @@ const (
 	PathMetrics    = "/metrics"
 )
 
+// Listener says which routes a Handler serves.
+type Listener int
+
+const (
+	// ListenerAll serves every route on one listener: the OAuth endpoints,
+	// the documents, health, the admin API and the metrics.
+	ListenerAll Listener = iota
+	// ListenerPublic serves all but the admin API and the metrics, which
+	// answer 404: another listener (ListenerAdmin) serves them.
+	ListenerPublic
+	// ListenerAdmin serves the admin API, the metrics and health only.
+	ListenerAdmin
+)
+
 // JWKS provides the JWK Set document (keys.Keys).
 type JWKS interface {
 	JWKS() (body []byte, etag string, maxAge time.Duration)
@@ -67,6 +81,12 @@ type HandlerConfig struct {
 	Introspect, Revoke http.Handler
 	// Admin serves /admin/; nil turns the admin API off.
 	Admin http.Handler
+	// AdminURL is the base URL of the admin API, which starts the
+	// metadata's registration_endpoint; Issuer when empty.
+	AdminURL string
+	// Listener is which routes this handler serves; ListenerAll, the zero
+	// value, serves them all.
+	Listener Listener
 	// SimpleJWT, when not nil, serves the SimpleJWT-compatible endpoints
 	// under SimpleJWTPath (which ends with a slash).
 	SimpleJWT     http.Handler
@@ -115,27 +135,31 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	}
 	s.metaDoc = newDocument(md, etag(md), time.Hour)
 
-	s.mux.Handle(PathToken, cfg.Token)
-	s.mux.Handle(PathIntrospect, cfg.Introspect)
-	s.mux.Handle(PathRevoke, cfg.Revoke)
-	s.handleGET(PathMetadata, s.serveMetadata)
-	// RFC 8414 §3.1: an issuer with a path (https://host/auth) has its
-	// metadata at /.well-known/oauth-authorization-server/auth on the host.
-	if u, err := url.Parse(cfg.Issuer); err == nil && strings.Trim(u.Path, "/") != "" {
-		s.handleGET(PathMetadata+"/"+strings.Trim(u.Path, "/"), s.serveMetadata)
+	public, operator := cfg.Listener != ListenerAdmin, cfg.Listener != ListenerPublic
+	if public {
+		s.mux.Handle(PathToken, cfg.Token)
+		s.mux.Handle(PathIntrospect, cfg.Introspect)
+		s.mux.Handle(PathRevoke, cfg.Revoke)
+		s.handleGET(PathMetadata, s.serveMetadata)
+		// RFC 8414 §3.1: an issuer with a path (https://host/auth) has its
+		// metadata at /.well-known/oauth-authorization-server/auth on the host.
+		if u, err := url.Parse(cfg.Issuer); err == nil && strings.Trim(u.Path, "/") != "" {
+			s.handleGET(PathMetadata+"/"+strings.Trim(u.Path, "/"), s.serveMetadata)
+		}
+		s.handleGET(PathJWKS, s.serveJWKS)
+		if cfg.SimpleJWT != nil {
+			s.mux.Handle(cfg.SimpleJWTPath, cfg.SimpleJWT)
+		}
 	}
-	s.handleGET(PathJWKS, s.serveJWKS)
+	// Both listeners answer the probes, and both turn unready on shutdown.
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
-	if cfg.Metrics != nil {
+	if operator && cfg.Metrics != nil {
 		s.mux.Handle("GET "+PathMetrics, cfg.Metrics)
 	}
-	if cfg.SimpleJWT != nil {
-		s.mux.Handle(cfg.SimpleJWTPath, cfg.SimpleJWT)
-	}
-	if cfg.Admin != nil {
+	if operator && cfg.Admin != nil {
 		s.mux.Handle(PathAdmin, cfg.Admin)
 		s.mux.Handle(PathRegister, cfg.Admin)
 	}
@@ -345,7 +369,11 @@ func (s *Handler) buildMetadata() ([]byte, error) {
 		md.AccessTokenSharedSecretUsed = s.cfg.SigningAlg == "HS256"
 	}
 	if s.cfg.Admin != nil {
-		md.RegistrationEndpoint = iss + PathRegister
+		base := strings.TrimSuffix(s.cfg.AdminURL, "/")
+		if base == "" {
+			base = iss
+		}
+		md.RegistrationEndpoint = base + PathRegister
 	}
 	return json.MarshalIndent(md, "", "  ")
 }

@@ -22,11 +22,11 @@ func trustProxies(nets string) func(*config.Config) {
 	return func(c *config.Config) { c.TrustedProxies = nets }
 }
 
-// scrape fetches /metrics, checks it is the Prometheus text format, and
+// scrape fetches /metrics (from the admin listener when there is one), checks it is the Prometheus text format, and
 // parses it with the Prometheus parser.
 func (ti *testIssuer) scrape(t *testing.T) (map[string]*dto.MetricFamily, string) {
 	t.Helper()
-	resp, err := http.Get(ti.base + "/metrics")
+	resp, err := http.Get(ti.adminAt() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
