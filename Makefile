@@ -68,7 +68,7 @@ demo:
 	$(COMPOSE) up --build --wait
 	@echo "issuer: https://localhost:8443  (curl --cacert deploy/tls/issuer.crt ...)"
 	@echo "API:    http://localhost:8090/v1/items"
-	@echo "admin:  $(COMPOSE) exec issuer-1 issuer clients create --url http://localhost:8080 --name demo --scope 'read write' --audience https://api.example.com"
+	@echo "admin:  $(COMPOSE) exec issuer-1 issuer clients create --name demo --scope 'read write' --audience https://api.example.com"
 	@echo "stop:   make demo-down"
 
 demo-down:

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/issuer-oauth/issuer/internal/adminapi"
+	"github.com/issuer-oauth/issuer/internal/config"
 )
 
 const (
@@ -141,7 +142,8 @@ func (g adminGroup) usage(w io.Writer) {
 	fmt.Fprintf(w, "\nCommon flags (after the subcommand):\n%s\nRun \"issuer %s SUBCOMMAND -h\" for the flags of one subcommand.\n", commonFlagsHelp, g.name)
 }
 
-const commonFlagsHelp = `  --url URL            base URL of the issuer (default $ISSUER_URL, else ` + defaultIssuerURL + `)
+const commonFlagsHelp = `  --url URL            base URL of the admin API (default $ISSUER_ADMIN_URL, else
+                       http:// and $ISSUER_ADMIN_ADDR, else $ISSUER_URL, else ` + defaultIssuerURL + `)
   --admin-token TOKEN  admin API bearer token (default $ISSUER_ADMIN_TOKEN)
   --json               print the server's JSON response instead of text
   --timeout DURATION   give up after this long (default 10s)
@@ -254,7 +256,7 @@ type commonFlags struct {
 func (c *commonFlags) register(fs *flag.FlagSet) {
 	// The defaults from the environment are applied in resolve, not here, so
 	// that the usage never shows the admin token.
-	fs.StringVar(&c.url, "url", "", "base `URL` of the issuer (default $ISSUER_URL, else "+defaultIssuerURL+")")
+	fs.StringVar(&c.url, "url", "", "base `URL` of the admin API (default $ISSUER_ADMIN_URL, else http:// and $ISSUER_ADMIN_ADDR, else $ISSUER_URL, else "+defaultIssuerURL+")")
 	fs.StringVar(&c.token, "admin-token", "", "admin API bearer `token` (default $ISSUER_ADMIN_TOKEN)")
 	fs.BoolVar(&c.json, "json", false, "print the server's JSON response instead of text")
 	fs.DurationVar(&c.timeout, "timeout", defaultTimeout, "give up after this long; 0 waits forever")
@@ -264,7 +266,16 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 // admin token is reported by the first request, after the subcommand has
 // checked its own flags.
 func (c *commonFlags) resolve(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) (*adminCLI, error) {
+	// The admin API may have a listener of its own (admin_addr): its URL,
+	// or the address the server reads from the same environment, comes
+	// before the issuer's.
 	raw, source := c.url, "--url"
+	if raw == "" {
+		raw, source = getenv("ISSUER_ADMIN_URL"), "ISSUER_ADMIN_URL"
+	}
+	if addr := getenv("ISSUER_ADMIN_ADDR"); raw == "" && addr != "" {
+		raw, source = config.AdminListenURL(addr), "ISSUER_ADMIN_ADDR"
+	}
 	if raw == "" {
 		raw, source = getenv("ISSUER_URL"), "ISSUER_URL"
 	}

@@ -34,12 +34,27 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return 1
 	}
 	log := newLogger(stdout, cfg.LogLevel)
+	warnUntrustedPlatformProxy(log, cfg, getenv)
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("server stopped", "err", err)
 		fmt.Fprintf(stderr, "issuer: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// warnUntrustedPlatformProxy logs one warning when PORT is set, as
+// platforms that route every request through their own proxy (Heroku's
+// router) do, and no proxy is trusted: every request then seems to come
+// from the proxy, and one client's failed authentications get every client
+// refused by the per-address limits.
+func warnUntrustedPlatformProxy(log *slog.Logger, cfg config.Config, getenv func(string) string) {
+	if getenv("PORT") == "" || cfg.TrustedProxies != "" || cfg.TrustedProxyHops > 0 {
+		return
+	}
+	log.Warn("PORT is set, as on Heroku, but no proxy is trusted: every request seems to come from the platform's router, " +
+		"so one client's failed authentications get every client refused (429); behind Heroku's router set " +
+		"ISSUER_TRUSTED_PROXY_HOPS=1, behind proxies of known networks set ISSUER_TRUSTED_PROXIES")
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -85,7 +100,8 @@ func onSignal(ctx context.Context, sig os.Signal) <-chan struct{} {
 	return out
 }
 
-// runHealthcheck asks the local server's /readyz; exit 0 when ready.
+// runHealthcheck asks the local server's /readyz, on the admin listener
+// too when admin_addr is set; exit 0 when both are ready.
 func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("issuer healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -98,23 +114,29 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 		fmt.Fprintf(stderr, "issuer: configuration: %v\n", err)
 		return 1
 	}
-	host, port, _ := net.SplitHostPort(cfg.Addr)
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	url := "http://" + net.JoinHostPort(host, port) + "/readyz"
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		fmt.Fprintf(stderr, "issuer: healthcheck: %s is not reachable: %v\n", url, err)
-		return 1
+	addrs := []string{cfg.Addr}
+	if cfg.AdminAddr != "" {
+		addrs = append(addrs, cfg.AdminAddr)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "issuer: healthcheck: %s answered %s\n", url, resp.Status)
-		return 1
+	for _, addr := range addrs {
+		host, port, _ := net.SplitHostPort(addr)
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		url := "http://" + net.JoinHostPort(host, port) + "/readyz"
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintf(stderr, "issuer: healthcheck: %s is not reachable: %v\n", url, err)
+			return 1
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			fmt.Fprintf(stderr, "issuer: healthcheck: %s answered %s\n", url, resp.Status)
+			return 1
+		}
 	}
 	fmt.Fprintln(stdout, "ready")
 	return 0

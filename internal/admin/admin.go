@@ -19,7 +19,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -27,6 +29,8 @@ import (
 	"github.com/issuer-oauth/issuer/internal/adminapi"
 	"github.com/issuer-oauth/issuer/internal/keys"
 	"github.com/issuer-oauth/issuer/internal/oauth"
+	"github.com/issuer-oauth/issuer/internal/ratelimit"
+	"github.com/issuer-oauth/issuer/internal/request"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/userimport"
@@ -78,8 +82,18 @@ type Config struct {
 	// Lockouts tells and clears the lockouts of usernames after failed
 	// logins; nil means that no username is ever locked.
 	Lockouts Lockouts
+	// Limiter, when not nil, counts wrong admin tokens per source address
+	// and refuses an address over its limit.
+	Limiter Limiter
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+}
+
+// Limiter limits the guessing of the admin token (ratelimit.Limiter):
+// failed admin authentications per source address (request.ClientAddr).
+type Limiter interface {
+	AllowAdmin(ctx context.Context, addr netip.Addr) ratelimit.Decision
+	AdminFailed(ctx context.Context, addr netip.Addr)
 }
 
 // Handler serves /admin/.
@@ -134,9 +148,29 @@ func New(cfg Config, st Store, km KeyManager, hasher *secret.Hasher, log *slog.L
 }
 
 // ServeHTTP checks the admin token, then routes the call.
+//
+// With a Limiter, a call from an address that has presented too many wrong
+// tokens gets 429 temporarily_unavailable with Retry-After before its
+// token is looked at, the right token included: otherwise an attacker
+// could go on guessing and learn from the answer when a guess is right.
+// Every call that presents an Authorization header and is refused counts
+// as a failure; calls without one (a CLI without its token) do not.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	addr := request.ClientAddr(r)
+	if h.cfg.Limiter != nil {
+		if d := h.cfg.Limiter.AllowAdmin(r.Context(), addr); d.Refused() {
+			secs := int64((d.RetryAfter + time.Second - 1) / time.Second)
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			writeError(w, http.StatusTooManyRequests, "temporarily_unavailable",
+				fmt.Sprintf("too many failed admin authentications from this address; retry after %d seconds", secs))
+			return
+		}
+	}
 	if !h.authorized(r) {
+		if h.cfg.Limiter != nil && r.Header.Get("Authorization") != "" {
+			h.cfg.Limiter.AdminFailed(r.Context(), addr)
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="issuer-admin"`)
 		writeError(w, http.StatusUnauthorized, "invalid_token", "the admin API needs Authorization: Bearer <ISSUER_ADMIN_TOKEN>")
 		return

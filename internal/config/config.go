@@ -43,6 +43,19 @@ type Config struct {
 	// Empty, the default, turns the admin API off.
 	AdminToken string `yaml:"admin_token" env:"ISSUER_ADMIN_TOKEN"`
 
+	// AdminAddr, when not empty, is a second listen address (host:port with a
+	// numeric port) that alone serves the admin API and /metrics (and
+	// /healthz and /readyz); the listener on Addr then answers 404 for them.
+	// It must differ from Addr. Empty, the default, serves everything on Addr.
+	AdminAddr string `yaml:"admin_addr" env:"ISSUER_ADMIN_ADDR"`
+
+	// AdminURL is the base URL at which admins reach the AdminAddr listener,
+	// an absolute http or https URL like URL: the metadata's
+	// registration_endpoint starts with it. Only with AdminAddr. Empty, the
+	// default, means http:// and AdminAddr, with localhost for an empty or
+	// unspecified host (see AdminBaseURL). Load removes a trailing slash.
+	AdminURL string `yaml:"admin_url" env:"ISSUER_ADMIN_URL"`
+
 	// RedisURL is one redis:// or rediss:// URL, or for Redis Cluster a
 	// comma-separated list of seed-node URLs; with RedisSentinelMaster, the
 	// URL or comma-separated URLs of the Sentinels. Empty, the default,
@@ -141,6 +154,15 @@ type Config struct {
 	// the default, trusts no proxy.
 	TrustedProxies string `yaml:"trusted_proxies" env:"ISSUER_TRUSTED_PROXIES"`
 
+	// TrustedProxyHops, when more than 0, trusts every direct peer as the
+	// last of that many proxies, each of which appends to X-Forwarded-For the
+	// address it received the request from: the client address is the entry
+	// that many places from the right (the rightmost with 1). It is for
+	// platforms whose instances can be reached only through proxies of
+	// unknown addresses, such as Heroku's router (1). 0 to 10, and 0 when
+	// TrustedProxies is set. Default 0.
+	TrustedProxyHops int64 `yaml:"trusted_proxy_hops" env:"ISSUER_TRUSTED_PROXY_HOPS"`
+
 	// AuthFailureWindow is the window in which failed client authentications
 	// are counted, 1s to 24h. Default 1m.
 	AuthFailureWindow time.Duration `yaml:"auth_failure_window" env:"ISSUER_AUTH_FAILURE_WINDOW"`
@@ -156,6 +178,12 @@ type Config struct {
 	// (429) for it until the window ends; addresses without failures are
 	// still served. 0 turns the limit off. 0 to 1000000. Default 50.
 	AuthFailuresPerClient int64 `yaml:"auth_failures_per_client" env:"ISSUER_AUTH_FAILURES_PER_CLIENT"`
+
+	// AdminFailuresPerAddress is how many wrong admin tokens one source
+	// address may present per AuthFailureWindow before every admin API call
+	// from it is refused (429) until the window ends, the right token
+	// included; 0 turns the limit off. 0 to 1000000. Default 10.
+	AdminFailuresPerAddress int64 `yaml:"admin_failures_per_address" env:"ISSUER_ADMIN_FAILURES_PER_ADDRESS"`
 
 	// TokenQuotaPerMinute is how many token requests one client may make per
 	// minute (429 beyond); 0, the default, means no quota. 0 to 1000000.
@@ -251,6 +279,8 @@ func Default() Config {
 		AuthFailureWindow:      time.Minute,
 		AuthFailuresPerAddress: 20,
 		AuthFailuresPerClient:  50,
+
+		AdminFailuresPerAddress: 10,
 
 		PasswordHashMemoryKiB:      19456,
 		PasswordHashIterations:     2,
@@ -380,6 +410,7 @@ func (c Config) problems() []problem {
 	if msg := checkAddr(c.Addr); msg != "" {
 		add("addr", "%s", msg)
 	}
+	ps = append(ps, c.adminListenerProblems()...)
 	if n := utf8.RuneCountInString(c.AdminToken); n > 0 && n < minSecretLen {
 		add("admin_token", "is %d characters long; use at least %d random characters "+
 			"(for example from openssl rand -base64 32), or leave it empty to turn the admin API off",

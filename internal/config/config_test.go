@@ -70,6 +70,8 @@ func TestDefault(t *testing.T) {
 		AuthFailuresPerAddress: 20,
 		AuthFailuresPerClient:  50,
 
+		AdminFailuresPerAddress: 10,
+
 		PasswordHashMemoryKiB:      19456,
 		PasswordHashIterations:     2,
 		PasswordHashParallelism:    1,
@@ -178,6 +180,8 @@ log_level: debug
 		AuthFailuresPerAddress: 5,
 		TokenQuotaPerMinute:    120,
 
+		AdminFailuresPerAddress: 10,
+
 		PasswordHashMemoryKiB:      19456,
 		PasswordHashIterations:     2,
 		PasswordHashParallelism:    1,
@@ -264,6 +268,8 @@ func TestEnvOverridesFile(t *testing.T) {
 func TestEveryEnvVar(t *testing.T) {
 	values := map[string]string{
 		"url": "https://x.example.com", "addr": ":1", "admin_token": token,
+		"admin_addr": "127.0.0.1:9090", "admin_url": "http://admin.internal:9090",
+		"trusted_proxy_hops": "1", "admin_failures_per_address": "3",
 		"redis_url": "redis://r:6379", "redis_sentinel_master": "mymaster",
 		"data_dir": "/d", "signing_alg": "RS256",
 		"rsa_key_bits": "3072", "key_rotation_period": "0s", "jwks_max_age": "1m", "keys_dir": "/keys",
@@ -292,6 +298,10 @@ func TestEveryEnvVar(t *testing.T) {
 				m["ISSUER_REDIS_URL"] = values["redis_url"]
 				m["ISSUER_SECRET"] = secret
 			}
+			needsAdminAddr := s.key == "admin_url"
+			if needsAdminAddr {
+				m["ISSUER_ADMIN_ADDR"] = values["admin_addr"]
+			}
 			got, err := Load("", env(m))
 			if err != nil {
 				t.Fatalf("Load: %v", err)
@@ -303,6 +313,9 @@ func TestEveryEnvVar(t *testing.T) {
 			if needsRedis {
 				want.RedisURL = values["redis_url"]
 				want.Secret = secret
+			}
+			if needsAdminAddr {
+				want.AdminAddr = values["admin_addr"]
 			}
 			if got != want {
 				t.Errorf("Load = %v, want %v", got, want)
@@ -366,6 +379,25 @@ func TestValidate(t *testing.T) {
 		{"url userinfo", func(c *Config) { c.URL = "https://u:" + redisP + "@a.example.com" }, `ISSUER_URL (url): "https://u:REDACTED@a.example.com" contains user info (user@); remove it`},
 		{"url unparsable", func(c *Config) { c.URL = "https://a b.example.com" }, `ISSUER_URL (url): is not a valid URL; set the public base URL of the issuer, such as https://auth.example.com`},
 		{"url bad port", func(c *Config) { c.URL = "https://a.example.com:99999" }, `ISSUER_URL (url): "https://a.example.com:99999" has port "99999"; use a number from 1 to 65535`},
+		// admin_addr, admin_url
+		{"admin addr", func(c *Config) { c.AdminAddr = "127.0.0.1:9090" }, ""},
+		{"admin addr same host other port", func(c *Config) { c.Addr, c.AdminAddr = "127.0.0.1:8080", "127.0.0.1:9090" }, ""},
+		{"admin addr other host same port", func(c *Config) { c.Addr, c.AdminAddr = "192.0.2.1:8080", "127.0.0.1:8080" }, ""},
+		{"admin addr and url", func(c *Config) { c.AdminAddr, c.AdminURL = ":9090", "http://issuer-admin.issuer.svc:9090" }, ""},
+		{"admin addr port 0", func(c *Config) { c.Addr, c.AdminAddr = ":0", ":0" }, ""},
+		{"admin addr bad", func(c *Config) { c.AdminAddr = "9090" }, `ISSUER_ADMIN_ADDR (admin_addr): "9090" is not a listen address host:port such as :9090 or 127.0.0.1:9090`},
+		{"admin addr bad port", func(c *Config) { c.AdminAddr = ":admin" }, `ISSUER_ADMIN_ADDR (admin_addr): ":admin" has port "admin"; use a number from 0 to 65535, such as :9090`},
+		{"admin addr is addr", func(c *Config) { c.AdminAddr = "127.0.0.1:8080" }, `ISSUER_ADMIN_ADDR (admin_addr): "127.0.0.1:8080" is the listen address of ISSUER_ADDR (addr) too; give the admin listener its own port, such as 127.0.0.1:9090, or leave admin_addr empty to serve the admin API on addr`},
+		{"admin url without addr", func(c *Config) { c.AdminURL = "http://admin.internal:9090" }, `ISSUER_ADMIN_URL (admin_url): is set but ISSUER_ADMIN_ADDR (admin_addr) is empty: the admin API is then served at ISSUER_URL (url); set admin_addr to give it a listener of its own, or leave admin_url empty`},
+		{"admin url relative", func(c *Config) { c.AdminAddr, c.AdminURL = ":9090", "admin:9090" }, `ISSUER_ADMIN_URL (admin_url): "admin:9090" is not an absolute http or https URL; use one such as http://issuer-admin.internal:9090`},
+		{"admin url query", func(c *Config) { c.AdminAddr, c.AdminURL = ":9090", "http://a:9090?x" }, `ISSUER_ADMIN_URL (admin_url): "http://a:9090?x" has a query (?...); remove it`},
+		// trusted_proxy_hops
+		{"proxy hops", func(c *Config) { c.TrustedProxyHops = 1 }, ""},
+		{"proxy hops negative", func(c *Config) { c.TrustedProxyHops = -1 }, `ISSUER_TRUSTED_PROXY_HOPS (trusted_proxy_hops): -1 is out of range; use 0 (off) to 10, such as 1 behind Heroku's router`},
+		{"proxy hops with proxies", func(c *Config) { c.TrustedProxyHops, c.TrustedProxies = 1, "10.0.0.0/8" }, `ISSUER_TRUSTED_PROXY_HOPS (trusted_proxy_hops): is 1 but ISSUER_TRUSTED_PROXIES (trusted_proxies) is set too; use trusted_proxies when you know your proxies' networks, trusted_proxy_hops only when every peer is a proxy of unknown address (Heroku), not both`},
+		// admin_failures_per_address
+		{"admin failures off", func(c *Config) { c.AdminFailuresPerAddress = 0 }, ""},
+		{"admin failures negative", func(c *Config) { c.AdminFailuresPerAddress = -2 }, `ISSUER_ADMIN_FAILURES_PER_ADDRESS (admin_failures_per_address): -2 is out of range; use 0 (no limit) to 1000000`},
 		// addr
 		{"addr host", func(c *Config) { c.Addr = "0.0.0.0:80" }, ""},
 		{"addr ipv6", func(c *Config) { c.Addr = "[::1]:80" }, ""},
@@ -547,6 +579,58 @@ func TestValidateReportsEverything(t *testing.T) {
 	}
 }
 
+// settingNames is how Load's error for an unknown setting lists them: every
+// setting in the order of Config's fields. One per line, so that adding a
+// setting changes one line.
+var settingNames = strings.Join([]string{
+	"url",
+	"addr",
+	"admin_token",
+	"admin_addr",
+	"admin_url",
+	"redis_url",
+	"redis_sentinel_master",
+	"redis_wait_replicas",
+	"redis_wait_timeout",
+	"data_dir",
+	"signing_alg",
+	"rsa_key_bits",
+	"key_rotation_period",
+	"jwks_max_age",
+	"keys_dir",
+	"access_token_ttl",
+	"refresh_token_ttl",
+	"secret",
+	"max_body_bytes",
+	"read_header_timeout",
+	"read_timeout",
+	"write_timeout",
+	"idle_timeout",
+	"shutdown_timeout",
+	"shutdown_drain_delay",
+	"trusted_proxies",
+	"trusted_proxy_hops",
+	"auth_failure_window",
+	"auth_failures_per_address",
+	"auth_failures_per_client",
+	"admin_failures_per_address",
+	"token_quota_per_minute",
+	"log_level",
+	"password_grant",
+	"password_hash_memory_kib",
+	"password_hash_iterations",
+	"password_hash_parallelism",
+	"password_hash_concurrency",
+	"password_failure_window",
+	"password_failures_per_user",
+	"password_failures_per_address",
+	"simplejwt_compat",
+	"simplejwt_path",
+	"simplejwt_client_id",
+	"simplejwt_claims",
+	"simplejwt_user_id_claim",
+}, ", ")
+
 func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -625,15 +709,15 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown key listing the settings",
 			file: "issuer:\n  url: https://a.example.com\n",
-			want: []string{`config file {path} line 1: unknown setting "issuer"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, redis_wait_replicas, redis_wait_timeout, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`},
+			want: []string{`config file {path} line 1: unknown setting "issuer"; the settings are ` + settingNames},
 		},
 		{
 			name: "unknown keys and bad values together",
 			file: "foo: 1\nbar: 2\nmax_body_bytes: lots\n",
 			env:  map[string]string{"ISSUER_URL": "localhost"},
 			want: []string{
-				`config file {path} line 1: unknown setting "foo"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, redis_wait_replicas, redis_wait_timeout, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`,
-				`config file {path} line 2: unknown setting "bar"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, redis_wait_replicas, redis_wait_timeout, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`,
+				`config file {path} line 1: unknown setting "foo"; the settings are ` + settingNames,
+				`config file {path} line 2: unknown setting "bar"; the settings are ` + settingNames,
 				`ISSUER_MAX_BODY_BYTES (max_body_bytes): "lots" is not a whole number such as 65536 ({path} line 3)`,
 				`ISSUER_URL (url): "localhost" is not an absolute http or https URL; use one such as https://auth.example.com`,
 			},
@@ -763,7 +847,54 @@ func TestRedaction(t *testing.T) {
 			t.Errorf("LogValue of Default: %s = %q, want empty", a.Key, a.Value)
 		}
 	}
-	want := `url="http://localhost:8080" addr=":8080" admin_token="" redis_url="" redis_sentinel_master="" redis_wait_replicas=0 redis_wait_timeout=1s data_dir="./data" signing_alg="ES256" rsa_key_bits=2048 key_rotation_period=720h jwks_max_age=5m keys_dir="" access_token_ttl=5m refresh_token_ttl=24h secret="" max_body_bytes=65536 read_header_timeout=5s read_timeout=10s write_timeout=10s idle_timeout=1m shutdown_timeout=15s shutdown_drain_delay=5s trusted_proxies="" auth_failure_window=1m auth_failures_per_address=20 auth_failures_per_client=50 token_quota_per_minute=0 log_level="info" password_grant=false password_hash_memory_kib=19456 password_hash_iterations=2 password_hash_parallelism=1 password_hash_concurrency=0 password_failure_window=15m password_failures_per_user=10 password_failures_per_address=100 simplejwt_compat=false simplejwt_path="/api/token/" simplejwt_client_id="" simplejwt_claims=false simplejwt_user_id_claim="user_id"`
+	want := strings.Join([]string{
+		`url="http://localhost:8080"`,
+		`addr=":8080"`,
+		`admin_token=""`,
+		`admin_addr=""`,
+		`admin_url=""`,
+		`redis_url=""`,
+		`redis_sentinel_master=""`,
+		`redis_wait_replicas=0`,
+		`redis_wait_timeout=1s`,
+		`data_dir="./data"`,
+		`signing_alg="ES256"`,
+		`rsa_key_bits=2048`,
+		`key_rotation_period=720h`,
+		`jwks_max_age=5m`,
+		`keys_dir=""`,
+		`access_token_ttl=5m`,
+		`refresh_token_ttl=24h`,
+		`secret=""`,
+		`max_body_bytes=65536`,
+		`read_header_timeout=5s`,
+		`read_timeout=10s`,
+		`write_timeout=10s`,
+		`idle_timeout=1m`,
+		`shutdown_timeout=15s`,
+		`shutdown_drain_delay=5s`,
+		`trusted_proxies=""`,
+		`trusted_proxy_hops=0`,
+		`auth_failure_window=1m`,
+		`auth_failures_per_address=20`,
+		`auth_failures_per_client=50`,
+		`admin_failures_per_address=10`,
+		`token_quota_per_minute=0`,
+		`log_level="info"`,
+		`password_grant=false`,
+		`password_hash_memory_kib=19456`,
+		`password_hash_iterations=2`,
+		`password_hash_parallelism=1`,
+		`password_hash_concurrency=0`,
+		`password_failure_window=15m`,
+		`password_failures_per_user=10`,
+		`password_failures_per_address=100`,
+		`simplejwt_compat=false`,
+		`simplejwt_path="/api/token/"`,
+		`simplejwt_client_id=""`,
+		`simplejwt_claims=false`,
+		`simplejwt_user_id_claim="user_id"`,
+	}, " ")
 	if got := d.String(); got != want {
 		t.Errorf("Default().String() =\n%s\nwant\n%s", got, want)
 	}
@@ -877,5 +1008,23 @@ func TestWeakSecretsRefused(t *testing.T) {
 				t.Errorf("the error repeats the secret: %v", err)
 			}
 		})
+	}
+}
+
+func TestAdminBaseURL(t *testing.T) {
+	for _, tc := range []struct{ addr, url, want string }{
+		{"", "", "http://localhost:8080"},
+		{":9090", "", "http://localhost:9090"},
+		{"0.0.0.0:9090", "", "http://localhost:9090"},
+		{"[::]:9090", "", "http://localhost:9090"},
+		{"127.0.0.1:9090", "", "http://127.0.0.1:9090"},
+		{"[::1]:9090", "", "http://[::1]:9090"},
+		{"10.1.2.3:9090", "http://issuer-admin.issuer.svc:9090", "http://issuer-admin.issuer.svc:9090"},
+	} {
+		c := Default()
+		c.AdminAddr, c.AdminURL = tc.addr, tc.url
+		if got := c.AdminBaseURL(); got != tc.want {
+			t.Errorf("admin_addr %q, admin_url %q: AdminBaseURL = %q, want %q", tc.addr, tc.url, got, tc.want)
+		}
 	}
 }

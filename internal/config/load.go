@@ -25,7 +25,7 @@ import (
 // clear a value the file sets (remove admin_token from the file to turn the
 // admin API off). When neither ISSUER_ADDR nor the file sets the listen
 // address, PORT=N gives ":N", as on Heroku. Load removes a trailing slash from
-// the issuer URL and spaces around the commas of the Redis URL list.
+// the issuer URL and the admin URL, and spaces around the commas of the Redis URL list.
 //
 // A file that cannot be read or is not valid YAML is one error naming the
 // path. Otherwise Load reports every bad key, every value that does not parse
@@ -50,6 +50,9 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	c := &l.c
 	if u, err := url.Parse(c.URL); err == nil && u.Host != "" {
 		c.URL = strings.TrimRight(c.URL, "/")
+	}
+	if u, err := url.Parse(c.AdminURL); err == nil && u.Host != "" {
+		c.AdminURL = strings.TrimRight(c.AdminURL, "/")
 	}
 	if c.RedisURL != "" {
 		elems := strings.Split(c.RedisURL, ",")

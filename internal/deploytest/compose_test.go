@@ -8,6 +8,7 @@ import (
 	"go/parser"
 	"go/token"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -287,6 +288,12 @@ func TestCompose(t *testing.T) {
 			continue
 		}
 		issuerURL = cfg.URL
+		// The admin API and metrics only from inside the instance (docker
+		// compose exec): not even Nginx reaches them.
+		h, _, _ := net.SplitHostPort(cfg.AdminAddr)
+		if ip, err := netip.ParseAddr(h); err != nil || !ip.IsLoopback() {
+			t.Errorf("%s: ISSUER_ADMIN_ADDR %q, want an admin listener on loopback", name, cfg.AdminAddr)
+		}
 		u, err := url.Parse(cfg.RedisURL)
 		if err != nil || u.Hostname() != "redis" {
 			t.Errorf("%s: ISSUER_REDIS_URL does not point at the redis service", name)

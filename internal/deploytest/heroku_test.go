@@ -128,14 +128,14 @@ func TestHerokuProcfile(t *testing.T) {
 	for attempt := 0; ; attempt++ {
 		port := testutil.FreePort(t)
 		// Heroku runs Procfile commands with bash in the app's root.
-		p, err := startProcess("heroku web", "bash", []string{"-c", web}, []string{
-			"PATH=" + filepath.Dir(bin) + ":" + os.Getenv("PATH"),
-			"PORT=" + strconv.Itoa(port),
-			"REDIS_URL=redis://:" + pw + "@" + redis.Addr(),
+		p, err := startProcess("heroku web", "bash", []string{"-c", web}, append(appValues(t),
+			"PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"),
+			"PORT="+strconv.Itoa(port),
+			"REDIS_URL=redis://:"+pw+"@"+redis.Addr(),
 			"ISSUER_URL=https://issuer-test.herokuapp.com",
-			"ISSUER_SECRET=" + randomHex(32),
+			"ISSUER_SECRET="+randomHex(32),
 			"ISSUER_SHUTDOWN_DRAIN_DELAY=0s",
-		}, testutil.WithDir(repoRoot(t)))
+		), testutil.WithDir(repoRoot(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,10 +146,27 @@ func TestHerokuProcfile(t *testing.T) {
 			}
 			return err
 		}))
+		var forwarded error
+		if err == nil {
+			// As the router forwards it: the client's own X-Forwarded-For,
+			// then the address the router got the request from.
+			forwarded = getWithHeader("http://127.0.0.1:"+strconv.Itoa(port)+"/heroku-client-addr",
+				"X-Forwarded-For", "192.0.2.1, 198.51.100.7")
+		}
 		_ = p.Stop()
 		if err == nil {
-			if !strings.Contains(p.Output(), `"store":"redis"`) {
+			out := p.Output()
+			if !strings.Contains(out, `"store":"redis"`) {
 				t.Errorf("the issuer did not use Redis:\n%s", p.Tail())
+			}
+			if forwarded != nil {
+				t.Fatal(forwarded)
+			}
+			if !strings.Contains(out, `"path":"/heroku-client-addr"`) || !strings.Contains(out, `"client_addr":"198.51.100.7"`) {
+				t.Errorf("with app.json's settings the client address is not the one the router appended (198.51.100.7):\n%s", p.Tail())
+			}
+			if strings.Contains(out, `"level":"WARN"`) && strings.Contains(out, "no proxy is trusted") {
+				t.Errorf("with app.json's settings the issuer warns that no proxy is trusted:\n%s", p.Tail())
 			}
 			return
 		}
@@ -159,27 +176,49 @@ func TestHerokuProcfile(t *testing.T) {
 	}
 }
 
+// appJSON is what the tests read of app.json.
+type appJSON struct {
+	Env map[string]struct {
+		Value     string `json:"value"`
+		Generator string `json:"generator"`
+		Required  *bool  `json:"required"`
+	} `json:"env"`
+	Addons []struct {
+		Plan string `json:"plan"`
+	} `json:"addons"`
+	Buildpacks []struct {
+		URL string `json:"url"`
+	} `json:"buildpacks"`
+	Formation map[string]any `json:"formation"`
+}
+
+func readAppJSON(t *testing.T) appJSON {
+	t.Helper()
+	var app appJSON
+	if err := json.Unmarshal([]byte(readRepoFile(t, "app.json")), &app); err != nil {
+		t.Fatalf("app.json: %v", err)
+	}
+	return app
+}
+
+// appValues returns the variables app.json gives a fixed value, as
+// NAME=value entries of an environment.
+func appValues(t *testing.T) []string {
+	t.Helper()
+	var env []string
+	for k, e := range readAppJSON(t).Env {
+		if e.Value != "" {
+			env = append(env, k+"="+e.Value)
+		}
+	}
+	return env
+}
+
 // TestAppJSON checks app.json: its variables are the issuer's settings or
 // the Go buildpack's, secrets are generated, Redis is provisioned, and the
 // buildpack builds the issuer with its version.
 func TestAppJSON(t *testing.T) {
-	var app struct {
-		Env map[string]struct {
-			Value     string `json:"value"`
-			Generator string `json:"generator"`
-			Required  *bool  `json:"required"`
-		} `json:"env"`
-		Addons []struct {
-			Plan string `json:"plan"`
-		} `json:"addons"`
-		Buildpacks []struct {
-			URL string `json:"url"`
-		} `json:"buildpacks"`
-		Formation map[string]any `json:"formation"`
-	}
-	if err := json.Unmarshal([]byte(readRepoFile(t, "app.json")), &app); err != nil {
-		t.Fatalf("app.json: %v", err)
-	}
+	app := readAppJSON(t)
 	issuerEnv := configEnv()
 	for k := range app.Env {
 		if !issuerEnv[k] && k != "GO_INSTALL_PACKAGE_SPEC" && k != "GO_LINKER_SYMBOL" {
@@ -193,6 +232,15 @@ func TestAppJSON(t *testing.T) {
 		if e := app.Env[k]; e.Generator != "secret" || e.Value != "" {
 			t.Errorf("app.json: %s must be generated (generator: secret), never a fixed value", k)
 		}
+	}
+	// Heroku's router is the only way to a dyno, its addresses are not
+	// published, and it appends the address it got the request from to
+	// X-Forwarded-For: trust exactly that one hop, no network.
+	if e := app.Env["ISSUER_TRUSTED_PROXY_HOPS"]; e.Value != "1" {
+		t.Errorf("app.json: ISSUER_TRUSTED_PROXY_HOPS = %q, want 1 (Heroku's router)", e.Value)
+	}
+	if _, ok := app.Env["ISSUER_TRUSTED_PROXIES"]; ok {
+		t.Error("app.json: ISSUER_TRUSTED_PROXIES is set; the router's addresses are unknown, trust it by ISSUER_TRUSTED_PROXY_HOPS")
 	}
 	// Heroku's generator makes 64 hex digits: the issuer accepts that.
 	if _, err := loadConfig(t, "", map[string]string{"ISSUER_SECRET": randomHex(32), "ISSUER_ADMIN_TOKEN": randomHex(32)}); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -51,6 +52,7 @@ var k8sAPIVersions = map[string]string{
 	"Deployment":          "apps/v1",
 	"PodDisruptionBudget": "policy/v1",
 	"Ingress":             "networking.k8s.io/v1",
+	"NetworkPolicy":       "networking.k8s.io/v1",
 	"Kustomization":       "kustomize.config.k8s.io/v1beta1",
 }
 
@@ -227,6 +229,32 @@ type k8sIngress struct {
 	} `yaml:"spec"`
 }
 
+type k8sNetworkPolicy struct {
+	Spec struct {
+		PodSelector struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"podSelector"`
+		PolicyTypes []string `yaml:"policyTypes"`
+		Ingress     []struct {
+			From []struct {
+				NamespaceSelector *struct {
+					MatchLabels map[string]string `yaml:"matchLabels"`
+				} `yaml:"namespaceSelector"`
+				PodSelector *struct {
+					MatchLabels map[string]string `yaml:"matchLabels"`
+				} `yaml:"podSelector"`
+				IPBlock *struct {
+					CIDR string `yaml:"cidr"`
+				} `yaml:"ipBlock"`
+			} `yaml:"from"`
+			Ports []struct {
+				Port     string `yaml:"port"`
+				Protocol string `yaml:"protocol"`
+			} `yaml:"ports"`
+		} `yaml:"ingress"`
+	} `yaml:"spec"`
+}
+
 // matches reports whether every label of selector is in labels.
 func matches(selector, labels map[string]string) bool {
 	if len(selector) == 0 {
@@ -375,9 +403,46 @@ func TestKubernetes(t *testing.T) {
 		"ISSUER_ADMIN_TOKEN": randomHex(32),
 		"ISSUER_REDIS_URL":   "rediss://:" + randomHex(16) + "@redis.example.internal:6380/0",
 	}
-	cfg, err := loadConfig(t, cm.Data[path.Base(configPath)], valid)
+	// trusted_proxies cannot have a default that fits every cluster, and a
+	// wide one (10.0.0.0/8) lets any pod pick the address that gets
+	// blocked: it is a placeholder that the issuer refuses, so that nobody
+	// runs without choosing the ingress controller's range.
+	cmText := cm.Data[path.Base(configPath)]
+	var cmSettings map[string]any
+	if err := yaml.Unmarshal([]byte(cmText), &cmSettings); err != nil {
+		t.Fatalf("ConfigMap config.yaml: %v", err)
+	}
+	placeholder, _ := cmSettings["trusted_proxies"].(string)
+	if !strings.HasPrefix(placeholder, "REPLACE-ME") {
+		t.Errorf("ConfigMap: trusted_proxies = %q, want a REPLACE-ME placeholder for the ingress controller's pod range", placeholder)
+	}
+	if _, err := loadConfig(t, cmText, valid); err == nil || !strings.Contains(err.Error(), "ISSUER_TRUSTED_PROXIES (trusted_proxies)") {
+		t.Errorf("the issuer must refuse the ConfigMap until trusted_proxies is set; got %v", err)
+	}
+	if placeholder != "" {
+		cmText = strings.Replace(cmText, placeholder, "10.244.1.0/24", 1) // what an operator sets
+	}
+	cfg, err := loadConfig(t, cmText, valid)
 	if err != nil {
 		t.Fatalf("the issuer refuses the ConfigMap's config.yaml: %v", err)
+	}
+	if cfg.AdminAddr == "" {
+		t.Error("ConfigMap: no admin_addr; the admin API and /metrics belong on a listener the Ingress does not reach")
+	}
+	// The two Services: the public one (the Ingress's backend) and the
+	// admin listener's.
+	services := map[string]k8sService{}
+	var svcObj k8sObject
+	for _, o := range byKind["Service"] {
+		var svc k8sService
+		o.decode(t, &svc)
+		services[o.head.Metadata.Name] = svc
+		if o.head.Metadata.Name == "issuer" {
+			svcObj = o
+		}
+	}
+	if len(services) != 2 || svcObj.file == "" {
+		t.Fatalf("want two Services, issuer and the admin listener's; have %v", slices.Collect(maps.Keys(services)))
 	}
 
 	t.Run("environment", func(t *testing.T) {
@@ -421,6 +486,10 @@ func TestKubernetes(t *testing.T) {
 		if strconv.Itoa(ports["http"]) != addrPort {
 			t.Errorf("containerPort http %d is not the issuer's addr %s", ports["http"], cfg.Addr)
 		}
+		_, adminPort, _ := net.SplitHostPort(cfg.AdminAddr)
+		if strconv.Itoa(ports["admin"]) != adminPort {
+			t.Errorf("containerPort admin %d is not the issuer's admin_addr %s", ports["admin"], cfg.AdminAddr)
+		}
 		base, _ := startIssuer(t)
 		for name, p := range map[string]*k8sProbe{"startupProbe": c.StartupProbe, "livenessProbe": c.LivenessProbe, "readinessProbe": c.ReadinessProbe} {
 			if p == nil || p.HTTPGet == nil {
@@ -452,16 +521,31 @@ func TestKubernetes(t *testing.T) {
 	})
 
 	t.Run("service and disruption budget", func(t *testing.T) {
-		var svc k8sService
-		svcObj := one("Service")
-		svcObj.decode(t, &svc)
-		if !matches(svc.Spec.Selector, podLabels) {
-			t.Errorf("Service: selector %v does not match the pods %v", svc.Spec.Selector, podLabels)
-		}
-		for _, p := range svc.Spec.Ports {
-			if !slices.ContainsFunc(c.Ports, func(cp k8sContainerPort) bool { return cp.Name == p.TargetPort }) {
-				t.Errorf("Service: targetPort %q is not a container port", p.TargetPort)
+		for name, svc := range services {
+			if !matches(svc.Spec.Selector, podLabels) {
+				t.Errorf("Service %s: selector %v does not match the pods %v", name, svc.Spec.Selector, podLabels)
 			}
+			for _, p := range svc.Spec.Ports {
+				if !slices.ContainsFunc(c.Ports, func(cp k8sContainerPort) bool { return cp.Name == p.TargetPort }) {
+					t.Errorf("Service %s: targetPort %q is not a container port", name, p.TargetPort)
+				}
+				// One Service per listener: the public one never reaches
+				// the admin port, the admin one nothing else.
+				if (name == "issuer") == (p.TargetPort == "admin") {
+					t.Errorf("Service %s: targetPort %q; the admin port belongs to the admin Service alone", name, p.TargetPort)
+				}
+			}
+		}
+		// admin_url is the admin Service's in-cluster name and port.
+		u, err := url.Parse(cfg.AdminBaseURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		svcName, rest, _ := strings.Cut(u.Hostname(), ".")
+		adminSvc, ok := services[svcName]
+		if !ok || svcName == "issuer" || !strings.HasPrefix(rest, ns+".svc") ||
+			len(adminSvc.Spec.Ports) != 1 || strconv.Itoa(adminSvc.Spec.Ports[0].Port) != u.Port() {
+			t.Errorf("admin_url %s is not the admin Service's name in namespace %s and its port", cfg.AdminBaseURL(), ns)
 		}
 		var pdb k8sPDB
 		one("PodDisruptionBudget").decode(t, &pdb)
@@ -478,9 +562,7 @@ func TestKubernetes(t *testing.T) {
 	t.Run("ingress", func(t *testing.T) {
 		var ing k8sIngress
 		one("Ingress").decode(t, &ing)
-		var svc k8sService
-		svcObj := one("Service")
-		svcObj.decode(t, &svc)
+		svc := services[svcObj.head.Metadata.Name]
 		u, _ := url.Parse(cfg.URL)
 		var prefixes []string
 		for _, r := range ing.Spec.Rules {
@@ -489,8 +571,8 @@ func TestKubernetes(t *testing.T) {
 			}
 			for _, p := range r.HTTP.Paths {
 				port := p.Backend.Service.Port.Name
-				if p.Backend.Service.Name != svcObj.head.Metadata.Name ||
-					!slices.ContainsFunc(svc.Spec.Ports, func(sp k8sServicePort) bool { return sp.Name == port }) {
+				if p.Backend.Service.Name != svcObj.head.Metadata.Name || port == "admin" ||
+					!slices.ContainsFunc(svc.Spec.Ports, func(sp k8sServicePort) bool { return sp.Name == port && sp.TargetPort != "admin" }) {
 					t.Errorf("Ingress path %s: backend %+v is not the Service's port", p.Path, p.Backend.Service)
 				}
 				prefixes = append(prefixes, p.Path)
@@ -532,6 +614,54 @@ func TestKubernetes(t *testing.T) {
 			if published(p) {
 				t.Errorf("%s is published by the Ingress; keep it inside the cluster", p)
 			}
+		}
+	})
+
+	// The NetworkPolicy: the public port from the ingress controller's
+	// namespace only, the admin port from the admin namespace only, and
+	// nothing else.
+	t.Run("network policy", func(t *testing.T) {
+		var np k8sNetworkPolicy
+		one("NetworkPolicy").decode(t, &np)
+		if !matches(np.Spec.PodSelector.MatchLabels, podLabels) {
+			t.Errorf("NetworkPolicy: podSelector %v does not select the pods %v", np.Spec.PodSelector.MatchLabels, podLabels)
+		}
+		if !slices.Contains(np.Spec.PolicyTypes, "Ingress") {
+			t.Errorf("NetworkPolicy: policyTypes %v, want Ingress", np.Spec.PolicyTypes)
+		}
+		from := map[string][]string{} // container port name -> namespaces allowed
+		for i, r := range np.Spec.Ingress {
+			if len(r.From) == 0 || len(r.Ports) == 0 {
+				t.Errorf("NetworkPolicy rule %d: allows every source or every port; name both", i)
+			}
+			var nss []string
+			for _, f := range r.From {
+				if f.IPBlock != nil || f.NamespaceSelector == nil || f.PodSelector != nil {
+					t.Errorf("NetworkPolicy rule %d: a source that is not a whole namespace: %+v", i, f)
+					continue
+				}
+				n := f.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"]
+				if n == "" || len(f.NamespaceSelector.MatchLabels) != 1 {
+					t.Errorf("NetworkPolicy rule %d: namespaceSelector %v, want one namespace by kubernetes.io/metadata.name", i, f.NamespaceSelector.MatchLabels)
+				}
+				nss = append(nss, n)
+			}
+			for _, p := range r.Ports {
+				if !slices.ContainsFunc(c.Ports, func(cp k8sContainerPort) bool { return cp.Name == p.Port }) {
+					t.Errorf("NetworkPolicy rule %d: port %q is not a container port", i, p.Port)
+				}
+				from[p.Port] = append(from[p.Port], nss...)
+			}
+		}
+		pub, adm := from["http"], from["admin"]
+		if len(pub) != 1 || len(adm) != 1 {
+			t.Fatalf("NetworkPolicy: the http port from %v, the admin port from %v; want one namespace each", pub, adm)
+		}
+		if pub[0] == adm[0] || pub[0] == ns || adm[0] == ns {
+			t.Errorf("NetworkPolicy: http from %q, admin from %q; want the ingress controller's and an admin namespace, apart and not %q", pub[0], adm[0], ns)
+		}
+		if len(from) != len(c.Ports) {
+			t.Errorf("NetworkPolicy: rules for ports %v, container ports %v", slices.Collect(maps.Keys(from)), c.Ports)
 		}
 	})
 }

@@ -85,11 +85,26 @@ func selfSigned(dir string) (certFile, keyFile string, err error) {
 
 // httpGetStatus returns the status of GET url with a short timeout.
 func httpGetStatus(url string) (int, error) {
+	return httpGetStatusWith(url, nil)
+}
+
+// getWithHeader sends GET url with one request header set; any answer will
+// do, only a failed exchange is an error.
+func getWithHeader(url, name, value string) error {
+	_, err := httpGetStatusWith(url, http.Header{name: {value}})
+	return err
+}
+
+// httpGetStatusWith is httpGetStatus with request headers.
+func httpGetStatusWith(url string, h http.Header) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
+	}
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

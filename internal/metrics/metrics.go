@@ -47,7 +47,7 @@ func New(version string) *Metrics {
 		}, []string{"grant_type", "outcome"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "issuer_rate_limited_total",
-			Help: "Requests refused with 429 by an abuse limit: address (failed authentications from one source address), client (failed authentications of one client id) or quota (token requests per client).",
+			Help: "Requests refused with 429 by an abuse limit: address (failed authentications from one source address), client (failed authentications of one client id), quota (token requests per client), password_address (failed password logins from one address) or admin_address (wrong admin tokens from one address).",
 		}, []string{"limit"}),
 		storeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "issuer_store_operation_duration_seconds",

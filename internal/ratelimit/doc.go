@@ -1,6 +1,7 @@
 // Package ratelimit limits abuse of the client-authenticated endpoints
 // (token, introspection, revocation): failed client authentications per
 // source address and per client id, and token requests per client (a quota);
+// failed admin API authentications per source address;
 // and the brute force RFC 6749 §4.3.2 asks the password grant to resist:
 // failed password logins per username and per source address.
 //
@@ -28,6 +29,11 @@
 //     the same answer as a wrong one. An address that has failed
 //     PasswordAddressFailures logins is refused (429) until its window
 //     ends. Locked or refused logins are not counted.
+//   - Admin token. An address that has presented AdminFailures wrong admin
+//     tokens in its Window is refused (429) for every admin call until the
+//     window ends, the right token included; refused calls are not
+//     counted. These counters are apart from the client-authentication
+//     ones, so neither kind of failure blocks the other.
 //
 // Counters are fixed windows (see Counter) kept in memory for one instance,
 // or in Redis, where every instance shares them. When the counters cannot be

@@ -16,6 +16,8 @@ const (
 	LimitQuota   = "quota"
 	// LimitPasswordAddress refuses password logins from a source address.
 	LimitPasswordAddress = "password_address"
+	// LimitAdminAddress refuses admin API calls from a source address.
+	LimitAdminAddress = "admin_address"
 )
 
 // Config configures a Limiter. A zero limit turns that limit off.
@@ -42,11 +44,18 @@ type Config struct {
 	// one source address per PasswordWindow after which its logins are
 	// refused.
 	PasswordAddressFailures int64
+	// AdminFailures is the number of failed admin API authentications (a
+	// wrong admin token) from one source address per Window after which
+	// every admin call from it is refused until the window ends, the right
+	// token included. Its counters are apart from those of client
+	// authentication.
+	AdminFailures int64
 	// Now is the clock of LockedUntil; time.Now when nil. The counters
 	// keep their own.
 	Now func() time.Time
 	// OnLimited, when not nil, is called with LimitAddress, LimitClient,
-	// LimitQuota or LimitPasswordAddress for every request refused.
+	// LimitQuota, LimitPasswordAddress or LimitAdminAddress for every
+	// request refused.
 	OnLimited func(limit string)
 	// Logger receives a warning when a limit trips and when the counters
 	// fail; nil discards them.
@@ -163,6 +172,34 @@ func (l *Limiter) AllowPassword(ctx context.Context, addr netip.Addr) Decision {
 	return Decision{}
 }
 
+// AllowAdmin is asked before the admin token that addr presents is
+// checked: once the address has failed AdminFailures times in its window,
+// its admin calls are refused until the window ends, the right token
+// included, so that guessing cannot go on from it.
+func (l *Limiter) AllowAdmin(ctx context.Context, addr netip.Addr) Decision {
+	if l == nil || l.cfg.AdminFailures <= 0 {
+		return Decision{}
+	}
+	n, left := l.read(ctx, adminAddressKey(addr))
+	if n >= l.cfg.AdminFailures {
+		return l.refuse(LimitAdminAddress, left)
+	}
+	return Decision{}
+}
+
+// AdminFailed records that addr presented a wrong admin token. Calls
+// refused by AllowAdmin are not failures: the window ends on time whatever
+// an attacker keeps sending.
+func (l *Limiter) AdminFailed(ctx context.Context, addr netip.Addr) {
+	if l == nil || l.cfg.AdminFailures <= 0 {
+		return
+	}
+	if n, _, ok := l.add(ctx, adminAddressKey(addr), l.cfg.Window); ok && n == l.cfg.AdminFailures {
+		l.cfg.Logger.WarnContext(ctx, "too many failed admin authentications from one address; refusing its admin calls until its window ends",
+			"client_addr", addr.String(), "failures", n, "window", l.cfg.Window.String())
+	}
+}
+
 // LockedUntil returns when the lock of username ends: zero when it is not
 // locked. A username is locked once it has failed UserFailures times in its
 // window, until the window ends. When the counters cannot be reached it
@@ -274,6 +311,12 @@ func clientKey(id string) string { return "auth:client:" + id }
 // source address (an IPv4 address, or an IPv6 /64).
 func passwordAddressKey(a netip.Addr) string {
 	return "pw:" + strings.TrimPrefix(addressKey(a), "auth:")
+}
+
+// adminAddressKey is the counter of the failed admin authentications of a
+// source address (an IPv4 address, or an IPv6 /64).
+func adminAddressKey(a netip.Addr) string {
+	return "admin:" + strings.TrimPrefix(addressKey(a), "auth:")
 }
 
 // userKey is the counter of the failed password logins of a username.

@@ -370,3 +370,49 @@ func testPasswordLimits(t *testing.T, counter func(*testutil.Clock) ratelimit.Co
 		t.Errorf("bob after his window: locked until %v", until)
 	}
 }
+
+// TestAdminLimit: an address is refused for admin calls after AdminFailures
+// wrong admin tokens, until its window ends; the admin counters and the
+// client-authentication counters of one address do not mix.
+func TestAdminLimit(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	var limited []string
+	l := ratelimit.New(ratelimit.NewMemory(clk.Now, 0), ratelimit.Config{
+		Window: time.Minute, AddressFailures: 3, AdminFailures: 2,
+		OnLimited: func(limit string) { limited = append(limited, limit) },
+	})
+	for range 2 {
+		if d := l.AllowAdmin(ctx, attacker); d.Refused() {
+			t.Fatalf("refused before the limit: %+v", d)
+		}
+		l.AdminFailed(ctx, attacker)
+	}
+	clk.Advance(15 * time.Second)
+	if d := l.AllowAdmin(ctx, attacker); d.Limit != ratelimit.LimitAdminAddress || d.RetryAfter != 45*time.Second {
+		t.Errorf("over the admin limit: %+v, want admin_address, retry after 45s", d)
+	}
+	if d := l.AllowAuth(ctx, "c", attacker); d.Refused() {
+		t.Errorf("client authentication from the address refused by admin failures: %+v", d)
+	}
+	for range 3 {
+		l.AuthFailed(ctx, "c", other)
+	}
+	if d := l.AllowAdmin(ctx, other); d.Refused() {
+		t.Errorf("admin call refused by client-authentication failures: %+v", d)
+	}
+	if len(limited) != 1 || limited[0] != ratelimit.LimitAdminAddress {
+		t.Errorf("OnLimited calls = %v", limited)
+	}
+	clk.Advance(45 * time.Second)
+	if d := l.AllowAdmin(ctx, attacker); d.Refused() {
+		t.Errorf("after the window: %+v", d)
+	}
+	off := ratelimit.New(ratelimit.NewMemory(clk.Now, 0), ratelimit.Config{Window: time.Minute})
+	for range 100 {
+		off.AdminFailed(ctx, attacker)
+	}
+	if d := off.AllowAdmin(ctx, attacker); d.Refused() {
+		t.Errorf("AdminFailures 0 (off): %+v", d)
+	}
+}

@@ -190,6 +190,32 @@ func (p Proxies) ClientAddr(r *http.Request) (client netip.Addr, trusted bool) {
 	return client, true
 }
 
+// Hops is the number of proxies of unknown addresses that every request
+// passes through before it reaches the issuer, each appending to
+// X-Forwarded-For the address it received the request from (Heroku's
+// router: 1). Only where the issuer cannot be reached but through them
+// may it be more than 0.
+type Hops int
+
+// ClientAddr returns the address of the client of r: the entry of
+// X-Forwarded-For (every such header, in order) n places from the right,
+// the one the first proxy appended; what the client itself sent is to its
+// left and never used. When the header has fewer than n entries, or that
+// entry does not parse, the request did not come through the proxies as
+// expected and the client is the direct peer, untrusted. trusted reports
+// whether the address came from the header.
+func (n Hops) ClientAddr(r *http.Request) (client netip.Addr, trusted bool) {
+	hops := forwardedFor(r.Header.Values("X-Forwarded-For"))
+	if n <= 0 || len(hops) < int(n) {
+		return PeerAddr(r), false
+	}
+	a, ok := parseHop(hops[len(hops)-int(n)])
+	if !ok {
+		return PeerAddr(r), false
+	}
+	return a, true
+}
+
 // forwardedFor splits X-Forwarded-For header values into their entries.
 func forwardedFor(values []string) []string {
 	var hops []string

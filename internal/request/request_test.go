@@ -61,6 +61,43 @@ func TestClientAddr(t *testing.T) {
 	})
 }
 
+// TestHops: behind n proxies of unknown addresses, the client is the entry
+// n places from the right; whatever the client sent to the left of it is
+// never used, and a request with too few entries falls back to the peer.
+func TestHops(t *testing.T) {
+	tests := []struct {
+		name        string
+		n           Hops
+		xff         []string
+		want        string
+		wantTrusted bool
+	}{
+		{"one hop", 1, []string{"198.51.100.7"}, "198.51.100.7", true},
+		{"one hop, client sent its own", 1, []string{"192.0.2.66, 203.0.113.9, 198.51.100.7"}, "198.51.100.7", true},
+		{"one hop, client sent a header of its own", 1, []string{"192.0.2.66", "198.51.100.7"}, "198.51.100.7", true},
+		{"one hop, private client address", 1, []string{"10.1.2.3"}, "10.1.2.3", true},
+		{"two hops", 2, []string{"192.0.2.66, 198.51.100.7, 10.9.9.9"}, "198.51.100.7", true},
+		{"no header", 1, nil, "10.0.0.1", false},
+		{"too few entries", 2, []string{"198.51.100.7"}, "10.0.0.1", false},
+		{"garbage entry", 1, []string{"198.51.100.7, nginx"}, "10.0.0.1", false},
+		{"ipv6 with port", 1, []string{"[2001:db8::1]:443"}, "2001:db8::1", true},
+		{"off", 0, []string{"198.51.100.7"}, "10.0.0.1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = "10.0.0.1:5000"
+			for _, v := range tt.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			got, trusted := tt.n.ClientAddr(r)
+			if got.String() != tt.want || trusted != tt.wantTrusted {
+				t.Errorf("ClientAddr = %v, %v; want %s, %v", got, trusted, tt.want, tt.wantTrusted)
+			}
+		})
+	}
+}
+
 func TestClientAddrFromContext(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
 	r.RemoteAddr = "192.0.2.1:80"

@@ -32,6 +32,20 @@ const (
 	PathMetrics    = "/metrics"
 )
 
+// Listener says which routes a Handler serves.
+type Listener int
+
+const (
+	// ListenerAll serves every route on one listener: the OAuth endpoints,
+	// the documents, health, the admin API and the metrics.
+	ListenerAll Listener = iota
+	// ListenerPublic serves all but the admin API and the metrics, which
+	// answer 404: another listener (ListenerAdmin) serves them.
+	ListenerPublic
+	// ListenerAdmin serves the admin API, the metrics and health only.
+	ListenerAdmin
+)
+
 // JWKS provides the JWK Set document (keys.Keys).
 type JWKS interface {
 	JWKS() (body []byte, etag string, maxAge time.Duration)
@@ -67,6 +81,12 @@ type HandlerConfig struct {
 	Introspect, Revoke http.Handler
 	// Admin serves /admin/; nil turns the admin API off.
 	Admin http.Handler
+	// AdminURL is the base URL of the admin API, which starts the
+	// metadata's registration_endpoint; Issuer when empty.
+	AdminURL string
+	// Listener is which routes this handler serves; ListenerAll, the zero
+	// value, serves them all.
+	Listener Listener
 	// SimpleJWT, when not nil, serves the SimpleJWT-compatible endpoints
 	// under SimpleJWTPath (which ends with a slash).
 	SimpleJWT     http.Handler
@@ -83,6 +103,11 @@ type HandlerConfig struct {
 	// X-Forwarded-For (the client address) and X-Request-Id are believed;
 	// empty trusts nobody.
 	TrustedProxies []netip.Prefix
+	// TrustedProxyHops, when more than 0, replaces TrustedProxies: every
+	// peer is the last of that many proxies, and the client address is the
+	// X-Forwarded-For entry that many places from the right
+	// (request.Hops).
+	TrustedProxyHops int
 }
 
 // Handler is the issuer's HTTP interface: the routes and what every request
@@ -93,39 +118,48 @@ type Handler struct {
 	metaDoc  *document
 	jwksDoc  atomic.Pointer[document] // the last JWK Set served
 	draining chan struct{}
-	proxies  request.Proxies
+	// clientAddr finds the client address and whether a proxy's headers
+	// were believed (request.Proxies or request.Hops).
+	clientAddr func(*http.Request) (netip.Addr, bool)
 }
 
 // NewHandler builds the handler.
 func NewHandler(cfg HandlerConfig) (*Handler, error) {
-	s := &Handler{cfg: cfg, mux: http.NewServeMux(), draining: make(chan struct{}), proxies: request.Proxies(cfg.TrustedProxies)}
+	s := &Handler{cfg: cfg, mux: http.NewServeMux(), draining: make(chan struct{}), clientAddr: request.Proxies(cfg.TrustedProxies).ClientAddr}
+	if cfg.TrustedProxyHops > 0 {
+		s.clientAddr = request.Hops(cfg.TrustedProxyHops).ClientAddr
+	}
 	md, err := s.buildMetadata()
 	if err != nil {
 		return nil, err
 	}
 	s.metaDoc = newDocument(md, etag(md), time.Hour)
 
-	s.mux.Handle(PathToken, cfg.Token)
-	s.mux.Handle(PathIntrospect, cfg.Introspect)
-	s.mux.Handle(PathRevoke, cfg.Revoke)
-	s.handleGET(PathMetadata, s.serveMetadata)
-	// RFC 8414 §3.1: an issuer with a path (https://host/auth) has its
-	// metadata at /.well-known/oauth-authorization-server/auth on the host.
-	if u, err := url.Parse(cfg.Issuer); err == nil && strings.Trim(u.Path, "/") != "" {
-		s.handleGET(PathMetadata+"/"+strings.Trim(u.Path, "/"), s.serveMetadata)
+	public, operator := cfg.Listener != ListenerAdmin, cfg.Listener != ListenerPublic
+	if public {
+		s.mux.Handle(PathToken, cfg.Token)
+		s.mux.Handle(PathIntrospect, cfg.Introspect)
+		s.mux.Handle(PathRevoke, cfg.Revoke)
+		s.handleGET(PathMetadata, s.serveMetadata)
+		// RFC 8414 §3.1: an issuer with a path (https://host/auth) has its
+		// metadata at /.well-known/oauth-authorization-server/auth on the host.
+		if u, err := url.Parse(cfg.Issuer); err == nil && strings.Trim(u.Path, "/") != "" {
+			s.handleGET(PathMetadata+"/"+strings.Trim(u.Path, "/"), s.serveMetadata)
+		}
+		s.handleGET(PathJWKS, s.serveJWKS)
+		if cfg.SimpleJWT != nil {
+			s.mux.Handle(cfg.SimpleJWTPath, cfg.SimpleJWT)
+		}
 	}
-	s.handleGET(PathJWKS, s.serveJWKS)
+	// Both listeners answer the probes, and both turn unready on shutdown.
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
-	if cfg.Metrics != nil {
+	if operator && cfg.Metrics != nil {
 		s.mux.Handle("GET "+PathMetrics, cfg.Metrics)
 	}
-	if cfg.SimpleJWT != nil {
-		s.mux.Handle(cfg.SimpleJWTPath, cfg.SimpleJWT)
-	}
-	if cfg.Admin != nil {
+	if operator && cfg.Admin != nil {
 		s.mux.Handle(PathAdmin, cfg.Admin)
 		s.mux.Handle(PathRegister, cfg.Admin)
 	}
@@ -163,12 +197,12 @@ func methodName(m string) string {
 // ServeHTTP serves a request. It gives the request an id — the
 // X-Request-Id of a trusted proxy when it sends a sane one, a new random one
 // otherwise — echoed in the X-Request-Id response header, and a client
-// address (see request.Proxies.ClientAddr); both travel in the request
+// address (see request.Proxies.ClientAddr and request.Hops.ClientAddr); both travel in the request
 // context, and every log line written with that context carries the id.
 // Then it logs the request and observes it in the metrics.
 func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	client, viaProxy := s.proxies.ClientAddr(r)
+	client, viaProxy := s.clientAddr(r)
 	id := r.Header.Get("X-Request-Id")
 	if !viaProxy || !request.ValidID(id) {
 		id = request.NewID()
@@ -335,7 +369,11 @@ func (s *Handler) buildMetadata() ([]byte, error) {
 		md.AccessTokenSharedSecretUsed = s.cfg.SigningAlg == "HS256"
 	}
 	if s.cfg.Admin != nil {
-		md.RegistrationEndpoint = iss + PathRegister
+		base := strings.TrimSuffix(s.cfg.AdminURL, "/")
+		if base == "" {
+			base = iss
+		}
+		md.RegistrationEndpoint = base + PathRegister
 	}
 	return json.MarshalIndent(md, "", "  ")
 }

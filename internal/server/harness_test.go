@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,13 +36,16 @@ func newClock() *testutil.Clock { return testutil.NewClock(time.Now().UTC().Trun
 type testIssuer struct {
 	// URL is the issuer identifier (ISSUER_URL); base is where this instance
 	// listens. They differ only for instances behind one shared ISSUER_URL.
-	URL   string
-	base  string
-	cfg   config.Config
-	clock *testutil.Clock
-	logs  *testutil.Buffer
-	app   *Server
-	srv   *httptest.Server
+	URL  string
+	base string
+	// adminBase is where the admin listener (admin_addr) listens; empty
+	// when there is none (see adminAt).
+	adminBase string
+	cfg       config.Config
+	clock     *testutil.Clock
+	logs      *testutil.Buffer
+	app       *Server
+	srv       *httptest.Server
 	// reload is the server's Options.Reload (what SIGHUP sends on in
 	// cmd/issuer).
 	reload chan struct{}
@@ -70,11 +74,50 @@ func startIssuer(t *testing.T, mutate ...func(*config.Config)) *testIssuer {
 	ti.srv.Listener.Close()
 	ti.srv.Listener = ln
 	ti.srv.Start()
+	var adminSrv *httptest.Server
+	if cfg.AdminAddr != "" {
+		// Its address is in cfg.AdminAddr, opened by withAdminListener.
+		adminSrv = httptest.NewUnstartedServer(ti.app.AdminHandler())
+		adminSrv.Listener.Close()
+		aln, ok := adminListeners.LoadAndDelete(cfg.AdminAddr)
+		if !ok {
+			t.Fatalf("admin_addr %s was not opened by withAdminListener", cfg.AdminAddr)
+		}
+		adminSrv.Listener = aln.(net.Listener)
+		adminSrv.Start()
+		ti.adminBase = "http://" + cfg.AdminAddr
+	}
 	t.Cleanup(func() {
 		ti.srv.Close()
+		if adminSrv != nil {
+			adminSrv.Close()
+		}
 		ti.app.Close()
 	})
 	return ti
+}
+
+// adminListeners are the listeners withAdminListener opened, by address.
+var adminListeners sync.Map
+
+// withAdminListener gives an issuer an admin listener (admin_addr) on a
+// loopback port of its own, served by startIssuer.
+func withAdminListener(t *testing.T) func(*config.Config) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminListeners.Store(ln.Addr().String(), ln)
+	return func(c *config.Config) { c.AdminAddr = ln.Addr().String() }
+}
+
+// adminAt returns the base URL of the admin API and the metrics: the
+// admin listener's, or base when there is none.
+func (ti *testIssuer) adminAt() string {
+	if ti.adminBase != "" {
+		return ti.adminBase
+	}
+	return ti.base
 }
 
 // do sends a request and decodes a JSON response body into a map.
@@ -97,7 +140,7 @@ func (ti *testIssuer) do(t *testing.T, req *http.Request) (*http.Response, map[s
 
 // api is a client of ti's admin API: the one the CLI uses.
 func (ti *testIssuer) api() *adminapi.Client {
-	u, _ := url.Parse(ti.base)
+	u, _ := url.Parse(ti.adminAt())
 	return adminapi.NewClient(u, adminToken, nil)
 }
 
@@ -109,7 +152,7 @@ func (ti *testIssuer) admin(t *testing.T, method, path string, body any) (*http.
 		b, _ := json.Marshal(body)
 		r = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, ti.base+path, r)
+	req, _ := http.NewRequest(method, ti.adminAt()+path, r)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	req.Header.Set("Content-Type", "application/json")
 	return ti.do(t, req)

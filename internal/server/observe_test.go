@@ -22,11 +22,11 @@ func trustProxies(nets string) func(*config.Config) {
 	return func(c *config.Config) { c.TrustedProxies = nets }
 }
 
-// scrape fetches /metrics, checks it is the Prometheus text format, and
+// scrape fetches /metrics (from the admin listener when there is one), checks it is the Prometheus text format, and
 // parses it with the Prometheus parser.
 func (ti *testIssuer) scrape(t *testing.T) (map[string]*dto.MetricFamily, string) {
 	t.Helper()
-	resp, err := http.Get(ti.base + "/metrics")
+	resp, err := http.Get(ti.adminAt() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,6 +312,30 @@ func TestTrustedProxies(t *testing.T) {
 		ti.tokenFrom(t, "203.0.113.2", id, "wrong")
 		if resp, _ := ti.tokenFrom(t, "203.0.113.3", id, sec); resp.StatusCode != 429 {
 			t.Errorf("with a spoofed X-Forwarded-For: %d, want 429", resp.StatusCode)
+		}
+	})
+	t.Run("one hop of unknown address (Heroku's router)", func(t *testing.T) {
+		ti := startIssuer(t, func(c *config.Config) {
+			c.TrustedProxyHops = 1
+			c.AuthFailuresPerAddress, c.AuthFailuresPerClient = 2, 0
+		})
+		// The router appends the address it got the request from; what the
+		// client put before it is never the client address.
+		resp, _ := ti.send(t, "GET", "/.well-known/jwks.json", nil,
+			map[string]string{"X-Forwarded-For": "192.0.2.1, 198.51.100.7"})
+		lines := logLines(t, ti, "request_id", resp.Header.Get("X-Request-Id"))
+		if len(lines) != 1 || lines[0]["client_addr"] != "198.51.100.7" {
+			t.Errorf("request log = %v, want client_addr 198.51.100.7 (the rightmost entry)", lines)
+		}
+		id, sec := ti.createClient(t, map[string]any{"token_endpoint_auth_method": "client_secret_post"})
+		for _, spoofed := range []string{"192.0.2.1, 203.0.113.1", "192.0.2.2, 203.0.113.1"} {
+			ti.tokenFrom(t, spoofed, id, "wrong")
+		}
+		if resp, _ := ti.tokenFrom(t, "192.0.2.3, 203.0.113.1", id, sec); resp.StatusCode != 429 {
+			t.Errorf("the failing client, whatever it puts in front: %d, want 429", resp.StatusCode)
+		}
+		if resp, _ := ti.tokenFrom(t, "203.0.113.1, 203.0.113.2", id, sec); resp.StatusCode != 200 {
+			t.Errorf("another client behind the same router, naming the blocked address: %d, want 200", resp.StatusCode)
 		}
 	})
 	t.Run("ISSUER_URL is authoritative", func(t *testing.T) {

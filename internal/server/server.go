@@ -55,6 +55,7 @@ type Server struct {
 	log       *slog.Logger
 	version   string
 	handler   *Handler
+	admin     *Handler    // the admin listener's (admin_addr); nil when there is none
 	store     store.Store // instrumented with metrics
 	keys      *keys.Keys
 	storeName string // "embedded" or "redis", for the start-up line
@@ -99,6 +100,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		PasswordWindow:          cfg.PasswordFailureWindow,
 		UserFailures:            cfg.PasswordFailuresPerUser,
 		PasswordAddressFailures: cfg.PasswordFailuresPerAddress,
+		AdminFailures:           cfg.AdminFailuresPerAddress,
 		Now:                     now,
 		OnLimited:               m.Limited,
 		Logger:                  log,
@@ -163,25 +165,38 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			PasswordGrant: cfg.PasswordGrant,
 			Passwords:     passwords, // the grant's: one bound on concurrent hashing
 			Lockouts:      limiter,   // the grant's per-username locks
+			Limiter:       limiter,
 			Now:           now,
 		}, s.store, s.keys, hasher, log)
 	}
-	s.handler, err = NewHandler(HandlerConfig{
-		Issuer:         cfg.URL,
-		GrantTypes:     grants,
-		SigningAlg:     s.keys.Alg(),
-		Token:          tokens,
-		Introspect:     http.HandlerFunc(tokens.Introspection),
-		Revoke:         http.HandlerFunc(tokens.Revocation),
-		Admin:          adm,
-		SimpleJWT:      compat,
-		SimpleJWTPath:  cfg.SimpleJWTPath,
-		Keys:           s.keys,
-		Store:          s.store,
-		Logger:         log,
-		Metrics:        m,
-		TrustedProxies: cfg.TrustedProxyNets(),
-	})
+	hc := HandlerConfig{
+		Issuer:           cfg.URL,
+		GrantTypes:       grants,
+		SigningAlg:       s.keys.Alg(),
+		Token:            tokens,
+		Introspect:       http.HandlerFunc(tokens.Introspection),
+		Revoke:           http.HandlerFunc(tokens.Revocation),
+		Admin:            adm,
+		SimpleJWT:        compat,
+		SimpleJWTPath:    cfg.SimpleJWTPath,
+		Keys:             s.keys,
+		Store:            s.store,
+		Logger:           log,
+		Metrics:          m,
+		TrustedProxies:   cfg.TrustedProxyNets(),
+		TrustedProxyHops: int(cfg.TrustedProxyHops),
+		AdminURL:         cfg.AdminBaseURL(),
+	}
+	if cfg.AdminAddr != "" {
+		// The admin API and the metrics move to a listener of their own.
+		hc.Listener = ListenerPublic
+		ac := hc
+		ac.Listener = ListenerAdmin
+		if s.admin, err = NewHandler(ac); err != nil {
+			return fail(err)
+		}
+	}
+	s.handler, err = NewHandler(hc)
 	if err != nil {
 		return fail(err)
 	}
@@ -253,9 +268,19 @@ func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	r.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
 
-// ServeHTTP serves one request.
+// ServeHTTP serves one request of the main listener (addr).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
+}
+
+// AdminHandler returns the handler of the admin listener (admin_addr): the
+// admin API, the metrics and health. It is nil when admin_addr is empty:
+// the main listener then serves them.
+func (s *Server) AdminHandler() http.Handler {
+	if s.admin == nil {
+		return nil
+	}
+	return s.admin
 }
 
 // Close stops the background work, the limiter's subscription and the
@@ -275,52 +300,103 @@ func (s *Server) closeStore() error {
 	return s.store.Close()
 }
 
-// Run listens on the configured address and serves until ctx ends, then
-// shuts down gracefully: readiness fails first, the listener stays open
-// for the drain delay so that load balancers stop sending requests, and
+// Run listens on the configured address, and on the admin address when
+// one is configured, and serves until ctx ends, then shuts down
+// gracefully: readiness fails first on both, the listeners stay open for
+// the drain delay so that load balancers stop sending requests, and
 // requests in flight get the shutdown timeout to finish.
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("ISSUER_ADDR (addr): %w", err)
 	}
-	return s.Serve(ctx, ln)
+	var adminLn net.Listener
+	if s.admin != nil {
+		if adminLn, err = net.Listen("tcp", s.cfg.AdminAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("ISSUER_ADMIN_ADDR (admin_addr): %w", err)
+		}
+	}
+	return s.Serve(ctx, ln, adminLn)
 }
 
-// Serve is Run on a listener the caller opened; it closes ln.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+// Serve is Run on listeners the caller opened: ln for the main listener,
+// adminLn for the admin listener (nil without admin_addr). It closes them.
+// Both get the same timeouts, limits and graceful shutdown; when either
+// fails, both stop and Serve returns the error.
+func (s *Server) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	cfg := s.cfg
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	if (s.admin != nil) != (adminLn != nil) {
+		ln.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		return errors.New("server: an admin listener is needed exactly when admin_addr is set")
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("issuer started", "addr", ln.Addr().String(), "issuer", cfg.URL, "version", s.version,
-		"store", s.storeName, "signing_alg", s.keys.Alg(), "admin_api", cfg.AdminToken != "")
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout:       cfg.ReadTimeout,
+			WriteTimeout:      cfg.WriteTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
+	}
+	type listener struct {
+		srv *http.Server
+		ln  net.Listener
+	}
+	ls := []listener{{newServer(s.handler), ln}}
+	attrs := []any{"addr", ln.Addr().String()}
+	if adminLn != nil {
+		ls = append(ls, listener{newServer(s.admin), adminLn})
+		attrs = append(attrs, "admin_addr", adminLn.Addr().String(), "admin_url", cfg.AdminBaseURL())
+	}
+	errc := make(chan error, len(ls))
+	for _, l := range ls {
+		go func() { errc <- l.srv.Serve(l.ln) }()
+	}
+	s.log.Info("issuer started", append(attrs, "issuer", cfg.URL, "version", s.version,
+		"store", s.storeName, "signing_alg", s.keys.Alg(), "admin_api", cfg.AdminToken != "")...)
+
+	shutdown := func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		errs := make(chan error, len(ls))
+		for _, l := range ls {
+			go func() { errs <- l.srv.Shutdown(sctx) }()
+		}
+		var err error
+		for range ls {
+			err = errors.Join(err, <-errs)
+		}
+		return err
+	}
+	failed := func(err error) error {
+		_ = shutdown() // one listener failed: the other stops too
+		return err
+	}
 
 	select {
 	case err := <-errc:
-		return err
+		return failed(err)
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down", "drain_delay", cfg.ShutdownDrainDelay.String())
 	s.handler.Drain()
+	if s.admin != nil {
+		s.admin.Drain()
+	}
 	if cfg.ShutdownDrainDelay > 0 {
 		select {
 		case <-time.After(cfg.ShutdownDrainDelay):
 		case err := <-errc:
-			return err
+			return failed(err)
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := shutdown(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	s.log.Info("stopped")
