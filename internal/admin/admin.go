@@ -165,6 +165,7 @@ func response(c store.Client, sec string) adminapi.ClientInfo {
 			Audience:                c.Audiences,
 			TokenEndpointAuthMethod: c.AuthMethod,
 			IntrospectAll:           c.IntrospectAll,
+			DPoPBoundAccessTokens:   c.DPoPBound,
 		},
 	}
 }
@@ -237,6 +238,7 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) {
 		Audiences:     m.Audience,
 		AuthMethod:    m.TokenEndpointAuthMethod,
 		IntrospectAll: m.IntrospectAll,
+		DPoPBound:     m.DPoPBoundAccessTokens,
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}
@@ -283,7 +285,7 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.Name, c.GrantTypes, c.Scopes, c.Audiences, c.AuthMethod = m.ClientName, m.GrantTypes, strings.Fields(m.Scope), m.Audience, m.TokenEndpointAuthMethod
-	c.IntrospectAll = m.IntrospectAll
+	c.IntrospectAll, c.DPoPBound = m.IntrospectAll, m.DPoPBoundAccessTokens
 	c.UpdatedAt = h.cfg.Now().UTC().Truncate(time.Millisecond)
 	if err := h.st.UpdateClient(r.Context(), c); err != nil {
 		h.storeError(w, r, err)

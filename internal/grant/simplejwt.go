@@ -266,7 +266,7 @@ func (s *SimpleJWT) refresh(w http.ResponseWriter, r *http.Request, in map[strin
 		s.fail(w, r, oe)
 		return
 	}
-	resp, err := s.h.refresh(r.Context(), url.Values{"refresh_token": {in["refresh"]}}, c, true)
+	resp, err := s.h.refresh(r.Context(), url.Values{"refresh_token": {in["refresh"]}}, c, issue{simpleJWT: true})
 	if err != nil {
 		var oe *Error
 		if errors.As(err, &oe) && oe.Code == "invalid_grant" {

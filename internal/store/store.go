@@ -49,9 +49,12 @@ type Client struct {
 	AuthMethod string   `json:"auth_method"`
 	// IntrospectAll lets the client introspect every token, not only its
 	// own (a resource server).
-	IntrospectAll bool      `json:"introspect_all,omitempty"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	IntrospectAll bool `json:"introspect_all,omitempty"`
+	// DPoPBound requires a DPoP proof with every token request of the
+	// client, so that all its access tokens are bound (RFC 9449 §5.2).
+	DPoPBound bool      `json:"dpop_bound_access_tokens,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Family is the state of one chain of refresh tokens: every refresh rotates
