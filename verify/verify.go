@@ -130,6 +130,10 @@ type Claims struct {
 	NotBefore time.Time
 	// ID is the jti claim.
 	ID string
+	// JKT is the cnf.jkt claim of a DPoP-bound token (RFC 9449 §6.1):
+	// the thumbprint of the key whose proofs must go with it; "" for a
+	// bearer token.
+	JKT string
 
 	payload string // base64url claims segment, for Decode
 }
@@ -163,6 +167,9 @@ type accessClaims struct {
 	ID        string      `json:"jti"`
 	ClientID  string      `json:"client_id"`
 	Scope     string      `json:"scope"`
+	Cnf       struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"`
 }
 
 var _ jwt.Claims = (*accessClaims)(nil)
@@ -248,8 +255,19 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 //     token whose alg differs is refused.
 //
 // The cheap checks run before the key lookup and the signature check. ctx
-// bounds the wait for a key set refresh when kid is unknown.
+// bounds the wait for a key set refresh when kid is unknown. A DPoP-bound
+// token (with cnf.jkt) is refused with ErrDPoPBound: it is valid only with
+// a proof of its key (see DPoPVerifier).
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	c, err := v.verify(ctx, raw)
+	if err == nil && c.JKT != "" {
+		return nil, fmt.Errorf("%w: presented without a DPoP proof", ErrDPoPBound)
+	}
+	return c, err
+}
+
+// verify is Verify without the refusal of DPoP-bound tokens.
+func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) > v.maxSize {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(raw), v.maxSize)
 	}
@@ -281,7 +299,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	_, rest, _ := strings.Cut(raw, ".")
 	c.payload, _, _ = strings.Cut(rest, ".")
 	c.Issuer, c.Subject, c.ClientID, c.ID = dec.Issuer, dec.Subject, dec.ClientID, dec.ID
-	c.Audience = dec.Audience
+	c.Audience, c.JKT = dec.Audience, dec.Cnf.JKT
 	c.Scopes = strings.Fields(dec.Scope)
 	c.Expiry, c.IssuedAt, c.NotBefore = dec.ExpiresAt.Time, dec.IssuedAt.Time, dec.NotBefore.Time
 	return c, nil
