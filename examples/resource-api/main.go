@@ -135,7 +135,7 @@ func newHandler(v *verify.Verifier, publicURL string) (http.Handler, error) {
 
 func (s *store) list(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	items := append([]item(nil), s.items...)
+	items := append([]item{}, s.items...) // [] rather than null when empty
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})
 }

@@ -53,6 +53,9 @@ func TestRoutes(t *testing.T) {
 			if got := w.Header().Get("WWW-Authenticate"); !strings.Contains(got, tc.challenge) || (tc.challenge == "") != (got == "") {
 				t.Errorf("WWW-Authenticate = %q, want it to contain %q", got, tc.challenge)
 			}
+			if tc.name == "list with read" && !strings.Contains(w.Body.String(), `"items":[]`) {
+				t.Errorf("body = %s, want an empty list, not null", w.Body)
+			}
 			if tc.status == http.StatusCreated && !strings.Contains(w.Body.String(), `"created_by":"test-client"`) {
 				t.Errorf("body = %s, want created_by test-client", w.Body)
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/issuer-oauth/issuer/internal/keys"
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/verify"
 )
@@ -49,6 +50,8 @@ func (h *Handler) dpopKey(r *http.Request, c store.Client) (string, error) {
 		URL:    h.cfg.TokenURL,
 		Now:    now,
 		MaxAge: h.cfg.DPoPMaxAge,
+		// A client's clock may run ahead as far as another instance's.
+		Leeway: keys.MaxClockSkew,
 	})
 	if err != nil {
 		h.log.InfoContext(r.Context(), "DPoP proof refused", "client_id", c.ID, "err", err)
