@@ -441,3 +441,23 @@ func TestDPoPAcrossInstances(t *testing.T) {
 		t.Fatalf("%d of 20 concurrent requests with one proof succeeded, want 1", success)
 	}
 }
+
+// TestDPoPBoundClientAndSimpleJWT: the SimpleJWT-compatible endpoints take
+// no DPoP proof, so a DPoP-bound compat client gets no tokens from them.
+func TestDPoPBoundClientAndSimpleJWT(t *testing.T) {
+	ti, _ := startCompat(t)
+	ti.createUser(t, "alice", "correct horse battery staple")
+	ti.sjLogin(t, "alice", "correct horse battery staple")
+
+	resp, m := ti.admin(t, "PUT", "/admin/clients/"+compatClientID, map[string]any{
+		"grant_types": []string{"password", "refresh_token"}, "scope": "read", "audience": []string{e2eAudience},
+		"dpop_bound_access_tokens": true,
+	})
+	if resp.StatusCode != 200 {
+		t.Fatalf("PUT: %d %v", resp.StatusCode, m)
+	}
+	r := ti.sjPost(t, "", map[string]any{"username": "alice", "password": "correct horse battery staple"})
+	if r.status != http.StatusInternalServerError || strings.Contains(string(r.body), "access") {
+		t.Fatalf("login with a DPoP-bound compat client: %d %s", r.status, r.body)
+	}
+}
