@@ -11,12 +11,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/secret"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 	"github.com/issuer-oauth/issuer/verify/verifytest"
 )
 
@@ -402,9 +404,36 @@ func TestDPoPAcrossInstances(t *testing.T) {
 	nonce := func(c *config.Config) { c.DPoPNonce = true }
 	a := startIssuer(t, onRedis(srv.URL(), master), nonce)
 	b := startIssuer(t, onRedis(srv.URL(), master), sameURL(a.URL), nonce)
+	testDPoPAcross(t, a, b, a.clock.Now)
+}
+
+// TestDPoPAcrossProcesses is TestDPoPAcrossInstances with two real
+// `issuer serve` processes on one real redis-server.
+func TestDPoPAcrossProcesses(t *testing.T) {
+	bin := buildIssuer(t)
+	srv := redistest.Start(t)
+	addrA, addrB := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	env := func(addr string) map[string]string {
+		return map[string]string{
+			"ISSUER_ADDR": addr, "ISSUER_URL": "http://" + addrA,
+			"ISSUER_REDIS_URL": srv.URL(), "ISSUER_SECRET": processSecret,
+			"ISSUER_ADMIN_TOKEN": adminToken, "ISSUER_LOG_LEVEL": "warn",
+			"ISSUER_DPOP_NONCE": "true",
+		}
+	}
+	startProcess(t, bin, env(addrA))
+	startProcess(t, bin, env(addrB))
+	a := &testIssuer{URL: "http://" + addrA, base: "http://" + addrA}
+	b := &testIssuer{URL: "http://" + addrA, base: "http://" + addrB}
+	testDPoPAcross(t, a, b, time.Now)
+}
+
+// testDPoPAcross runs the DPoP checks that need two instances a and b of
+// one issuer (ISSUER_URL a.URL) with dpop_nonce on; now is their clock.
+func testDPoPAcross(t *testing.T, a, b *testIssuer, now func() time.Time) {
 	id, sec := a.createClient(t, map[string]any{"scope": "read"})
 	key := verifytest.NewDPoPKey(t, "ES256")
-	key.Now = a.clock.Now
+	key.Now = now
 	htu := a.URL + PathToken
 
 	resp, _ := a.dpopToken(t, id, sec, dpopCCForm, key.Proof(t, "POST", htu, "", ""))
