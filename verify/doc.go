@@ -89,6 +89,15 @@
 // tokens too; Middleware checks scopes on every request. Failures are not
 // cached. CacheStats reports hits, misses and evictions.
 //
-// Package verifytest mints tokens and serves a JWK Set, to test resource
-// APIs without a running issuer.
+// # DPoP
+//
+// Tokens bound to a client's key (RFC 9449, cnf.jkt) are valid only with a
+// proof of that key: Verify and Middleware refuse them (ErrDPoPBound).
+// NewDPoPVerifier accepts them with "Authorization: DPoP" and a DPoP proof
+// (every check of RFC 9449 §7.1, jti replay through a ReplayCache,
+// optional Nonces), beside bearer tokens that are not bound; package
+// dpopredis shares the replay cache between replicas.
+//
+// Package verifytest mints tokens, DPoP-bound tokens and proofs, and serves
+// a JWK Set, to test resource APIs without a running issuer.
 package verify

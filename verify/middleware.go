@@ -116,6 +116,7 @@ var descriptions = []struct {
 	{ErrAudience, "the access token is for another audience"},
 	{ErrExpired, "the access token expired"},
 	{ErrNotYetValid, "the access token is not valid yet"},
+	{ErrDPoPBound, "the access token is DPoP-bound: present it with the DPoP scheme and a proof"},
 }
 
 func describe(err error) string {

@@ -137,6 +137,10 @@ type Claims struct {
 	NotBefore time.Time
 	// ID is the jti claim.
 	ID string
+	// JKT is the cnf.jkt claim of a DPoP-bound token (RFC 9449 §6.1):
+	// the thumbprint of the key whose proofs must go with it; "" for a
+	// bearer token.
+	JKT string
 
 	payload string // base64url claims segment, for Decode
 }
@@ -170,6 +174,9 @@ type accessClaims struct {
 	ID        string      `json:"jti"`
 	ClientID  string      `json:"client_id"`
 	Scope     string      `json:"scope"`
+	Cnf       struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"`
 }
 
 var _ jwt.Claims = (*accessClaims)(nil)
@@ -263,7 +270,19 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 // the clock, and its kid still naming the same key in the key set (which
 // is not too stale); the result is the same as a full verification's.
 // Each call returns its own copy of the claims.
+//
+// A DPoP-bound token (with cnf.jkt) is refused with ErrDPoPBound: it is
+// valid only with a proof of its key (see DPoPVerifier).
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	c, err := v.verify(ctx, raw)
+	if err == nil && c.JKT != "" {
+		return nil, fmt.Errorf("%w: presented without a DPoP proof", ErrDPoPBound)
+	}
+	return c, err
+}
+
+// verify is Verify without the refusal of DPoP-bound tokens.
+func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) > v.maxSize {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(raw), v.maxSize)
 	}
@@ -363,7 +382,7 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*verification, 
 	_, rest, _ := strings.Cut(raw, ".")
 	c.payload, _, _ = strings.Cut(rest, ".")
 	c.Issuer, c.Subject, c.ClientID, c.ID = dec.Issuer, dec.Subject, dec.ClientID, dec.ID
-	c.Audience = dec.Audience
+	c.Audience, c.JKT = dec.Audience, dec.Cnf.JKT
 	c.Scopes = strings.Fields(dec.Scope)
 	c.Expiry, c.IssuedAt, c.NotBefore = dec.ExpiresAt.Time, dec.IssuedAt.Time, dec.NotBefore.Time
 	return e, nil

@@ -119,9 +119,10 @@ func TestClientsCreate(t *testing.T) {
 		{
 			name: "every field",
 			args: []string{"create", "--name", "billing", "--scope", " read  write ", "--audience", "https://a.example", "-audience=https://b.example",
-				"--grant-types", "client_credentials, refresh_token", "--auth-method", "client_secret_post", "--introspect-all"},
+				"--grant-types", "client_credentials, refresh_token", "--auth-method", "client_secret_post", "--introspect-all", "--dpop-bound-access-tokens"},
 			want: adminapi.ClientMetadata{ClientName: "billing", GrantTypes: []string{"client_credentials", "refresh_token"}, Scope: "read write",
-				Audience: []string{"https://a.example", "https://b.example"}, TokenEndpointAuthMethod: "client_secret_post", IntrospectAll: true},
+				Audience: []string{"https://a.example", "https://b.example"}, TokenEndpointAuthMethod: "client_secret_post", IntrospectAll: true,
+				DPoPBoundAccessTokens: true},
 		},
 		{
 			name: "json",
@@ -235,6 +236,7 @@ scope: read
 audience: https://api.example.com
 token_endpoint_auth_method: client_secret_basic
 introspect_all: false
+dpop_bound_access_tokens: false
 client_id_issued_at: ` + time.Unix(c.ClientIDIssuedAt, 0).UTC().Format(time.RFC3339) + `
 client_secret_expires_at: never
 `
@@ -283,6 +285,7 @@ func TestClientsUpdate(t *testing.T) {
 		"audience":                   []any{"https://api.example.com"},
 		"token_endpoint_auth_method": "client_secret_basic",
 		"introspect_all":             false,
+		"dpop_bound_access_tokens":   false,
 	}
 	with := func(changes map[string]any) map[string]any { return changed(base, changes) }
 	tests := []struct {
@@ -302,6 +305,7 @@ func TestClientsUpdate(t *testing.T) {
 			with(map[string]any{"grant_types": []any{"client_credentials"}}), 0},
 		{"same value", []string{"update", "ID", "--name", "billing"}, base, 0},
 		{"introspect all", []string{"update", "ID", "--introspect-all"}, with(map[string]any{"introspect_all": true}), 0},
+		{"dpop bound", []string{"update", "ID", "--dpop-bound-access-tokens"}, with(map[string]any{"dpop_bound_access_tokens": true}), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -67,6 +67,7 @@ type metadataFlags struct {
 	grantTypes    string
 	authMethod    string
 	introspectAll bool
+	dpopBound     bool
 }
 
 func bindMetadata(fs *flag.FlagSet, update bool) *metadataFlags {
@@ -85,6 +86,7 @@ func bindMetadata(fs *flag.FlagSet, update bool) *metadataFlags {
 	fs.StringVar(&m.grantTypes, "grant-types", "", grantTypes)
 	fs.StringVar(&m.authMethod, "auth-method", "", authMethod)
 	fs.BoolVar(&m.introspectAll, "introspect-all", false, "let the client introspect every token, not only its own (for resource servers); --introspect-all=false takes it away")
+	fs.BoolVar(&m.dpopBound, "dpop-bound-access-tokens", false, "require a DPoP proof with every token request of the client, so all its access tokens are bound to its key (RFC 9449); --dpop-bound-access-tokens=false lifts it")
 	return m
 }
 
@@ -94,7 +96,7 @@ func (m *metadataFlags) given() ([]string, error) {
 	var names []string
 	m.fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "name", "scope", "audience", "grant-types", "auth-method", "introspect-all":
+		case "name", "scope", "audience", "grant-types", "auth-method", "introspect-all", "dpop-bound-access-tokens":
 			names = append(names, f.Name)
 		}
 	})
@@ -122,6 +124,8 @@ func (m *metadataFlags) apply(md *adminapi.ClientMetadata, given []string) {
 			md.TokenEndpointAuthMethod = m.authMethod
 		case "introspect-all":
 			md.IntrospectAll = m.introspectAll
+		case "dpop-bound-access-tokens":
+			md.DPoPBoundAccessTokens = m.dpopBound
 		}
 	}
 }
@@ -240,9 +244,9 @@ func (a *adminCLI) printClient(c adminapi.ClientInfo) error {
 	if c.ClientSecretExpiresAt != 0 {
 		expires = time.Unix(c.ClientSecretExpiresAt, 0).UTC().Format(time.RFC3339)
 	}
-	_, err := fmt.Fprintf(a.stdout, "client_id: %s\nclient_name: %s\ngrant_types: %s\nscope: %s\naudience: %s\ntoken_endpoint_auth_method: %s\nintrospect_all: %t\nclient_id_issued_at: %s\nclient_secret_expires_at: %s\n",
+	_, err := fmt.Fprintf(a.stdout, "client_id: %s\nclient_name: %s\ngrant_types: %s\nscope: %s\naudience: %s\ntoken_endpoint_auth_method: %s\nintrospect_all: %t\ndpop_bound_access_tokens: %t\nclient_id_issued_at: %s\nclient_secret_expires_at: %s\n",
 		clean(c.ClientID), clean(c.ClientName), clean(strings.Join(c.GrantTypes, ",")), clean(c.Scope),
-		clean(strings.Join(c.Audience, ",")), clean(c.TokenEndpointAuthMethod), c.IntrospectAll, issued, expires)
+		clean(strings.Join(c.Audience, ",")), clean(c.TokenEndpointAuthMethod), c.IntrospectAll, c.DPoPBoundAccessTokens, issued, expires)
 	return err
 }
 

@@ -5,15 +5,23 @@
 // It discovers the issuer's keys from ISSUER_URL's RFC 8414 metadata (at
 // the first request that needs them, so it may start before the issuer),
 // requires tokens whose aud contains RESOURCE_AUDIENCE, and listens on
-// RESOURCE_ADDR (default :8090):
+// RESOURCE_ADDR (default :8090). It accepts bearer tokens and DPoP-bound
+// tokens (RFC 9449) with their proofs; the URL a proof's htu must name is
+// RESOURCE_URL followed by the request's path (RESOURCE_URL is the API's
+// public base URL, such as https://api.example.com; when unset,
+// "http://" + the request's Host, which is right only without a proxy in
+// front):
 //
 //	GET  /v1/items   needs scope read
 //	POST /v1/items   needs scope write
 //	GET  /healthz    needs nothing
 //
 // Failures follow RFC 6750: 401 with WWW-Authenticate: Bearer (plus
-// error="invalid_token" when a token was presented but is not valid), 403
-// with error="insufficient_scope" when a scope is missing.
+// error="invalid_token" when a token was presented but is not valid) and a
+// second challenge DPoP algs="…" (with error="invalid_dpop_proof" when a
+// DPoP request's proof is not valid), 403 with error="insufficient_scope"
+// when a scope is missing. Proofs are remembered in memory: replicas of
+// an API would share verify/dpopredis instead.
 package main
 
 import (
@@ -49,6 +57,7 @@ func run(log *slog.Logger) error {
 		return errors.New("RESOURCE_AUDIENCE is empty; set it to the audience (aud) this API requires, such as https://api.example.com")
 	}
 	addr := envOr("RESOURCE_ADDR", ":8090")
+	publicURL := os.Getenv("RESOURCE_URL")
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -61,12 +70,16 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("ISSUER_URL %s, RESOURCE_AUDIENCE %s: %w", issuer, aud, err)
 	}
+	h, err := newHandler(v, publicURL)
+	if err != nil {
+		return fmt.Errorf("RESOURCE_URL %q: %w", publicURL, err)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("RESOURCE_ADDR: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           logRequests(log, newHandler(v)),
+		Handler:           logRequests(log, h),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -123,20 +136,30 @@ type store struct {
 }
 
 // newHandler routes the API; each route states the scope it needs.
-func newHandler(v *verify.Verifier) http.Handler {
+// publicURL is the API's public base URL (RESOURCE_URL), for the htu of
+// DPoP proofs; when empty, "http://" + the request's Host.
+func newHandler(v *verify.Verifier, publicURL string) (http.Handler, error) {
+	cfg := verify.DPoPConfig{BaseURL: publicURL}
+	if publicURL == "" {
+		cfg.RequestURL = func(r *http.Request) string { return "http://" + r.Host + r.URL.EscapedPath() }
+	}
+	d, err := verify.NewDPoPVerifier(v, cfg)
+	if err != nil {
+		return nil, err
+	}
 	s := &store{items: []item{}}
 	mux := http.NewServeMux()
-	mux.Handle("GET /v1/items", v.Middleware("read")(http.HandlerFunc(s.list)))
-	mux.Handle("POST /v1/items", v.Middleware("write")(http.HandlerFunc(s.create)))
+	mux.Handle("GET /v1/items", d.Middleware("read")(http.HandlerFunc(s.list)))
+	mux.Handle("POST /v1/items", d.Middleware("write")(http.HandlerFunc(s.create)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	return mux
+	return mux, nil
 }
 
 func (s *store) list(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	items := append([]item(nil), s.items...)
+	items := append([]item{}, s.items...) // [] rather than null when empty
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})
 }

@@ -23,7 +23,10 @@ func TestRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHandler(v)
+	h, err := newHandler(v, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, method, path, token, body string
 		status                          int
@@ -53,6 +56,9 @@ func TestRoutes(t *testing.T) {
 			if got := w.Header().Get("WWW-Authenticate"); !strings.Contains(got, tc.challenge) || (tc.challenge == "") != (got == "") {
 				t.Errorf("WWW-Authenticate = %q, want it to contain %q", got, tc.challenge)
 			}
+			if tc.name == "list with read" && !strings.Contains(w.Body.String(), `"items":[]`) {
+				t.Errorf("body = %s, want an empty list, not null", w.Body)
+			}
 			if tc.status == http.StatusCreated && !strings.Contains(w.Body.String(), `"created_by":"test-client"`) {
 				t.Errorf("body = %s, want created_by test-client", w.Body)
 			}
@@ -72,7 +78,10 @@ func TestStartsBeforeIssuer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHandler(v)
+	h, err := newHandler(v, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	get := func(path, token string) int {
 		r := httptest.NewRequest("GET", path, nil)
 		if token != "" {
@@ -114,7 +123,10 @@ func TestLogsKeyFetchFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHandler(v)
+	h, err := newHandler(v, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	get := func() int {
 		tok := iss.Token(t, aud, "read")
 		r := httptest.NewRequest("GET", "/v1/items", nil)
@@ -147,5 +159,55 @@ func TestLogsKeyFetchFailures(t *testing.T) {
 	}
 	if got := buf.String(); !strings.Contains(got, `"level":"ERROR"`) || !strings.Contains(got, "too stale") {
 		t.Fatalf("log = %s, want an error about stale keys", got)
+	}
+}
+
+// TestDPoP: the API accepts DPoP-bound tokens with their proofs, whose htu
+// is RESOURCE_URL's (or, without it, the request's Host's) URL, and
+// refuses a bound token presented as Bearer.
+func TestDPoP(t *testing.T) {
+	const aud = "https://api.example.com"
+	iss := verifytest.NewIssuer(t)
+	v, err := verify.New(iss.URL, aud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := verifytest.NewDPoPKey(t, "ES256")
+	tok := iss.DPoPToken(t, key.Thumbprint(), aud, "read")
+	do := func(h http.Handler, auth, proof string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/v1/items", nil)
+		r.Host = "api.internal:8090"
+		r.Header.Set("Authorization", auth)
+		if proof != "" {
+			r.Header.Set("DPoP", proof)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	byHost, err := newHandler(v, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	public, err := newHandler(v, "https://api.example.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := do(byHost, "DPoP "+tok, key.Proof(t, "GET", "http://api.internal:8090/v1/items", tok, "")); w.Code != 200 {
+		t.Errorf("without RESOURCE_URL, proof for the Host: %d %s", w.Code, w.Body)
+	}
+	if w := do(public, "DPoP "+tok, key.Proof(t, "GET", "https://api.example.com/v1/items", tok, "")); w.Code != 200 {
+		t.Errorf("RESOURCE_URL, proof for it: %d %s", w.Code, w.Body)
+	}
+	w := do(public, "DPoP "+tok, key.Proof(t, "GET", "http://api.internal:8090/v1/items", tok, ""))
+	if ch := w.Header().Values("WWW-Authenticate"); w.Code != 401 || len(ch) != 2 || !strings.Contains(ch[1], `error="invalid_dpop_proof"`) {
+		t.Errorf("RESOURCE_URL, proof for the Host: %d %q", w.Code, ch)
+	}
+	w = do(public, "Bearer "+tok, "")
+	if ch := w.Header().Values("WWW-Authenticate"); w.Code != 401 || len(ch) != 2 || !strings.Contains(ch[0], `error="invalid_token"`) || !strings.HasPrefix(ch[1], `DPoP algs="`) {
+		t.Errorf("bound token as Bearer: %d %q", w.Code, ch)
+	}
+	if _, err := newHandler(v, "api.example.com"); err == nil {
+		t.Error("newHandler accepts a RESOURCE_URL that is no URL")
 	}
 }

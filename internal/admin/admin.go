@@ -201,6 +201,7 @@ func response(c store.Client, sec string) adminapi.ClientInfo {
 			Audience:                c.Audiences,
 			TokenEndpointAuthMethod: c.AuthMethod,
 			IntrospectAll:           c.IntrospectAll,
+			DPoPBoundAccessTokens:   c.DPoPBound,
 		},
 	}
 }
@@ -273,6 +274,7 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) {
 		Audiences:     m.Audience,
 		AuthMethod:    m.TokenEndpointAuthMethod,
 		IntrospectAll: m.IntrospectAll,
+		DPoPBound:     m.DPoPBoundAccessTokens,
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}
@@ -331,7 +333,7 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		c.Name, c.GrantTypes, c.Scopes, c.Audiences, c.AuthMethod = m.ClientName, m.GrantTypes, strings.Fields(m.Scope), m.Audience, m.TokenEndpointAuthMethod
-		c.IntrospectAll = m.IntrospectAll
+		c.IntrospectAll, c.DPoPBound = m.IntrospectAll, m.DPoPBoundAccessTokens
 		c.UpdatedAt = h.cfg.Now().UTC().Truncate(time.Millisecond)
 		err = h.st.UpdateClient(r.Context(), c)
 		if errors.Is(err, store.ErrConflict) {

@@ -41,6 +41,10 @@ type ClientMetadata struct {
 	// IntrospectAll (extension) lets the client introspect every token,
 	// not only its own: for resource servers that introspect.
 	IntrospectAll bool `json:"introspect_all"`
+	// DPoPBoundAccessTokens (RFC 9449 §5.2) makes every token request of
+	// the client need a DPoP proof, so all its access tokens are bound
+	// to a key it holds.
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
 }
 
 // ClientInfo is a registered client as the admin API returns it: the RFC

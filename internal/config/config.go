@@ -251,6 +251,17 @@ type Config struct {
 	// SimpleJWTUserIDClaim is the claim that carries the user id in
 	// SimpleJWT-style tokens (SimpleJWT's USER_ID_CLAIM). Default user_id.
 	SimpleJWTUserIDClaim string `yaml:"simplejwt_user_id_claim" env:"ISSUER_SIMPLEJWT_USER_ID_CLAIM"`
+
+	// DPoPNonce makes the token endpoint require a server nonce in DPoP
+	// proofs (RFC 9449 §8); the nonces are an HMAC of a time step under a
+	// key derived from Secret, so every instance accepts every other's.
+	// Default false.
+	DPoPNonce bool `yaml:"dpop_nonce" env:"ISSUER_DPOP_NONCE"`
+
+	// DPoPProofMaxAge is how old the iat of a DPoP proof may be at the
+	// token endpoint, 10s to 1h; a proof's jti is remembered that long.
+	// With DPoPNonce it is also the time step of the nonces. Default 5m.
+	DPoPProofMaxAge time.Duration `yaml:"dpop_proof_max_age" env:"ISSUER_DPOP_PROOF_MAX_AGE"`
 }
 
 // Default returns the configuration used when neither a file nor the
@@ -290,6 +301,7 @@ func Default() Config {
 		PasswordFailuresPerAddress: 100,
 		SimpleJWTPath:              "/api/token/",
 		SimpleJWTUserIDClaim:       "user_id",
+		DPoPProofMaxAge:            5 * time.Minute,
 	}
 }
 
@@ -498,6 +510,7 @@ func (c Config) problems() []problem {
 	}
 	ps = append(ps, c.serverProblems()...)
 	ps = append(ps, c.userProblems()...)
+	ps = append(ps, c.dpopProblems()...)
 	if !slices.Contains(logLevels, c.LogLevel) {
 		add("log_level", "%q is not a log level; use one of %s", c.LogLevel, strings.Join(logLevels, ", "))
 	}

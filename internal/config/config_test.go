@@ -80,6 +80,7 @@ func TestDefault(t *testing.T) {
 		PasswordFailuresPerAddress: 100,
 		SimpleJWTPath:              "/api/token/",
 		SimpleJWTUserIDClaim:       "user_id",
+		DPoPProofMaxAge:            5 * time.Minute,
 	}
 	if got := Default(); got != want {
 		t.Errorf("Default() = %v, want %v", got, want)
@@ -190,6 +191,7 @@ log_level: debug
 		PasswordFailuresPerAddress: 100,
 		SimpleJWTPath:              "/api/token/",
 		SimpleJWTUserIDClaim:       "user_id",
+		DPoPProofMaxAge:            5 * time.Minute,
 	}
 	got, err := Load(path, nil)
 	if err != nil {
@@ -285,6 +287,7 @@ func TestEveryEnvVar(t *testing.T) {
 		"simplejwt_compat": "false", "simplejwt_path": "/auth/jwt/", "simplejwt_client_id": "c1",
 		"simplejwt_claims": "true", "simplejwt_user_id_claim": "uid",
 		"redis_wait_replicas": "1", "redis_wait_timeout": "250ms",
+		"dpop_nonce": "true", "dpop_proof_max_age": "30s",
 	}
 	for _, s := range settings {
 		t.Run(s.env, func(t *testing.T) {
@@ -566,6 +569,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		"ISSUER_PASSWORD_FAILURE_WINDOW (password_failure_window): ",
 		"ISSUER_SIMPLEJWT_PATH (simplejwt_path): ",
 		"ISSUER_SIMPLEJWT_USER_ID_CLAIM (simplejwt_user_id_claim): ",
+		"ISSUER_DPOP_PROOF_MAX_AGE (dpop_proof_max_age): ",
 		"ISSUER_LOG_LEVEL (log_level): ",
 	}
 	got := lines(c.Validate())
@@ -629,6 +633,8 @@ var settingNames = strings.Join([]string{
 	"simplejwt_client_id",
 	"simplejwt_claims",
 	"simplejwt_user_id_claim",
+	"dpop_nonce",
+	"dpop_proof_max_age",
 }, ", ")
 
 func TestLoadErrors(t *testing.T) {
@@ -894,6 +900,8 @@ func TestRedaction(t *testing.T) {
 		`simplejwt_client_id=""`,
 		`simplejwt_claims=false`,
 		`simplejwt_user_id_claim="user_id"`,
+		`dpop_nonce=false`,
+		`dpop_proof_max_age=5m`,
 	}, " ")
 	if got := d.String(); got != want {
 		t.Errorf("Default().String() =\n%s\nwant\n%s", got, want)

@@ -57,7 +57,7 @@ func newClientCredentials(h *Handler) *clientCredentials {
 // that authenticated and may use it. It decides the scope (RFC 6749 §3.3)
 // and the audience (RFC 8707) before the library runs: the library's
 // ClientScopeHandler is given the request but not the client.
-func (h *Handler) clientCredentialsGrant(ctx context.Context, form url.Values, c store.Client) (*tokenResponse, error) {
+func (h *Handler) clientCredentialsGrant(ctx context.Context, form url.Values, c store.Client, jkt string) (*tokenResponse, error) {
 	scopes, oerr := grantScope(form.Get("scope"), c.Scopes)
 	if oerr != nil {
 		return nil, oerr
@@ -66,7 +66,7 @@ func (h *Handler) clientCredentialsGrant(ctx context.Context, form url.Values, c
 	if oerr != nil {
 		return nil, oerr
 	}
-	return h.cc.token(ctx, c, issue{}, scopes, aud)
+	return h.cc.token(ctx, c, issue{jkt: jkt}, scopes, aud)
 }
 
 // token issues tokens of client c for is (the client itself or a user of
@@ -93,7 +93,7 @@ func (cc *clientCredentials) token(ctx context.Context, c store.Client, is issue
 	}
 	return &tokenResponse{
 		AccessToken:  ti.GetAccess(),
-		TokenType:    "Bearer",
+		TokenType:    is.tokenType(),
 		ExpiresIn:    int64(ti.GetAccessExpiresIn().Seconds()),
 		RefreshToken: ti.GetRefresh(),
 		Scope:        ti.GetScope(),

@@ -17,6 +17,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/ratelimit"
 	"github.com/issuer-oauth/issuer/internal/secret"
 	"github.com/issuer-oauth/issuer/internal/store"
+	"github.com/issuer-oauth/issuer/verify"
 )
 
 // Store is the part of the store the token endpoint needs.
@@ -28,6 +29,7 @@ type Store interface {
 	RevokeFamily(ctx context.Context, id string) error
 	RevokeToken(ctx context.Context, jti string, until time.Time) error
 	IsRevoked(ctx context.Context, jti string) (bool, error)
+	UseOnce(ctx context.Context, id string, until time.Time) error
 }
 
 // Signer mints and verifies the tokens (keys.Keys).
@@ -90,6 +92,17 @@ type Config struct {
 	// UserIDClaim is the claim of the user id in SimpleJWT-style tokens;
 	// "user_id" when empty.
 	UserIDClaim string
+	// TokenURL is the public URL of the token endpoint, under Issuer
+	// (never from the request's Host header), which the htu of a DPoP
+	// proof must match.
+	TokenURL string
+	// DPoPMaxAge is how old the iat of a DPoP proof may be
+	// (dpop_proof_max_age); verify.DefaultDPoPMaxAge when zero.
+	DPoPMaxAge time.Duration
+	// DPoPNonces, when not nil, makes DPoP proofs need a nonce of the
+	// server (dpop_nonce, RFC 9449 §8); every response of the token
+	// endpoint then carries the current one in a DPoP-Nonce header.
+	DPoPNonces *verify.Nonces
 }
 
 // DefaultFailureFloor is the default Config.FailureFloor: well above the
@@ -120,6 +133,9 @@ func New(cfg Config, st Store, signer Signer, hasher *secret.Hasher, log *slog.L
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}
+	if cfg.DPoPMaxAge <= 0 {
+		cfg.DPoPMaxAge = verify.DefaultDPoPMaxAge
+	}
 	if cfg.UserIDClaim == "" {
 		cfg.UserIDClaim = "user_id"
 	}
@@ -149,6 +165,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { h.cfg.Metrics.TokenRequest(r.PostForm.Get("grant_type"), ow.outcome()) }()
 		w = ow
 	}
+	if n := h.cfg.DPoPNonces; n != nil {
+		w.Header().Set("DPoP-Nonce", n.Nonce(h.cfg.Now()))
+	}
 	client, form, ok := h.tokenEndpointClient(w, r, "token")
 	if !ok {
 		return
@@ -174,13 +193,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err = oe
 			break
 		}
+		var jkt string
+		if jkt, err = h.dpopKey(r, client); err != nil {
+			break
+		}
 		switch gt {
 		case oauth.GrantClientCredentials:
-			resp, err = h.clientCredentialsGrant(r.Context(), form, client)
+			resp, err = h.clientCredentialsGrant(r.Context(), form, client, jkt)
 		case oauth.GrantPassword:
-			resp, err = h.passwordGrant(r, form, client)
+			resp, err = h.passwordGrant(r, form, client, jkt)
 		default:
-			resp, err = h.refresh(r.Context(), form, client, h.cfg.SimpleJWTClaims)
+			resp, err = h.refresh(r.Context(), form, client, issue{simpleJWT: h.cfg.SimpleJWTClaims, jkt: jkt})
 		}
 	default:
 		err = errUnsupportedGrantType("grant_type " + quote(gt) + " is not supported; use " + h.grantList())

@@ -43,6 +43,9 @@ type introspection struct {
 	Aud       []string `json:"aud,omitempty"`
 	Iss       string   `json:"iss,omitempty"`
 	Jti       string   `json:"jti,omitempty"`
+	// Cnf is the confirmation of a DPoP-bound access token (RFC 9449
+	// §6.2).
+	Cnf *keys.Confirmation `json:"cnf,omitempty"`
 }
 
 var inactive = &introspection{Active: false}
@@ -88,10 +91,14 @@ func (h *Handler) identify(ctx context.Context, raw string) (*token, error) {
 		if revoked, err := h.familyRevoked(ctx, c.FamilyID); err != nil || revoked {
 			return nil, err
 		}
+		tokenType := "Bearer"
+		if c.Confirmation != nil {
+			tokenType = "DPoP"
+		}
 		return &token{clientID: c.ClientID, access: &c, resp: &introspection{
-			Active: true, Scope: c.Scope, ClientID: c.ClientID, TokenType: "Bearer",
+			Active: true, Scope: c.Scope, ClientID: c.ClientID, TokenType: tokenType,
 			Exp: c.ExpiresAt.Unix(), Iat: c.IssuedAt.Unix(), Sub: c.Subject,
-			Aud: c.Audience, Iss: c.Issuer, Jti: c.ID,
+			Aud: c.Audience, Iss: c.Issuer, Jti: c.ID, Cnf: c.Confirmation,
 		}}, nil
 	}
 	c, err := h.keys.ParseRefresh(raw)

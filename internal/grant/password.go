@@ -47,7 +47,7 @@ var errBusy = &Error{Code: "temporarily_unavailable", Description: "too many log
 // given neither the client address nor the client, so it can apply no
 // brute-force limit (§4.3.2), and it has no notion of a lock, a hash
 // upgrade or a bounded pool of hash computations.
-func (h *Handler) passwordGrant(r *http.Request, form url.Values, c store.Client) (*tokenResponse, error) {
+func (h *Handler) passwordGrant(r *http.Request, form url.Values, c store.Client, jkt string) (*tokenResponse, error) {
 	username, pw := form.Get("username"), form.Get("password")
 	switch {
 	case username == "":
@@ -76,7 +76,7 @@ func (h *Handler) passwordGrant(r *http.Request, form url.Values, c store.Client
 	if oerr != nil {
 		return nil, errInvalidScope("the requested scope is not allowed for this user")
 	}
-	return h.cc.token(r.Context(), c, issue{user: &u, simpleJWT: h.cfg.SimpleJWTClaims}, scopes, aud)
+	return h.cc.token(r.Context(), c, issue{user: &u, simpleJWT: h.cfg.SimpleJWTClaims, jkt: jkt}, scopes, aud)
 }
 
 // userScopes are the scopes a user may get through client c: the client's,

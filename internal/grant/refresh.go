@@ -20,8 +20,11 @@ const refreshInvalid = "the refresh token is invalid or expired"
 // request never consumes the token; the rotation itself is one atomic store
 // operation, so of concurrent refreshes of one token exactly one wins. A
 // family of the password grant ends with its user (userOfRefresh); its
-// access tokens carry SimpleJWT's claims when simpleJWT is true.
-func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, simpleJWT bool) (*tokenResponse, error) {
+// access tokens carry SimpleJWT's claims when is.simpleJWT is true, and
+// are bound to the DPoP key is.jkt when it is set. The refresh token
+// itself is never bound: the client authenticates, so RFC 9449 §5 leaves
+// it unbound, and a client may refresh with a proof or without.
+func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, is issue) (*tokenResponse, error) {
 	raw := form.Get("refresh_token")
 	if raw == "" {
 		return nil, errInvalidRequest("refresh_token is missing")
@@ -44,7 +47,6 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, 
 	case err != nil:
 		return nil, err
 	}
-	is := issue{simpleJWT: simpleJWT}
 	allowed := c.Scopes
 	if isUser {
 		is.user = &u
@@ -113,7 +115,7 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, 
 	}
 	return &tokenResponse{
 		AccessToken:  access,
-		TokenType:    "Bearer",
+		TokenType:    is.tokenType(),
 		ExpiresIn:    int64(h.cfg.AccessTTL.Seconds()),
 		RefreshToken: refresh,
 		Scope:        scope,

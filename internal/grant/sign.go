@@ -22,6 +22,17 @@ type issue struct {
 	// access token: token_type "access" and the user id under
 	// Config.UserIDClaim.
 	simpleJWT bool
+	// jkt is the thumbprint of the DPoP key the access token is bound to
+	// (cnf.jkt); "" for a bearer token.
+	jkt string
+}
+
+// tokenType is the token_type of the token response (RFC 9449 §5).
+func (is issue) tokenType() string {
+	if is.jkt != "" {
+		return "DPoP"
+	}
+	return "Bearer"
 }
 
 // signAccess mints an access token of client clientID: sub is the client,
@@ -40,6 +51,9 @@ func (h *Handler) signAccess(clientID string, is issue, family, scope string, au
 		ClientID: clientID,
 		Scope:    scope,
 		FamilyID: family,
+	}
+	if is.jkt != "" {
+		c.Confirmation = &keys.Confirmation{JKT: is.jkt}
 	}
 	if u := is.user; u != nil {
 		c.Subject = u.ID

@@ -200,6 +200,12 @@ func (s *SimpleJWT) read(w http.ResponseWriter, r *http.Request, fields []string
 func (s *SimpleJWT) client(w http.ResponseWriter, r *http.Request) (store.Client, bool) {
 	c, err := s.h.st.GetClient(r.Context(), s.clientID)
 	switch {
+	case err == nil && c.DPoPBound:
+		// SimpleJWT's endpoints take no DPoP proof, so they could only
+		// issue the bearer tokens the client's registration forbids.
+		s.h.log.ErrorContext(r.Context(), "the simplejwt_client_id client has dpop_bound_access_tokens, which the SimpleJWT-compatible endpoints "+
+			"cannot honour (they take no DPoP proof); use a client without it", "client_id", s.clientID)
+		sjWrite(w, http.StatusInternalServerError, map[string]string{"detail": "The token service is not configured."})
 	case err == nil && slices.Contains(c.GrantTypes, oauth.GrantPassword) && slices.Contains(c.GrantTypes, oauth.GrantRefreshToken):
 		return c, true
 	case err == nil || errors.Is(err, store.ErrNotFound):
@@ -266,7 +272,7 @@ func (s *SimpleJWT) refresh(w http.ResponseWriter, r *http.Request, in map[strin
 		s.fail(w, r, oe)
 		return
 	}
-	resp, err := s.h.refresh(r.Context(), url.Values{"refresh_token": {in["refresh"]}}, c, true)
+	resp, err := s.h.refresh(r.Context(), url.Values{"refresh_token": {in["refresh"]}}, c, issue{simpleJWT: true})
 	if err != nil {
 		var oe *Error
 		if errors.As(err, &oe) && oe.Code == "invalid_grant" {

@@ -107,6 +107,12 @@ func appendAccessClaims(dst []byte, c *AccessClaims) []byte {
 	dst = appendOptString(dst, "scope", c.Scope)
 	dst = appendOptString(dst, "token_type", c.TokenType)
 	dst = appendOptString(dst, "fid", c.FamilyID)
+	if c.Confirmation != nil {
+		dst = appendName(dst, "cnf")
+		dst = append(dst, `{"jkt":`...)
+		dst = jsonenc.AppendString(dst, c.Confirmation.JKT)
+		dst = append(dst, '}')
+	}
 	for _, x := range c.Extra {
 		if dst[len(dst)-1] != '{' {
 			dst = append(dst, ',')

@@ -137,7 +137,11 @@ func (g claimGen) registered() jwt.RegisteredClaims {
 }
 
 func (g claimGen) access() AccessClaims {
-	return AccessClaims{RegisteredClaims: g.registered(), ClientID: g.string(), Scope: g.string(), TokenType: g.string(), FamilyID: g.string()}
+	c := AccessClaims{RegisteredClaims: g.registered(), ClientID: g.string(), Scope: g.string(), TokenType: g.string(), FamilyID: g.string()}
+	if g.r.IntN(2) == 0 {
+		c.Confirmation = &Confirmation{JKT: g.string()} // a DPoP-bound token
+	}
+	return c
 }
 
 func (g claimGen) refresh() RefreshClaims {
@@ -483,6 +487,9 @@ func FuzzSignAccess(f *testing.F) {
 			ClientID:         clientID,
 			Scope:            scope,
 			FamilyID:         fid,
+		}
+		if dates&8 != 0 {
+			c.Confirmation = &Confirmation{JKT: fid} // a DPoP-bound token
 		}
 		switch nAud % 4 {
 		case 1:

@@ -23,11 +23,21 @@ type AccessClaims struct {
 	// that introspection reports the token inactive once its family is
 	// revoked.
 	FamilyID string `json:"fid,omitempty"`
+	// Confirmation binds the token to a DPoP key (RFC 9449 §6.1): nil for
+	// a bearer token.
+	Confirmation *Confirmation `json:"cnf,omitempty"`
 	// Extra are further string claims, encoded after the others in their
 	// order: a user's claims, SimpleJWT's user id claim. Their names must
 	// differ from every other claim's (callers check it); parsing collects
 	// every string claim that is not one of the fields above.
 	Extra []Claim `json:"-"`
+}
+
+// Confirmation is the cnf claim of a DPoP-bound access token (RFC 7800
+// §3.1, RFC 9449 §6.1).
+type Confirmation struct {
+	// JKT is the RFC 7638 SHA-256 thumbprint of the DPoP key, base64url.
+	JKT string `json:"jkt"`
 }
 
 // Claim is one string claim of Extra.
@@ -62,7 +72,7 @@ func (c *AccessClaims) UnmarshalJSON(b []byte) error {
 // knownAccessClaims are the members of the fields of AccessClaims.
 var knownAccessClaims = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
-	"client_id": true, "scope": true, "token_type": true, "fid": true,
+	"client_id": true, "scope": true, "token_type": true, "fid": true, "cnf": true,
 }
 
 // RefreshClaims are the claims of a refresh token. Its aud is the issuer, so

@@ -31,6 +31,7 @@ const (
 	PurposeKeyEncryption = "issuer key-encryption v1"
 	PurposeClientSecrets = "issuer client-secret pepper v1"
 	PurposeRefreshTokens = "issuer refresh-token hs256 v1"
+	PurposeDPoPNonces    = "issuer dpop-nonce hmac v1"
 )
 
 // Derive returns a 32-byte key for purpose, derived from master with

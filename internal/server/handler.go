@@ -74,6 +74,9 @@ type HandlerConfig struct {
 	// SigningAlg is the algorithm of the access-token signing key, advertised
 	// in the metadata so that resource APIs can pin it.
 	SigningAlg string
+	// DPoPAlgs are the algorithms of the DPoP proofs the token endpoint
+	// accepts (RFC 9449 §5.1), advertised in the metadata.
+	DPoPAlgs []string
 	// Token serves the token endpoint.
 	Token http.Handler
 	// Introspect and Revoke serve RFC 7662 introspection and RFC 7009
@@ -343,6 +346,8 @@ type metadata struct {
 	// tokens needs a shared secret (HS256), which the JWKS never holds.
 	AccessTokenSigningAlgs      []string `json:"access_token_signing_alg_values_supported,omitempty"`
 	AccessTokenSharedSecretUsed bool     `json:"access_token_shared_secret_required,omitempty"`
+	// DPoPSigningAlgs are the DPoP proof algorithms (RFC 9449 §5.1).
+	DPoPSigningAlgs []string `json:"dpop_signing_alg_values_supported,omitempty"`
 }
 
 func (s *Handler) buildMetadata() ([]byte, error) {
@@ -363,6 +368,7 @@ func (s *Handler) buildMetadata() ([]byte, error) {
 		TokenEndpointAuthMethodsSupported: authMethods,
 		IntrospectionAuthMethodsSupported: authMethods,
 		RevocationAuthMethodsSupported:    authMethods,
+		DPoPSigningAlgs:                   s.cfg.DPoPAlgs,
 	}
 	if s.cfg.SigningAlg != "" {
 		md.AccessTokenSigningAlgs = []string{s.cfg.SigningAlg}

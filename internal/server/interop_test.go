@@ -3,11 +3,15 @@ package server
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/issuer-oauth/issuer/internal/config"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // interopDir is the npm project of the interop check, relative to this package.
@@ -65,4 +69,73 @@ func nodeMissing(t *testing.T, why string) {
 		t.Skipf("skipping the Node.js interop check (ISSUER_SKIP_NODE=1): %s", why)
 	}
 	t.Fatalf("%s: run `make test`, which installs Node.js dependencies (npm ci in interop/), or set ISSUER_SKIP_NODE=1 to skip this test", why)
+}
+
+// TestNodeDPoPInterop runs interop/dpop.mjs: oauth4webapi's DPoP() against
+// a real issuer with dpop_nonce on (client credentials and refresh, the
+// nonce retry), and its protectedResourceRequest against the real
+// examples/resource-api program, built and started here.
+func TestNodeDPoPInterop(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		nodeMissing(t, "node is not on PATH")
+	}
+	for _, dep := range []string{"oauth4webapi", "jose"} {
+		if _, err := os.Stat(filepath.Join(interopDir, "node_modules", dep, "package.json")); err != nil {
+			nodeMissing(t, "interop/node_modules/"+dep+" is missing")
+		}
+	}
+	ti := startIssuer(t, func(c *config.Config) { c.DPoPNonce = true })
+	const audience = "https://api.example.com"
+	id, sec := ti.createClient(t, map[string]any{"scope": "read", "audience": []string{audience}})
+
+	bin := filepath.Join(t.TempDir(), "resource-api")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/issuer-oauth/issuer/examples/resource-api").CombinedOutput(); err != nil {
+		t.Fatalf("go build resource-api: %v\n%s", err, out)
+	}
+	addr := testutil.FreeAddr(t)
+	apiURL := "http://" + addr
+	api, err := testutil.StartProcess("resource-api", bin, nil, []string{
+		"PATH=" + os.Getenv("PATH"),
+		"ISSUER_URL=" + ti.URL,
+		"RESOURCE_AUDIENCE=" + audience,
+		"RESOURCE_ADDR=" + addr,
+		"RESOURCE_URL=" + apiURL,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopProcess(t, api) })
+	err = api.WaitReady(context.Background(), 15*time.Second, func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, apiURL+"/healthz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("resource-api: %v\n%s", err, api.Tail())
+	}
+
+	// The issuer's test clock stood still while the API was built; node's
+	// proofs carry the real time.
+	ti.clock.Set(time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "dpop.mjs")
+	cmd.Dir = interopDir
+	cmd.Env = append(os.Environ(),
+		"ISSUER_URL="+ti.URL,
+		"CLIENT_ID="+id,
+		"CLIENT_SECRET="+sec,
+		"AUDIENCE="+audience,
+		"API_URL="+apiURL,
+	)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node dpop.mjs: %v\n%s\nissuer logs:\n%s\nresource-api:\n%s", err, out, ti.logs, api.Tail())
+	}
+	t.Logf("node dpop.mjs: %s", out)
 }

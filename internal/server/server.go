@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -25,6 +26,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/bolt"
 	redisstore "github.com/issuer-oauth/issuer/internal/store/redis"
+	"github.com/issuer-oauth/issuer/verify"
 )
 
 // Options are what the process gives the server besides its configuration.
@@ -145,6 +147,17 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		Now:          now,
 		Limiter:      limiter,
 		Metrics:      m,
+		// The public URL, never the Host header: behind a proxy the
+		// request's own URL is not what the client signed.
+		TokenURL:   strings.TrimSuffix(cfg.URL, "/") + PathToken,
+		DPoPMaxAge: cfg.DPoPProofMaxAge,
+	}
+	if cfg.DPoPNonce {
+		// One key on every instance: a nonce from any instance is good at
+		// every other.
+		if gc.DPoPNonces, err = verify.NewNonces(secret.Derive(master, secret.PurposeDPoPNonces), cfg.DPoPProofMaxAge); err != nil {
+			return fail(fmt.Errorf("ISSUER_DPOP_PROOF_MAX_AGE (dpop_proof_max_age): %w", err))
+		}
 	}
 	grants := []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
 	if cfg.PasswordGrant {
@@ -173,6 +186,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		Issuer:           cfg.URL,
 		GrantTypes:       grants,
 		SigningAlg:       s.keys.Alg(),
+		DPoPAlgs:         verify.DPoPAlgorithms(),
 		Token:            tokens,
 		Introspect:       http.HandlerFunc(tokens.Introspection),
 		Revoke:           http.HandlerFunc(tokens.Revocation),

@@ -54,9 +54,12 @@ type Client struct {
 	AuthMethod string   `json:"auth_method"`
 	// IntrospectAll lets the client introspect every token, not only its
 	// own (a resource server).
-	IntrospectAll bool      `json:"introspect_all,omitempty"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	IntrospectAll bool `json:"introspect_all,omitempty"`
+	// DPoPBound requires a DPoP proof with every token request of the
+	// client, so that all its access tokens are bound (RFC 9449 §5.2).
+	DPoPBound bool      `json:"dpop_bound_access_tokens,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// Version counts the changes of the stored client: UpdateClient writes
 	// only over the version it was given and stores the next, and
 	// SetClientSecret increments it, so that a write based on an old read
