@@ -61,7 +61,7 @@ func parseNets(list string) ([]netip.Prefix, []string) {
 func (c Config) serverProblems() []problem {
 	var ps []problem
 	add := func(key, format string, args ...any) {
-		ps = append(ps, problem{key, fmt.Sprintf(format, args...)})
+		ps = append(ps, problem{key: key, msg: fmt.Sprintf(format, args...)})
 	}
 	if c.ShutdownDrainDelay < 0 || c.ShutdownDrainDelay > maxShutdownDrainDelay {
 		add("shutdown_drain_delay", "%s is out of range; use 0 to %s, such as 5s (0 closes the listener at once)",
