@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "issuer serve: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	warnUnknownEnv(getenv, stderr)
 	cfg, err := config.Load(*path, getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "issuer: configuration: %v\n", err)
@@ -35,11 +37,30 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log := newLogger(stdout, cfg.LogLevel)
 	if err := serve(ctx, cfg, log); err != nil {
-		log.Error("server stopped", "err", err)
+		// One line, on stderr: not also a JSON log line on stdout.
 		fmt.Fprintf(stderr, "issuer: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// environ lists the process's environment variables; runServe warns about
+// the ISSUER_ ones that are no setting.
+var environ = os.Environ
+
+// warnUnknownEnv prints a warning for each ISSUER_ variable that is set
+// (not empty through getenv) but is no setting, such as a misspelling.
+func warnUnknownEnv(getenv func(string) string, stderr io.Writer) {
+	var set []string
+	for _, kv := range environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if getenv(name) != "" {
+			set = append(set, kv)
+		}
+	}
+	for _, w := range config.UnknownEnv(set) {
+		fmt.Fprintf(stderr, "issuer: warning: %s\n", w)
+	}
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -983,3 +983,28 @@ func TestNoCascades(t *testing.T) {
 		})
 	}
 }
+
+func TestUnknownEnv(t *testing.T) {
+	environ := []string{
+		"HOME=/root",
+		"ISSUER_ACCESS_TOKEN_TTL=5m",
+		"ISSUER_ACESS_TOKEN_TTL=1m",
+		"ISSUER_ADMIN_TOKN=" + token,
+		"ISSUER_SERVICE_HOST=10.0.0.1",
+		"ISSUER_COLOUR=blue",
+		"PORT=8080",
+	}
+	want := []string{
+		"ISSUER_ACESS_TOKEN_TTL is not a setting and is ignored; did you mean ISSUER_ACCESS_TOKEN_TTL?",
+		"ISSUER_ADMIN_TOKN is not a setting and is ignored; did you mean ISSUER_ADMIN_TOKEN?",
+		"ISSUER_SERVICE_HOST is not a setting and is ignored; Kubernetes sets it for a Service named issuer: set enableServiceLinks: false in the pod spec",
+		"ISSUER_COLOUR is not a setting and is ignored; config.yaml lists every setting with its variable",
+	}
+	got := UnknownEnv(environ)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("UnknownEnv =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if strings.Contains(strings.Join(got, ""), token) {
+		t.Error("a warning shows a value")
+	}
+}

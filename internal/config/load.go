@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -252,4 +253,41 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// UnknownEnv returns one warning for each variable of environ (NAME=value
+// pairs, as from os.Environ) whose name starts with ISSUER_ but that is no
+// setting, such as a misspelt ISSUER_ACESS_TOKEN_TTL, which the issuer
+// would otherwise ignore in silence. A warning names the variable and the
+// setting within two edits of it, if any; it never shows the value.
+func UnknownEnv(environ []string) []string {
+	var warnings []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "ISSUER_") || slices.ContainsFunc(settings, func(s setting) bool { return s.env == name }) {
+			continue
+		}
+		warnings = append(warnings, fmt.Sprintf("%s is not a setting and is ignored; %s", name, suggestEnv(name)))
+	}
+	return warnings
+}
+
+// suggestEnv names the setting's variable closest to the unknown variable
+// name.
+func suggestEnv(name string) string {
+	// A Service named issuer in Kubernetes adds ISSUER_SERVICE_HOST,
+	// ISSUER_PORT_8080_TCP and more to every pod of its namespace.
+	if strings.HasPrefix(name, "ISSUER_SERVICE_") || name == "ISSUER_PORT" || strings.HasPrefix(name, "ISSUER_PORT_") {
+		return "Kubernetes sets it for a Service named issuer: set enableServiceLinks: false in the pod spec"
+	}
+	best, bestDist := "", 3 // suggest only within two edits
+	for _, s := range settings {
+		if d := editDistance(name, s.env); d < bestDist {
+			best, bestDist = s.env, d
+		}
+	}
+	if best != "" {
+		return "did you mean " + best + "?"
+	}
+	return "config.yaml lists every setting with its variable"
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -224,12 +225,14 @@ func keysSetting(err error) error {
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (st store.Store, master []byte, changes <-chan struct{}, err error) {
 	master = []byte(cfg.Secret)
 	if cfg.RedisURL != "" {
-		goredis.SetLogger(redisLogger{log}) // go-redis logs reconnects through its own global logger
+		rl := &redisLogger{log: log}
+		goredis.SetLogger(rl) // go-redis logs reconnects through its own global logger
 		rs, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.WithSentinelMaster(cfg.RedisSentinelMaster),
 			redisstore.WithNow(now), redisstore.WithLogger(log))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("ISSUER_REDIS_URL (redis_url): %w", err)
 		}
+		rl.opened.Store(true)
 		return rs, master, rs.KeyChanges(), nil
 	}
 	if len(master) == 0 {
@@ -245,11 +248,17 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now fun
 }
 
 // redisLogger sends go-redis's own messages (failed dials, reconnects) to
-// the JSON log instead of plain lines on stderr.
-type redisLogger struct{ log *slog.Logger }
+// the JSON log instead of plain lines on stderr, once the store is open:
+// before, a failure is the one error that New returns, not also log lines.
+type redisLogger struct {
+	log    *slog.Logger
+	opened atomic.Bool
+}
 
-func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	r.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+func (r *redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if r.opened.Load() {
+		r.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+	}
 }
 
 // ServeHTTP serves one request.
