@@ -31,7 +31,9 @@ Usage:
   issuer version                   print the version
 
 Admin subcommands take --url and --admin-token (or ISSUER_URL and
-ISSUER_ADMIN_TOKEN). Run 'issuer SUBCOMMAND --help' for its flags.
+ISSUER_ADMIN_TOKEN; without either URL, the one "issuer serve" derives
+from ISSUER_ADDR or PORT). They first check that the server there is the
+issuer meant. Run 'issuer SUBCOMMAND --help' for its flags.
 `
 
 func main() {

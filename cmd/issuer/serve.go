@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -106,7 +105,9 @@ func onSignal(ctx context.Context, sig os.Signal) <-chan struct{} {
 	return out
 }
 
-// runHealthcheck asks the local server's /readyz; exit 0 when ready.
+// runHealthcheck asks the local server's /readyz, and checks that the
+// server there is the issuer configured (not another one on its address);
+// exit 0 when both hold.
 func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("issuer healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -119,11 +120,8 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 		fmt.Fprintf(stderr, "issuer: configuration: %v\n", err)
 		return 1
 	}
-	host, port, _ := net.SplitHostPort(cfg.Addr)
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	url := "http://" + net.JoinHostPort(host, port) + "/readyz"
+	t := localServer(cfg)
+	url := t.base.JoinPath("/readyz").String()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -135,6 +133,10 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		fmt.Fprintf(stderr, "issuer: healthcheck: %s answered %s\n", url, resp.Status)
+		return 1
+	}
+	if err := t.check(ctx, noRedirects, false); err != nil {
+		fmt.Fprintf(stderr, "issuer: healthcheck: %v\n", err)
 		return 1
 	}
 	fmt.Fprintln(stdout, "ready")
