@@ -112,7 +112,7 @@ func newHandler(v *verify.Verifier) http.Handler {
 
 func (s *store) list(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	items := append([]item(nil), s.items...)
+	items := append([]item{}, s.items...) // [] when empty, not null
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -95,5 +96,27 @@ func TestStartsBeforeIssuer(t *testing.T) {
 	}
 	if got, want := iss.JWKSFetches(), 1; got != want {
 		t.Errorf("JWK Set fetches = %d, want %d", got, want)
+	}
+}
+
+// TestEmptyList: an API without items lists them as [], not null, which
+// clients would have to special-case.
+func TestEmptyList(t *testing.T) {
+	const aud = "https://api.example.com"
+	iss := verifytest.NewIssuer(t)
+	v, err := verify.New(iss.URL, aud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/v1/items", nil)
+	r.Header.Set("Authorization", "Bearer "+iss.Token(t, aud, "read"))
+	w := httptest.NewRecorder()
+	newHandler(v).ServeHTTP(w, r)
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Fatalf("status %d, body %s: %v", w.Code, w.Body, err)
+	}
+	if got := string(body["items"]); got != "[]" {
+		t.Errorf("items = %s, want []", got)
 	}
 }
