@@ -1,8 +1,7 @@
 package main
 
 // The admin commands' dispatch: `issuer clients …`, `issuer keys …` and
-// `issuer users …` call the admin API of a running issuer (README, "Admin
-// API and CLI") through adminapi.Client with the admin bearer token. Each
+// `issuer users …` call the admin API of a running issuer (docs/admin.md) through adminapi.Client with the admin bearer token. Each
 // subcommand has its own flag.FlagSet, so flags follow the subcommand; a
 // positional argument (a client ID, a kid, a username, a file) may come
 // before or after the flags. The subcommands themselves are in clients.go,
