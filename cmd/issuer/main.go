@@ -27,6 +27,7 @@ Usage:
   issuer users SUBCOMMAND          manage password-grant users through the admin API
                                    (create, list, get, update, set-password, unlock,
                                    delete, import)
+  issuer backup FILE               copy a running issuer's embedded store into FILE
   issuer healthcheck [--config F]  exit 0 when the local server is ready
   issuer version                   print the version
 
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runKeys(ctx, args[1:], getenv, stdout, stderr)
 	case "users":
 		return runUsers(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, args[1:], getenv, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":

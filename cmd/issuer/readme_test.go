@@ -16,7 +16,8 @@ import (
 
 // TestREADMEQuickStart runs the shell blocks of the README's quick start,
 // as written, with the built binary first on PATH: the commands a newcomer
-// copies must reach a token, a verified API call and a refused reuse. The
+// copies must reach a token, a verified API call, a refused reuse and a
+// backup. The
 // only changes are the quick start's directory and ports (free ones, so
 // that the test runs beside other servers), and the two long-running
 // commands (issuer serve, the example API) go to the background, with a
@@ -104,6 +105,7 @@ func TestREADMEQuickStart(t *testing.T) {
 		"401",
 		`"error":"invalid_grant"`,
 		`"jwks_uri":"http://` + issuerAddr + `/.well-known/jwks.json"`,
+		"backup: issuer-backup.db (",
 	} {
 		if !strings.Contains(strings.ReplaceAll(out.String(), " ", ""), strings.ReplaceAll(want, " ", "")) {
 			t.Errorf("the quick start's output lacks %q:\n%s", want, out.String())

@@ -15,6 +15,7 @@ import "time"
 const (
 	PathClients = "/admin/clients"
 	PathKeys    = "/admin/keys"
+	PathBackup  = "/admin/backup"
 	PathRotate  = "/admin/keys/rotate"
 	PathUsers   = "/admin/users"
 	PathImport  = "/admin/users/import"

@@ -278,6 +278,10 @@ type statusRecorder struct {
 	wrote  bool
 }
 
+// Unwrap lets http.ResponseController reach the connection (the backup
+// lifts the write deadline).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 func (r *statusRecorder) WriteHeader(code int) {
 	if !r.wrote {
 		r.status, r.wrote = code, true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -164,6 +165,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			PasswordGrant: cfg.PasswordGrant,
 			Passwords:     passwords, // the grant's: one bound on concurrent hashing
 			Lockouts:      limiter,   // the grant's per-username locks
+			Backup:        backupOf(st),
 			Now:           now,
 		}, s.store, s.keys, hasher, log)
 	}
@@ -245,6 +247,15 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now fun
 		return nil, nil, nil, fmt.Errorf("ISSUER_DATA_DIR (data_dir): %w", err)
 	}
 	return bs, master, nil, nil
+}
+
+// backupOf returns the backup function of the embedded store st, or nil
+// for Redis, whose own persistence backs it up.
+func backupOf(st store.Store) func(ctx context.Context, w io.Writer, size func(int64)) error {
+	if b, ok := st.(*bolt.Store); ok {
+		return b.Backup
+	}
+	return nil
 }
 
 // redisLogger sends go-redis's own messages (failed dials, reconnects) to

@@ -39,6 +39,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -241,6 +242,26 @@ func (s *Store) Ping(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: ping: %w", err)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the whole store file to w, taken in
+// one read transaction while the store keeps serving (bbolt's Tx.WriteTo),
+// and returns its size. The copy is a store file: put it in place of
+// issuer.db, with the same master secret, to restore it. size is called
+// with the copy's size before the first byte is written.
+func (s *Store) Backup(ctx context.Context, w io.Writer, size func(int64)) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bolt: backup: %w", err)
+	}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		size(tx.Size())
+		_, err := tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: backup: %w", err)
 	}
 	return nil
 }
