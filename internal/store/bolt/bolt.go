@@ -44,6 +44,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -192,6 +193,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 // initBuckets creates the buckets of a new file and checks the schema
 // version of an existing one.
 func initBuckets(tx *bbolt.Tx) error {
+	// The version comes first: a file of a newer layout is not touched.
+	if meta := tx.Bucket(bucketMeta); meta != nil {
+		if v := meta.Get(keySchemaVersion); v != nil && string(v) != schemaVersion {
+			return schemaError(string(v))
+		}
+	}
 	// A file written before users existed gets their buckets here; the
 	// layout of the others is unchanged, so the schema version stays.
 	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys, bucketUsers, bucketUserIDs} {
@@ -206,9 +213,19 @@ func initBuckets(tx *bbolt.Tx) error {
 			return fmt.Errorf("write schema version: %w", err)
 		}
 	case string(v) != schemaVersion:
-		return fmt.Errorf("unsupported schema version %q (want %q)", v, schemaVersion)
+		return schemaError(string(v))
 	}
 	return nil
+}
+
+// schemaError explains a schema version other than this binary's.
+func schemaError(v string) error {
+	n, err := strconv.Atoi(v)
+	if cur, _ := strconv.Atoi(schemaVersion); err == nil && n > cur {
+		return fmt.Errorf("%w (schema version %d; this binary reads version %s): run that issuer version or a later one, "+
+			"or restore a backup taken before the upgrade; downgrading is not supported", store.ErrNewerSchema, n, schemaVersion)
+	}
+	return fmt.Errorf("unsupported schema version %q (this binary reads version %s): the file is not an issuer store, or is damaged", v, schemaVersion)
 }
 
 // Close stops the sweeper, waits for the writes in progress to commit and
