@@ -58,6 +58,12 @@ if ! command -v promtool >/dev/null; then
   apt_install prometheus
 fi
 
+# The Python example of docs/clients.md runs with Debian's requests.
+if ! /usr/bin/python3 -c 'import requests' 2>/dev/null; then
+  echo "test-deps: installing python3-requests (docs/clients.md's Python example runs with it)"
+  apt_install python3-requests
+fi
+
 # The README test (cmd/issuer) runs the quick start's commands as written.
 if ! command -v curl >/dev/null || ! command -v openssl >/dev/null; then
   echo "test-deps: installing curl and openssl (the README's quick start runs them)"
