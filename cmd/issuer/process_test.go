@@ -13,6 +13,15 @@ import (
 	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
+// TestMain removes the binary that the tests built, if any.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
 var (
 	buildOnce sync.Once
 	builtBin  string

@@ -47,7 +47,7 @@ func TestREADMEQuickStart(t *testing.T) {
 	)
 	var script strings.Builder
 	script.WriteString("set -euo pipefail\n")
-	script.WriteString(`ready() { for i in $(seq 300); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "not ready: $1" >&2; return 1; }` + "\n")
+	script.WriteString(`ready() { for i in $(seq 1200); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "not ready: $1" >&2; return 1; }` + "\n")
 	var sawServe, sawAPI bool
 	for _, b := range blocks {
 		b = replacer.Replace(b)
@@ -66,7 +66,7 @@ func TestREADMEQuickStart(t *testing.T) {
 		t.Fatalf("the quick start has no block ending in \"issuer serve\" (%v) or running the example API (%v)", sawServe, sawAPI)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
 	cmd.Dir = dir
