@@ -5,13 +5,30 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test deps check unit fuzz bench load clean demo demo-down deploy-test
+.PHONY: run build release test deps check unit fuzz bench load clean demo demo-down deploy-test
 
 run:
 	$(GO) run ./cmd/issuer serve
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/issuer ./cmd/issuer
+
+# release builds static binaries for every platform of RELEASE_PLATFORMS
+# into DIST, named issuer-VERSION-OS-ARCH, with their SHA-256 sums in
+# DIST/SHA256SUMS. The build is reproducible: -trimpath and no cgo, so the
+# same commit built with the same Go gives the same bytes anywhere
+# (internal/deploytest checks it).
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+DIST ?= dist
+release:
+	rm -rf "$(DIST)" && mkdir -p "$(DIST)"
+	set -e; for p in $(RELEASE_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; \
+	  echo "release: $(DIST)/issuer-$(VERSION)-$$os-$$arch"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+	    -o "$(DIST)/issuer-$(VERSION)-$$os-$$arch" ./cmd/issuer; \
+	done
+	cd "$(DIST)" && sha256sum issuer-* > SHA256SUMS && cat SHA256SUMS
 
 # test is what CI runs (.ci/run). Nothing is skipped: a missing tool is
 # installed by scripts/test-deps.sh or the run fails.
@@ -57,7 +74,7 @@ load:
 	$(GO) run ./bench/load $(LOAD_FLAGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
 
 # demo starts deploy/compose.yaml: two issuers behind Nginx on Redis (AOF)
 # and the example resource API, at https://localhost:8443 and

@@ -2,7 +2,8 @@
 # Installs what the test suite needs on a fresh machine: staticcheck (Go
 # module proxy), redis-server and redis-cli (Debian), nginx (Debian), Django
 # with its Argon2 and bcrypt hashers, Django REST framework and SimpleJWT
-# (Debian), Node.js and the npm packages of the interop check.
+# (Debian), Node.js and the npm packages of the interop check, curl and
+# openssl (the README's quick start), promtool (Debian's prometheus).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +48,26 @@ if ! /usr/bin/python3 -c 'import django, argon2, bcrypt, rest_framework, rest_fr
   echo "test-deps: installing Django, its hashers, Django REST framework and SimpleJWT (the password and SimpleJWT tests run them)"
   apt_install python3-django python3-argon2 python3-bcrypt \
     python3-djangorestframework python3-djangorestframework-simplejwt python3-jwt python3-cryptography
+fi
+
+# The deployment test checks deploy/prometheus/alerts.yml and the queries of
+# deploy/grafana/issuer.json with promtool, which Debian's prometheus package
+# ships (apt does not start the service in a container without an init).
+if ! command -v promtool >/dev/null; then
+  echo "test-deps: installing prometheus (for promtool: the alert rules are checked with it)"
+  apt_install prometheus
+fi
+
+# The Python example of docs/clients.md runs with Debian's requests.
+if ! /usr/bin/python3 -c 'import requests' 2>/dev/null; then
+  echo "test-deps: installing python3-requests (docs/clients.md's Python example runs with it)"
+  apt_install python3-requests
+fi
+
+# The README test (cmd/issuer) runs the quick start's commands as written.
+if ! command -v curl >/dev/null || ! command -v openssl >/dev/null; then
+  echo "test-deps: installing curl and openssl (the README's quick start runs them)"
+  apt_install curl openssl
 fi
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

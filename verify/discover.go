@@ -26,11 +26,11 @@ type Metadata struct {
 	JWKSURI string
 	// AccessTokenSigningAlgs is the "access_token_signing_alg_values_supported"
 	// member, the JWS algorithms the server signs access tokens with: an
-	// extension of this issuer (README, "Algorithms"); nil when the
+	// extension of this issuer (docs/keys.md, "Algorithms"); nil when the
 	// server does not publish it.
 	AccessTokenSigningAlgs []string
 	// SharedSecretRequired is the "access_token_shared_secret_required"
-	// member, an extension of this issuer (README, "Algorithms"): true
+	// member, an extension of this issuer (docs/keys.md, "Algorithms"): true
 	// when the server signs access tokens with HS256, whose secret no JWK
 	// Set holds. Verify such tokens with NewHMACKey and WithKeys.
 	SharedSecretRequired bool

@@ -109,7 +109,7 @@ func ExampleWithKeys() {
 }
 
 // HS256: the shared secret, as `issuer keys secret KID` prints it (an
-// "oct" JWK), can only be given with WithKeys (README, "Algorithms").
+// "oct" JWK), can only be given with WithKeys (docs/keys.md, "Algorithms").
 func ExampleNewHMACKey() {
 	jwk := []byte(`{"kty":"oct","kid":"hs-1","alg":"HS256","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}`)
 	var oct struct{ Kid, K string }

@@ -1,8 +1,7 @@
 package main
 
 // The admin commands' dispatch: `issuer clients …`, `issuer keys …` and
-// `issuer users …` call the admin API of a running issuer (README, "Admin
-// API and CLI") through adminapi.Client with the admin bearer token. Each
+// `issuer users …` call the admin API of a running issuer (docs/admin.md) through adminapi.Client with the admin bearer token. Each
 // subcommand has its own flag.FlagSet, so flags follow the subcommand; a
 // positional argument (a client ID, a kid, a username, a file) may come
 // before or after the flags. The subcommands themselves are in clients.go,
@@ -17,19 +16,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/issuer-oauth/issuer/internal/adminapi"
-	"github.com/issuer-oauth/issuer/internal/config"
 )
 
-const (
-	defaultIssuerURL = "http://localhost:8080"
-	defaultTimeout   = 10 * time.Second
-)
+const defaultTimeout = 10 * time.Second
 
 // runClients implements `issuer clients SUBCOMMAND [flags]`; it returns the process exit code.
 func runClients(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -142,8 +136,10 @@ func (g adminGroup) usage(w io.Writer) {
 	fmt.Fprintf(w, "\nCommon flags (after the subcommand):\n%s\nRun \"issuer %s SUBCOMMAND -h\" for the flags of one subcommand.\n", commonFlagsHelp, g.name)
 }
 
-const commonFlagsHelp = `  --url URL            base URL of the admin API (default $ISSUER_ADMIN_URL, else
-                       http:// and $ISSUER_ADMIN_ADDR, else $ISSUER_URL, else ` + defaultIssuerURL + `)
+const commonFlagsHelp = `  --url URL            base URL of the issuer's admin API (default $ISSUER_ADMIN_URL,
+                       else http:// and $ISSUER_ADMIN_ADDR, else $ISSUER_URL, else
+                       http://localhost:PORT from $ISSUER_ADDR or $PORT, as
+                       "issuer serve" derives it; default port 8080)
   --admin-token TOKEN  admin API bearer token (default $ISSUER_ADMIN_TOKEN)
   --json               print the server's JSON response instead of text
   --timeout DURATION   give up after this long (default 10s)
@@ -256,7 +252,7 @@ type commonFlags struct {
 func (c *commonFlags) register(fs *flag.FlagSet) {
 	// The defaults from the environment are applied in resolve, not here, so
 	// that the usage never shows the admin token.
-	fs.StringVar(&c.url, "url", "", "base `URL` of the admin API (default $ISSUER_ADMIN_URL, else http:// and $ISSUER_ADMIN_ADDR, else $ISSUER_URL, else "+defaultIssuerURL+")")
+	fs.StringVar(&c.url, "url", "", "base `URL` of the issuer's admin API (default $ISSUER_ADMIN_URL, else http:// and $ISSUER_ADMIN_ADDR, else $ISSUER_URL, else derived from $ISSUER_ADDR or $PORT as \"issuer serve\" does: http://localhost:8080 by default)")
 	fs.StringVar(&c.token, "admin-token", "", "admin API bearer `token` (default $ISSUER_ADMIN_TOKEN)")
 	fs.BoolVar(&c.json, "json", false, "print the server's JSON response instead of text")
 	fs.DurationVar(&c.timeout, "timeout", defaultTimeout, "give up after this long; 0 waits forever")
@@ -266,25 +262,9 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 // admin token is reported by the first request, after the subcommand has
 // checked its own flags.
 func (c *commonFlags) resolve(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) (*adminCLI, error) {
-	// The admin API may have a listener of its own (admin_addr): its URL,
-	// or the address the server reads from the same environment, comes
-	// before the issuer's.
-	raw, source := c.url, "--url"
-	if raw == "" {
-		raw, source = getenv("ISSUER_ADMIN_URL"), "ISSUER_ADMIN_URL"
-	}
-	if addr := getenv("ISSUER_ADMIN_ADDR"); raw == "" && addr != "" {
-		raw, source = config.AdminListenURL(addr), "ISSUER_ADMIN_ADDR"
-	}
-	if raw == "" {
-		raw, source = getenv("ISSUER_URL"), "ISSUER_URL"
-	}
-	if raw == "" {
-		raw = defaultIssuerURL
-	}
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usageErrorf("invalid %s %q: use the issuer's absolute URL, such as %s", source, raw, defaultIssuerURL)
+	t, err := findServer(c.url, getenv)
+	if err != nil {
+		return nil, err
 	}
 
 	token := c.token
@@ -297,8 +277,8 @@ func (c *commonFlags) resolve(getenv func(string) string, stdin io.Reader, stdou
 		return nil, usageErrorf("invalid --timeout %s: use a positive duration such as 10s", c.timeout)
 	}
 	return &adminCLI{
-		api:     adminapi.NewClient(u, token, nil),
-		where:   u.Redacted(),
+		api:     adminapi.NewClient(t.base, token, checkedClient(t)),
+		where:   t.where(),
 		json:    c.json,
 		timeout: c.timeout,
 		stdin:   stdin,
@@ -310,7 +290,7 @@ func (c *commonFlags) resolve(getenv func(string) string, stdin io.Reader, stdou
 // adminCLI calls the admin API and prints the results.
 type adminCLI struct {
 	api     *adminapi.Client
-	where   string // the issuer's URL, for messages
+	where   string // the issuer's URL and what named it, for messages
 	json    bool
 	timeout time.Duration
 	stdin   io.Reader // nil for the groups that read nothing from it

@@ -786,7 +786,7 @@ func TestErrors(t *testing.T) {
 			ts := startServer(t)
 			base := ts.URL
 			if tt.handler != nil {
-				srv := httptest.NewServer(tt.handler)
+				srv := httptest.NewServer(withMetadata(tt.handler))
 				t.Cleanup(srv.Close)
 				base = srv.URL
 			}

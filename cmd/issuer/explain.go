@@ -15,6 +15,9 @@ import (
 // explain turns a failed admin API call into one sentence that says what
 // to fix: which flag or variable to check, whether the server runs.
 func (a *adminCLI) explain(ctx context.Context, err error) error {
+	if ws, ok := asWrongServer(err); ok {
+		return ws // a whole sentence already
+	}
 	var apiErr *adminapi.Error
 	switch {
 	case errors.Is(err, adminapi.ErrNoToken):

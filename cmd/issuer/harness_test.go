@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
@@ -22,10 +24,12 @@ const adminToken = "test-admin-token-0123456789abcdef0123"
 
 // testServer is a real issuer (server.New on the embedded store, real keys)
 // behind httptest, for testing the CLI against the real admin API. It
-// records the admin requests it receives.
+// records the admin requests it receives (not the metadata requests with
+// which the CLI checks that it reached the issuer it meant).
 type testServer struct {
-	URL string
-	cfg config.Config
+	URL  string // the issuer URL (cfg.URL)
+	addr string // where it listens: host:port
+	cfg  config.Config
 
 	mu       sync.Mutex
 	requests []string          // "METHOD /escaped/path"
@@ -50,7 +54,7 @@ func startServer(t *testing.T, mutate ...func(*config.Config)) *testServer {
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	ts := &testServer{URL: cfg.URL, cfg: cfg, bodies: map[string][]byte{}}
+	ts := &testServer{URL: cfg.URL, addr: ln.Addr().String(), cfg: cfg, bodies: map[string][]byte{}}
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Method + " " + r.URL.EscapedPath()
 		var body bytes.Buffer
@@ -59,7 +63,9 @@ func startServer(t *testing.T, mutate ...func(*config.Config)) *testServer {
 			r.Body.Close()
 		}
 		ts.mu.Lock()
-		ts.requests = append(ts.requests, key)
+		if strings.HasPrefix(r.URL.Path, "/admin/") {
+			ts.requests = append(ts.requests, key)
+		}
 		if body.Len() > 0 {
 			ts.bodies[key] = body.Bytes()
 		}
@@ -123,4 +129,19 @@ func (ts *testServer) createClient(t *testing.T, m adminapi.ClientMetadata) admi
 // env is the environment of a CLI call to ts.
 func (ts *testServer) env() map[string]string {
 	return map[string]string{"ISSUER_URL": ts.URL, "ISSUER_ADMIN_TOKEN": adminToken}
+}
+
+// withMetadata serves, in front of h, the RFC 8414 metadata of an issuer
+// at the server's own URL with its admin API on, so that a stand-in
+// handler passes the CLI's check of the server it reached.
+func withMetadata(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != metadataPath {
+			h.ServeHTTP(w, r)
+			return
+		}
+		iss := "http://" + r.Host
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"issuer":%q,"registration_endpoint":%q}`, iss, iss+"/admin/clients")
+	})
 }

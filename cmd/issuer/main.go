@@ -27,11 +27,14 @@ Usage:
   issuer users SUBCOMMAND          manage password-grant users through the admin API
                                    (create, list, get, update, set-password, unlock,
                                    delete, import)
+  issuer backup FILE               copy a running issuer's embedded store into FILE
   issuer healthcheck [--config F]  exit 0 when the local server is ready
   issuer version                   print the version
 
 Admin subcommands take --url and --admin-token (or ISSUER_URL and
-ISSUER_ADMIN_TOKEN). Run 'issuer SUBCOMMAND --help' for its flags.
+ISSUER_ADMIN_TOKEN; without either URL, the one "issuer serve" derives
+from ISSUER_ADDR or PORT). They first check that the server there is the
+issuer meant. Run 'issuer SUBCOMMAND --help' for its flags.
 `
 
 func main() {
@@ -57,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runKeys(ctx, args[1:], getenv, stdout, stderr)
 	case "users":
 		return runUsers(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, args[1:], getenv, stdout, stderr)
 	case "healthcheck":
 		return runHealthcheck(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-v":

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +28,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "issuer serve: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	warnUnknownEnv(getenv, stderr)
 	cfg, err := config.Load(*path, getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "issuer: configuration: %v\n", err)
@@ -36,7 +37,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	log := newLogger(stdout, cfg.LogLevel)
 	warnUntrustedPlatformProxy(log, cfg, getenv)
 	if err := serve(ctx, cfg, log); err != nil {
-		log.Error("server stopped", "err", err)
+		// One line, on stderr: not also a JSON log line on stdout.
 		fmt.Fprintf(stderr, "issuer: %v\n", err)
 		return 1
 	}
@@ -55,6 +56,25 @@ func warnUntrustedPlatformProxy(log *slog.Logger, cfg config.Config, getenv func
 	log.Warn("PORT is set, as on Heroku, but no proxy is trusted: every request seems to come from the platform's router, " +
 		"so one client's failed authentications get every client refused (429); behind Heroku's router set " +
 		"ISSUER_TRUSTED_PROXY_HOPS=1, behind proxies of known networks set ISSUER_TRUSTED_PROXIES")
+}
+
+// environ lists the process's environment variables; runServe warns about
+// the ISSUER_ ones that are no setting.
+var environ = os.Environ
+
+// warnUnknownEnv prints a warning for each ISSUER_ variable that is set
+// (not empty through getenv) but is no setting, such as a misspelling.
+func warnUnknownEnv(getenv func(string) string, stderr io.Writer) {
+	var set []string
+	for _, kv := range environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if getenv(name) != "" {
+			set = append(set, kv)
+		}
+	}
+	for _, w := range config.UnknownEnv(set) {
+		fmt.Fprintf(stderr, "issuer: warning: %s\n", w)
+	}
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -101,7 +121,9 @@ func onSignal(ctx context.Context, sig os.Signal) <-chan struct{} {
 }
 
 // runHealthcheck asks the local server's /readyz, on the admin listener
-// too when admin_addr is set; exit 0 when both are ready.
+// too when admin_addr is set, and checks that the server there is the
+// issuer configured (not another one on its address); exit 0 when all
+// hold.
 func runHealthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("issuer healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -114,6 +136,7 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 		fmt.Fprintf(stderr, "issuer: configuration: %v\n", err)
 		return 1
 	}
+	t := localServer(cfg)
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	addrs := []string{cfg.Addr}
@@ -121,11 +144,7 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 		addrs = append(addrs, cfg.AdminAddr)
 	}
 	for _, addr := range addrs {
-		host, port, _ := net.SplitHostPort(addr)
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "127.0.0.1"
-		}
-		url := "http://" + net.JoinHostPort(host, port) + "/readyz"
+		url := localURL(addr).JoinPath("/readyz").String()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -137,6 +156,10 @@ func runHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 			fmt.Fprintf(stderr, "issuer: healthcheck: %s answered %s\n", url, resp.Status)
 			return 1
 		}
+	}
+	if err := t.check(ctx, noRedirects, false); err != nil {
+		fmt.Fprintf(stderr, "issuer: healthcheck: %v\n", err)
+		return 1
 	}
 	fmt.Fprintln(stdout, "ready")
 	return 0

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"log/slog"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -209,5 +210,31 @@ func TestDPoP(t *testing.T) {
 	}
 	if _, err := newHandler(v, "api.example.com"); err == nil {
 		t.Error("newHandler accepts a RESOURCE_URL that is no URL")
+	}
+}
+
+// TestEmptyList: an API without items lists them as [], not null, which
+// clients would have to special-case.
+func TestEmptyList(t *testing.T) {
+	const aud = "https://api.example.com"
+	iss := verifytest.NewIssuer(t)
+	v, err := verify.New(iss.URL, aud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newHandler(v, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/v1/items", nil)
+	r.Header.Set("Authorization", "Bearer "+iss.Token(t, aud, "read"))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Fatalf("status %d, body %s: %v", w.Code, w.Body, err)
+	}
+	if got := string(body["items"]); got != "[]" {
+		t.Errorf("items = %s, want []", got)
 	}
 }

@@ -85,6 +85,11 @@ type Config struct {
 	// Limiter, when not nil, counts wrong admin tokens per source address
 	// and refuses an address over its limit.
 	Limiter Limiter
+	// Backup writes a consistent copy of the store to w, calling size
+	// with its length first; nil when the store cannot be copied this way
+	// (Redis, which has its own persistence), and GET /admin/backup then
+	// says so.
+	Backup func(ctx context.Context, w io.Writer, size func(int64)) error
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 }
@@ -140,6 +145,7 @@ func New(cfg Config, st Store, km KeyManager, hasher *secret.Hasher, log *slog.L
 	mux.HandleFunc("DELETE /admin/keys/{kid}", h.revokeKey)
 	mux.HandleFunc("GET /admin/keys/{kid}/secret", h.keySecret)
 	h.userRoutes(mux)
+	mux.HandleFunc("GET /admin/backup", h.backup)
 	mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no admin endpoint at this path")
 	})
@@ -537,4 +543,31 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, code, desc string) {
 	writeJSON(w, status, adminapi.ErrorBody{Error: code, ErrorDescription: desc})
+}
+
+// backup streams a consistent copy of the embedded store
+// (application/octet-stream), for `issuer backup FILE`. The copy can take
+// longer than the server's write timeout: the deadline is lifted for it.
+func (h *Handler) backup(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Backup == nil {
+		writeError(w, http.StatusConflict, "unsupported",
+			"the store is Redis, which this call cannot copy: back it up with Redis's own persistence (RDB snapshots or AOF); see docs/operations.md")
+		return
+	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	started := false
+	err := h.cfg.Backup(r.Context(), w, func(n int64) {
+		started = true
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", `attachment; filename="issuer.db"`)
+		w.Header().Set("Content-Length", fmt.Sprint(n))
+		w.WriteHeader(http.StatusOK)
+	})
+	if err != nil {
+		h.log.ErrorContext(r.Context(), "backup failed", "err", err)
+		if !started {
+			writeError(w, http.StatusInternalServerError, "server_error", "the backup failed; see the server's log")
+		}
+		// Once the copy has started, the short body tells the client.
+	}
 }

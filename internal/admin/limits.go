@@ -15,7 +15,7 @@ import (
 // length of a token is oauth.ValidScopeToken's bound).
 const scopeSyntax = "scope: scope tokens are space-separated printable ASCII without quotes or backslashes, each at most 128 characters"
 
-// Limits of a client's metadata and of a user's scope and claims (README,
+// Limits of a client's metadata and of a user's scope and claims (docs/admin.md,
 // "Admin API and CLI"). A client's scope and audiences travel in every
 // access and refresh token, a user's claims in every access token of the
 // password grant, and a token must stay within keys.MaxTokenLen (4096

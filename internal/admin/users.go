@@ -2,7 +2,7 @@ package admin
 
 // The users of the password grant (RFC 6749 §4.3): create, list, get,
 // update, set-password, unlock, delete and the import of a Django dump
-// (README, "Admin API and CLI"). A password travels only in a request body
+// (docs/admin.md). A password travels only in a request body
 // and in the one answer that generated it; it is never logged, never put
 // in an error, and never read from the URL.
 
@@ -60,7 +60,7 @@ func defaultPasswords() *password.Hasher {
 	return h
 }
 
-// Limits of a user (README, "Admin API and CLI").
+// Limits of a user (docs/admin.md).
 const (
 	maxUsernameLen   = userimport.MaxUsernameLen // Django's, so that every Django user fits
 	minPasswordLen   = 8

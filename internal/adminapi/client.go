@@ -30,6 +30,9 @@ var (
 	ErrUnknownFormat = errors.New("the answer is JSON of an unknown shape")
 	// ErrTooLarge means the answer exceeded MaxResponseBytes.
 	ErrTooLarge = errors.New("the answer is too large")
+	// ErrShortBackup means a backup ended before the length the server
+	// announced: the copy is incomplete.
+	ErrShortBackup = errors.New("the backup ended early")
 )
 
 // MaxResponseBytes bounds what a Client reads of an answer.
@@ -306,6 +309,54 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("%s %s: %w (%v)", method, path, ErrUnknownFormat, err)
 	}
 	return nil
+}
+
+// Backup copies the issuer's embedded store into w (GET /admin/backup, a
+// consistent copy taken while the issuer serves) and returns the number of
+// bytes written. An answer outside 2xx is an *Error; a copy shorter than
+// announced is ErrShortBackup.
+func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	if c.token == "" {
+		return 0, ErrNoToken
+	}
+	if strings.ContainsFunc(c.token, unicode.IsControl) {
+		return 0, ErrTokenControl
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+PathBackup, nil)
+	if err != nil {
+		return 0, fmt.Errorf("building the request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/octet-stream")
+	req.Header.Set("User-Agent", UserAgent)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		e := &Error{Status: resp.StatusCode}
+		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			e.Location = resp.Header.Get("Location")
+		}
+		var eb ErrorBody
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
+			e.Code, e.Description = eb.Error, eb.ErrorDescription
+		}
+		return 0, e
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/octet-stream" {
+		return 0, fmt.Errorf("GET %s answered %q, not a store file: %w", PathBackup, Clean(ct), ErrUnknownFormat)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("%w after %d bytes: %w", ErrShortBackup, n, err)
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return n, fmt.Errorf("%w: %d of %d bytes", ErrShortBackup, n, resp.ContentLength)
+	}
+	return n, nil
 }
 
 // Clean replaces control characters in text from the server, so that it

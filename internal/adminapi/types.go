@@ -5,8 +5,8 @@
 // Client registration follows RFC 7591 (the request of §2 and the response
 // of §3.2.1) with the management operations of RFC 7592 under
 // /admin/clients/{id}. Users of the password grant (RFC 6749 §4.3) are
-// managed under /admin/users. The README's "Admin API and CLI" section
-// lists every call.
+// managed under /admin/users. docs/admin.md lists
+// every call.
 package adminapi
 
 import "time"
@@ -15,6 +15,7 @@ import "time"
 const (
 	PathClients = "/admin/clients"
 	PathKeys    = "/admin/keys"
+	PathBackup  = "/admin/backup"
 	PathRotate  = "/admin/keys/rotate"
 	PathUsers   = "/admin/users"
 	PathImport  = "/admin/users/import"

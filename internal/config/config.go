@@ -387,6 +387,32 @@ func (s setting) set(c *Config, raw string) error {
 type problem struct {
 	key string // yaml key of the setting
 	msg string // what is wrong and what to do
+	// needs, for a check across settings, lists the other settings it
+	// compares key with. The problem is left out when one of them has a
+	// problem of its own: a value that already failed would only make
+	// the cross-check blame a setting that is fine.
+	needs []string
+}
+
+// withoutCascades returns ps without the cross-check problems whose needs
+// include a setting that failed or has a problem of its own.
+func withoutCascades(ps []problem, failed map[string]bool) []problem {
+	bad := make(map[string]bool, len(failed)+len(ps))
+	for k := range failed {
+		bad[k] = true
+	}
+	for _, p := range ps {
+		if len(p.needs) == 0 {
+			bad[p.key] = true
+		}
+	}
+	out := ps[:0:0]
+	for _, p := range ps {
+		if !slices.ContainsFunc(p.needs, func(k string) bool { return bad[k] }) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // line formats p as one line naming the setting; where, when not empty, says
@@ -404,7 +430,7 @@ func (p problem) line(where string) error {
 // when c is valid. Messages never contain AdminToken, Secret or a Redis password.
 func (c Config) Validate() error {
 	var errs []error
-	for _, p := range c.problems() {
+	for _, p := range withoutCascades(c.problems(), nil) {
 		errs = append(errs, p.line(""))
 	}
 	return errors.Join(errs...)
@@ -413,7 +439,10 @@ func (c Config) Validate() error {
 func (c Config) problems() []problem {
 	var ps []problem
 	add := func(key, format string, args ...any) {
-		ps = append(ps, problem{key, fmt.Sprintf(format, args...)})
+		ps = append(ps, problem{key: key, msg: fmt.Sprintf(format, args...)})
+	}
+	cross := func(needs []string, key, format string, args ...any) {
+		ps = append(ps, problem{key: key, msg: fmt.Sprintf(format, args...), needs: needs})
 	}
 
 	if msg := checkIssuerURL(c.URL); msg != "" {
@@ -441,7 +470,7 @@ func (c Config) problems() []problem {
 		add("redis_sentinel_master", "%q contains a space or a control character; use the master name of "+
 			"the Sentinels' \"sentinel monitor\" line, such as mymaster", c.RedisSentinelMaster)
 	case sentinel && c.RedisURL == "":
-		add("redis_sentinel_master", "is set but ISSUER_REDIS_URL (redis_url) is empty; set redis_url to "+
+		cross([]string{"redis_url"}, "redis_sentinel_master", "is set but ISSUER_REDIS_URL (redis_url) is empty; set redis_url to "+
 			"the Sentinel URLs, such as redis://sentinel-1:26379,redis://sentinel-2:26379,redis://sentinel-3:26379, "+
 			"or leave redis_sentinel_master empty")
 	}
@@ -472,8 +501,8 @@ func (c Config) problems() []problem {
 	case c.RefreshTokenTTL > maxRefreshTokenTTL:
 		add("refresh_token_ttl", "%s is too long; use at most %s (one year)",
 			formatDuration(c.RefreshTokenTTL), formatDuration(maxRefreshTokenTTL))
-	case accessOK && c.RefreshTokenTTL <= c.AccessTokenTTL:
-		add("refresh_token_ttl", "%s must be longer than ISSUER_ACCESS_TOKEN_TTL (access_token_ttl), which is %s",
+	case c.RefreshTokenTTL <= c.AccessTokenTTL && c.RefreshTokenTTL > 0:
+		cross([]string{"access_token_ttl"}, "refresh_token_ttl", "%s must be longer than ISSUER_ACCESS_TOKEN_TTL (access_token_ttl), which is %s",
 			formatDuration(c.RefreshTokenTTL), formatDuration(c.AccessTokenTTL))
 	case c.RefreshTokenTTL <= 0:
 		add("refresh_token_ttl", "%s must be more than 0, such as 24h", formatDuration(c.RefreshTokenTTL))
@@ -521,7 +550,10 @@ func (c Config) problems() []problem {
 func (c Config) keyProblems() []problem {
 	var ps []problem
 	add := func(key, format string, args ...any) {
-		ps = append(ps, problem{key, fmt.Sprintf(format, args...)})
+		ps = append(ps, problem{key: key, msg: fmt.Sprintf(format, args...)})
+	}
+	cross := func(needs []string, key, format string, args ...any) {
+		ps = append(ps, problem{key: key, msg: fmt.Sprintf(format, args...), needs: needs})
 	}
 	switch c.RSAKeyBits {
 	case 2048, 3072, 4096:
@@ -537,8 +569,8 @@ func (c Config) keyProblems() []problem {
 	switch {
 	case c.KeyRotationPeriod < 0:
 		add("key_rotation_period", "%s must be 0 (no scheduled rotation) or more, such as 720h", formatDuration(c.KeyRotationPeriod))
-	case c.KeyRotationPeriod > 0 && maxAgeOK && c.KeyRotationPeriod <= minPeriod:
-		add("key_rotation_period", "%s is too short: each key is published 2 × ISSUER_JWKS_MAX_AGE (jwks_max_age) before it signs "+
+	case c.KeyRotationPeriod > 0 && c.KeyRotationPeriod <= minPeriod:
+		cross([]string{"jwks_max_age", "access_token_ttl"}, "key_rotation_period", "%s is too short: each key is published 2 × ISSUER_JWKS_MAX_AGE (jwks_max_age) before it signs "+
 			"and stays until its tokens expire, so the period must be longer than 4 × jwks_max_age + access_token_ttl = %s; "+
 			"use 0 (no scheduled rotation) or a longer period such as 720h", formatDuration(c.KeyRotationPeriod), formatDuration(minPeriod))
 	}

@@ -320,6 +320,9 @@ func TestEveryEnvVar(t *testing.T) {
 			if needsAdminAddr {
 				want.AdminAddr = values["admin_addr"]
 			}
+			if s.key == "addr" {
+				want.URL = "http://localhost" + raw // derived (TestURLFollowsAddr)
+			}
 			if got != want {
 				t.Errorf("Load = %v, want %v", got, want)
 			}
@@ -1034,5 +1037,142 @@ func TestAdminBaseURL(t *testing.T) {
 		if got := c.AdminBaseURL(); got != tc.want {
 			t.Errorf("admin_addr %q, admin_url %q: AdminBaseURL = %q, want %q", tc.addr, tc.url, got, tc.want)
 		}
+	}
+}
+
+// TestURLFollowsAddr: without ISSUER_URL or url in the file, the issuer URL
+// is where the listen address is reached, so that changing the port alone
+// does not leave the tokens' iss and the metadata pointing at port 8080.
+func TestURLFollowsAddr(t *testing.T) {
+	tests := []struct {
+		name, file string
+		env        map[string]string
+		want       string
+	}{
+		{"default", "", nil, "http://localhost:8080"},
+		{"PORT", "", map[string]string{"PORT": "5000"}, "http://localhost:5000"},
+		{"ISSUER_ADDR port only", "", map[string]string{"ISSUER_ADDR": ":9090"}, "http://localhost:9090"},
+		{"ISSUER_ADDR loopback", "", map[string]string{"ISSUER_ADDR": "127.0.0.1:9090"}, "http://127.0.0.1:9090"},
+		{"ISSUER_ADDR unspecified IPv4", "", map[string]string{"ISSUER_ADDR": "0.0.0.0:9090"}, "http://localhost:9090"},
+		{"ISSUER_ADDR unspecified IPv6", "", map[string]string{"ISSUER_ADDR": "[::]:9090"}, "http://localhost:9090"},
+		{"ISSUER_ADDR IPv6 loopback", "", map[string]string{"ISSUER_ADDR": "[::1]:9090"}, "http://[::1]:9090"},
+		{"file addr", "addr: 127.0.0.1:7000\n", nil, "http://127.0.0.1:7000"},
+		{"ISSUER_URL wins", "", map[string]string{"ISSUER_ADDR": ":9090", "ISSUER_URL": "https://auth.example.com"}, "https://auth.example.com"},
+		{"file url wins", "url: https://auth.example.com\n", map[string]string{"ISSUER_ADDR": ":9090"}, "https://auth.example.com"},
+		{"empty file url derives", "url:\n", map[string]string{"ISSUER_ADDR": ":9090"}, "http://localhost:9090"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeFile(t, tt.file)
+			}
+			got, err := Load(path, env(tt.env))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if got.URL != tt.want {
+				t.Errorf("URL = %q, want %q", got.URL, tt.want)
+			}
+		})
+	}
+
+	// A bad address is reported once, without a second line about the URL
+	// derived from it.
+	_, err := Load("", env(map[string]string{"ISSUER_ADDR": "9090"}))
+	if got := lines(err); len(got) != 1 || !strings.HasPrefix(got[0], "ISSUER_ADDR (addr): ") {
+		t.Errorf("bad ISSUER_ADDR: %q, want one line about ISSUER_ADDR", got)
+	}
+}
+
+// TestConfigYAMLIsLikeNoFile: the shipped config.yaml, which documents the
+// defaults, changes nothing: with any environment, loading it gives what
+// loading no file gives (PORT and the URL derived from addr included).
+func TestConfigYAMLIsLikeNoFile(t *testing.T) {
+	for _, e := range []map[string]string{
+		nil,
+		{"PORT": "5000"},
+		{"ISSUER_ADDR": "127.0.0.1:9090"},
+		{"PORT": "5000", "ISSUER_URL": "https://auth.example.com"},
+		{"ISSUER_ACCESS_TOKEN_TTL": "1m", "ISSUER_ADMIN_TOKEN": token},
+	} {
+		want, err := Load("", env(e))
+		if err != nil {
+			t.Fatalf("%v: Load without a file: %v", e, err)
+		}
+		got, err := Load("../../config.yaml", env(e))
+		if err != nil {
+			t.Fatalf("%v: Load(config.yaml): %v", e, err)
+		}
+		if got != want {
+			t.Errorf("%v: with config.yaml\n%v\nwithout a file\n%v", e, got, want)
+		}
+	}
+}
+
+// TestNoCascades: a value that failed (does not parse, or is out of range)
+// gets its one line, and no cross-check blames another setting for it.
+func TestNoCascades(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string // prefixes of the lines
+	}{
+		{"access TTL out of range", map[string]string{"ISSUER_ACCESS_TOKEN_TTL": "1000h"},
+			[]string{"ISSUER_ACCESS_TOKEN_TTL (access_token_ttl): 1000h is out of range"}},
+		{"access TTL does not parse", map[string]string{"ISSUER_ACCESS_TOKEN_TTL": "5 min", "ISSUER_REFRESH_TOKEN_TTL": "2m"},
+			[]string{"ISSUER_ACCESS_TOKEN_TTL (access_token_ttl): \"5 min\" is not a Go duration"}},
+		{"jwks max age out of range", map[string]string{"ISSUER_JWKS_MAX_AGE": "200h"},
+			[]string{"ISSUER_JWKS_MAX_AGE (jwks_max_age): 200h is out of range"}},
+		{"password grant does not parse", map[string]string{"ISSUER_PASSWORD_GRANT": "yes", "ISSUER_SIMPLEJWT_COMPAT": "true", "ISSUER_SIMPLEJWT_CLIENT_ID": "web"},
+			[]string{"ISSUER_PASSWORD_GRANT (password_grant): \"yes\" is not true or false"}},
+		{"compat does not parse", map[string]string{"ISSUER_SIMPLEJWT_COMPAT": "on"},
+			[]string{"ISSUER_SIMPLEJWT_COMPAT (simplejwt_compat): \"on\" is not true or false"}},
+		{"hash memory out of range", map[string]string{"ISSUER_PASSWORD_HASH_MEMORY_KIB": "1000000", "ISSUER_PASSWORD_HASH_ITERATIONS": "10"},
+			[]string{"ISSUER_PASSWORD_HASH_MEMORY_KIB (password_hash_memory_kib): 1000000 is out of range"}},
+		// Cross-checks between valid values still hold.
+		{"refresh shorter than access", map[string]string{"ISSUER_ACCESS_TOKEN_TTL": "10m", "ISSUER_REFRESH_TOKEN_TTL": "5m"},
+			[]string{"ISSUER_REFRESH_TOKEN_TTL (refresh_token_ttl): 5m must be longer than"}},
+		{"rotation too short", map[string]string{"ISSUER_KEY_ROTATION_PERIOD": "10m"},
+			[]string{"ISSUER_KEY_ROTATION_PERIOD (key_rotation_period): 10m is too short"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load("", env(tt.env))
+			got := lines(err)
+			if len(got) != len(tt.want) {
+				t.Fatalf("Load gave %d lines, want %d:\n%s", len(got), len(tt.want), strings.Join(got, "\n"))
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tt.want[i]) {
+					t.Errorf("line %d = %q, want prefix %q", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	environ := []string{
+		"HOME=/root",
+		"ISSUER_ACCESS_TOKEN_TTL=5m",
+		"ISSUER_ACESS_TOKEN_TTL=1m",
+		"ISSUER_ADMIN_TOKN=" + token,
+		"ISSUER_SERVICE_HOST=10.0.0.1",
+		"ISSUER_COLOUR=blue",
+		"PORT=8080",
+	}
+	want := []string{
+		"ISSUER_ACESS_TOKEN_TTL is not a setting and is ignored; did you mean ISSUER_ACCESS_TOKEN_TTL?",
+		"ISSUER_ADMIN_TOKN is not a setting and is ignored; did you mean ISSUER_ADMIN_TOKEN?",
+		"ISSUER_SERVICE_HOST is not a setting and is ignored; Kubernetes sets it for a Service named issuer: set enableServiceLinks: false in the pod spec",
+		"ISSUER_COLOUR is not a setting and is ignored; config.yaml lists every setting with its variable",
+	}
+	got := UnknownEnv(environ)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("UnknownEnv =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if strings.Contains(strings.Join(got, ""), token) {
+		t.Error("a warning shows a value")
 	}
 }

@@ -16,7 +16,7 @@ const (
 // dpopProblems checks the DPoP settings.
 func (c Config) dpopProblems() []problem {
 	if c.DPoPProofMaxAge < minDPoPProofMaxAge || c.DPoPProofMaxAge > maxDPoPProofMaxAge {
-		return []problem{{"dpop_proof_max_age", fmt.Sprintf("%s is out of range; use %s to %s, such as 5m",
+		return []problem{{key: "dpop_proof_max_age", msg: fmt.Sprintf("%s is out of range; use %s to %s, such as 5m",
 			formatDuration(c.DPoPProofMaxAge), formatDuration(minDPoPProofMaxAge), formatDuration(maxDPoPProofMaxAge))}}
 	}
 	return nil

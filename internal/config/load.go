@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -24,8 +27,11 @@ import (
 // line. An environment variable that is empty counts as unset, so it cannot
 // clear a value the file sets (remove admin_token from the file to turn the
 // admin API off). When neither ISSUER_ADDR nor the file sets the listen
-// address, PORT=N gives ":N", as on Heroku. Load removes a trailing slash from
-// the issuer URL and the admin URL, and spaces around the commas of the Redis URL list.
+// address, PORT=N gives ":N", as on Heroku. When neither ISSUER_URL nor the
+// file sets the issuer URL, it is ListenURL of the listen address, so that
+// changing the port alone keeps the advertised URLs right. Load removes a
+// trailing slash from the issuer URL and the admin URL, and spaces around
+// the commas of the Redis URL list.
 //
 // A file that cannot be read or is not valid YAML is one error naming the
 // path. Otherwise Load reports every bad key, every value that does not parse
@@ -46,6 +52,10 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		getenv = func(string) string { return "" }
 	}
 	l.env(getenv)
+	if _, inFile := l.where["url"]; !inFile && getenv("ISSUER_URL") == "" && checkAddr(l.c.Addr) == "" {
+		l.c.URL = ListenURL(l.c.Addr)
+		l.where["url"] = "derived from ISSUER_ADDR (addr); set ISSUER_URL"
+	}
 
 	c := &l.c
 	if u, err := url.Parse(c.URL); err == nil && u.Host != "" {
@@ -62,7 +72,7 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		c.RedisURL = strings.Join(elems, ",")
 	}
 
-	for _, p := range c.problems() {
+	for _, p := range withoutCascades(c.problems(), l.failed) {
 		if !l.failed[p.key] {
 			l.errs = append(l.errs, p.line(l.where[p.key]))
 		}
@@ -71,6 +81,22 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		return Config{}, errors.Join(l.errs...)
 	}
 	return l.c, nil
+}
+
+// ListenURL returns the http URL at which a server listening on addr
+// (host:port) is reached from its own host: http://localhost:PORT when addr
+// names no host or an unspecified address (:8080, 0.0.0.0:8080, [::]:8080),
+// else http://HOST:PORT. It is the default issuer URL, and where the CLI
+// looks for the issuer when neither --url nor ISSUER_URL names it.
+func ListenURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		host, port = "", addr
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // loader accumulates a Config and the problems found while building it.
@@ -91,7 +117,7 @@ func (l *loader) env(getenv func(string) string) {
 		delete(l.where, s.key)
 		if err := s.set(&l.c, raw); err != nil {
 			l.failed[s.key] = true
-			l.errs = append(l.errs, problem{s.key, err.Error()}.line(""))
+			l.errs = append(l.errs, problem{key: s.key, msg: err.Error()}.line(""))
 		}
 	}
 	if _, inFile := l.where["addr"]; !inFile && getenv("ISSUER_ADDR") == "" {
@@ -183,12 +209,12 @@ func (l *loader) file(path string) error {
 		l.where[s.key] = at
 		if n.Kind != yaml.ScalarNode {
 			l.failed[s.key] = true
-			l.errs = append(l.errs, problem{s.key, "must be a single value, not a list or mapping"}.line(at))
+			l.errs = append(l.errs, problem{key: s.key, msg: "must be a single value, not a list or mapping"}.line(at))
 			continue
 		}
 		if err := s.set(&l.c, n.Value); err != nil {
 			l.failed[s.key] = true
-			l.errs = append(l.errs, problem{s.key, err.Error()}.line(at))
+			l.errs = append(l.errs, problem{key: s.key, msg: err.Error()}.line(at))
 		}
 	}
 	return nil
@@ -231,4 +257,41 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// UnknownEnv returns one warning for each variable of environ (NAME=value
+// pairs, as from os.Environ) whose name starts with ISSUER_ but that is no
+// setting, such as a misspelt ISSUER_ACESS_TOKEN_TTL, which the issuer
+// would otherwise ignore in silence. A warning names the variable and the
+// setting within two edits of it, if any; it never shows the value.
+func UnknownEnv(environ []string) []string {
+	var warnings []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "ISSUER_") || slices.ContainsFunc(settings, func(s setting) bool { return s.env == name }) {
+			continue
+		}
+		warnings = append(warnings, fmt.Sprintf("%s is not a setting and is ignored; %s", name, suggestEnv(name)))
+	}
+	return warnings
+}
+
+// suggestEnv names the setting's variable closest to the unknown variable
+// name.
+func suggestEnv(name string) string {
+	// A Service named issuer in Kubernetes adds ISSUER_SERVICE_HOST,
+	// ISSUER_PORT_8080_TCP and more to every pod of its namespace.
+	if strings.HasPrefix(name, "ISSUER_SERVICE_") || name == "ISSUER_PORT" || strings.HasPrefix(name, "ISSUER_PORT_") {
+		return "Kubernetes sets it for a Service named issuer: set enableServiceLinks: false in the pod spec"
+	}
+	best, bestDist := "", 3 // suggest only within two edits
+	for _, s := range settings {
+		if d := editDistance(name, s.env); d < bestDist {
+			best, bestDist = s.env, d
+		}
+	}
+	if best != "" {
+		return "did you mean " + best + "?"
+	}
+	return "config.yaml lists every setting with its variable"
 }

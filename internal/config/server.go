@@ -18,37 +18,23 @@ const (
 )
 
 // AdminBaseURL returns the base URL of the admin API: AdminURL when set,
-// else the one AdminListenURL derives from AdminAddr, else URL (the admin
+// else the one ListenURL derives from AdminAddr, else URL (the admin
 // API then shares the main listener).
 func (c Config) AdminBaseURL() string {
 	switch {
 	case c.AdminURL != "":
 		return c.AdminURL
 	case c.AdminAddr != "":
-		return AdminListenURL(c.AdminAddr)
+		return ListenURL(c.AdminAddr)
 	}
 	return c.URL
-}
-
-// AdminListenURL returns the URL at which a listener on addr is reached on
-// this host: http:// and addr, with localhost for an empty or unspecified
-// host (":9090" gives http://localhost:9090).
-func AdminListenURL(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "http://" + addr
-	}
-	if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
-		host = "localhost"
-	}
-	return "http://" + net.JoinHostPort(host, port)
 }
 
 // adminListenerProblems checks admin_addr and admin_url.
 func (c Config) adminListenerProblems() []problem {
 	var ps []problem
 	add := func(key, format string, args ...any) {
-		ps = append(ps, problem{key, fmt.Sprintf(format, args...)})
+		ps = append(ps, problem{key: key, msg: fmt.Sprintf(format, args...)})
 	}
 	if c.AdminAddr != "" {
 		if msg := checkAddr(c.AdminAddr); msg != "" {
@@ -130,7 +116,7 @@ func parseNets(list string) ([]netip.Prefix, []string) {
 func (c Config) serverProblems() []problem {
 	var ps []problem
 	add := func(key, format string, args ...any) {
-		ps = append(ps, problem{key, fmt.Sprintf(format, args...)})
+		ps = append(ps, problem{key: key, msg: fmt.Sprintf(format, args...)})
 	}
 	if c.ShutdownDrainDelay < 0 || c.ShutdownDrainDelay > maxShutdownDrainDelay {
 		add("shutdown_drain_delay", "%s is out of range; use 0 to %s, such as 5s (0 closes the listener at once)",

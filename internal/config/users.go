@@ -26,7 +26,10 @@ const (
 func (c Config) userProblems() []problem {
 	var ps []problem
 	add := func(key, format string, args ...any) {
-		ps = append(ps, problem{key, fmt.Sprintf(format, args...)})
+		ps = append(ps, problem{key: key, msg: fmt.Sprintf(format, args...)})
+	}
+	cross := func(needs []string, key, format string, args ...any) {
+		ps = append(ps, problem{key: key, msg: fmt.Sprintf(format, args...), needs: needs})
 	}
 	if c.PasswordHashMemoryKiB < minPasswordHashMemoryKiB || c.PasswordHashMemoryKiB > maxPasswordHashMemoryKiB {
 		add("password_hash_memory_kib", "%d is out of range; use %d (19 MiB, the argon2id minimum) to %d (256 MiB)",
@@ -35,8 +38,8 @@ func (c Config) userProblems() []problem {
 	if c.PasswordHashIterations < minPasswordHashIterations || c.PasswordHashIterations > maxPasswordHashIterations {
 		add("password_hash_iterations", "%d is out of range; use %d to %d", c.PasswordHashIterations, minPasswordHashIterations, maxPasswordHashIterations)
 	}
-	if w := c.PasswordHashMemoryKiB * c.PasswordHashIterations; w > maxPasswordHashWork && c.PasswordHashIterations <= maxPasswordHashIterations && c.PasswordHashMemoryKiB <= maxPasswordHashMemoryKiB {
-		add("password_hash_iterations", "%d passes over %d KiB are %d KiB of work, above %d (1 GiB): a login would take seconds; lower one of them",
+	if w := c.PasswordHashMemoryKiB * c.PasswordHashIterations; w > maxPasswordHashWork {
+		cross([]string{"password_hash_memory_kib", "password_hash_iterations"}, "password_hash_iterations", "%d passes over %d KiB are %d KiB of work, above %d (1 GiB): a login would take seconds; lower one of them",
 			c.PasswordHashIterations, c.PasswordHashMemoryKiB, w, maxPasswordHashWork)
 	}
 	if c.PasswordHashParallelism < 1 || c.PasswordHashParallelism > maxPasswordHashParallelism {
@@ -70,11 +73,11 @@ func (c Config) userProblems() []problem {
 		add("simplejwt_path", "%q is inside the issuer's own endpoints; use another path, such as /api/token/", p)
 	}
 	if c.SimpleJWTCompat && !c.PasswordGrant {
-		add("simplejwt_compat", "is true but ISSUER_PASSWORD_GRANT (password_grant) is false; the SimpleJWT-compatible endpoints "+
+		cross([]string{"password_grant"}, "simplejwt_compat", "is true but ISSUER_PASSWORD_GRANT (password_grant) is false; the SimpleJWT-compatible endpoints "+
 			"log users in with their passwords: set password_grant: true too")
 	}
 	if c.SimpleJWTCompat && c.SimpleJWTClientID == "" {
-		add("simplejwt_client_id", "is empty but ISSUER_SIMPLEJWT_COMPAT (simplejwt_compat) is true; set the id of the client "+
+		cross([]string{"simplejwt_compat"}, "simplejwt_client_id", "is empty but ISSUER_SIMPLEJWT_COMPAT (simplejwt_compat) is true; set the id of the client "+
 			"whose audience and scope the SimpleJWT-compatible tokens get (register one with issuer clients create --grant-types password,refresh_token)")
 	}
 	switch u := c.SimpleJWTUserIDClaim; {

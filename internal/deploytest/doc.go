@@ -17,8 +17,12 @@
 //     started with deploy/redis/redis.conf, with the example resource API
 //     verifying the tokens: the client-credentials and refresh flows over
 //     HTTPS and HTTP/2, the JWKS cache, the request limits and the security
-//     headers.
+//     headers;
+//   - deploy/prometheus/alerts.yml passes promtool check rules and its unit
+//     tests (alerts_test.yml), the queries of deploy/grafana/issuer.json
+//     parse as PromQL, and both name only metrics the issuer exports.
 //
-// Nginx and redis-server must be installed (make test installs both). A
+// Nginx, redis-server and promtool must be installed (make test installs
+// them). A
 // missing nginx fails the tests unless ISSUER_SKIP_NGINX=1.
 package deploytest

@@ -138,7 +138,7 @@ func (k *Keys) SignRefresh(c RefreshClaims) (string, error) {
 // what to shorten, for the log of the refused request.
 func tooLong(kind string, n int, clientID string) error {
 	return fmt.Errorf("%w: the %s token of client %s would be %d bytes, over the %d that introspection and refresh parse; "+
-		"shorten the client's scope or audiences, or the user's claims (README, \"Admin API and CLI\")",
+		"shorten the client's scope or audiences, or the user's claims (docs/admin.md)",
 		ErrTooLong, kind, clientID, n, MaxTokenLen)
 }
 

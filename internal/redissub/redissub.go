@@ -4,7 +4,7 @@
 //
 // Redis keeps no pub/sub message: what is published while a client is not
 // subscribed is lost to it. The issuer's instances tell each other of
-// changes this way (README, "Several instances on Redis"): the store drops
+// changes this way (docs/redis.md): the store drops
 // changed clients from its cache and reloads changed signing keys, and the
 // rate limiter learns which counters have failures. Each treats what it
 // learned from messages as incomplete from the moment the subscription is

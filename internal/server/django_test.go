@@ -23,7 +23,7 @@ import (
 // compat endpoints and refuses our refresh tokens, access tokens without
 // SimpleJWT's token_type (client credentials) and expired ones; it follows
 // an emergency key rotation through the JWKS. Both RS256 and ES256, the
-// algorithms the README's "Algorithms" section offers that SimpleJWT
+// algorithms the "Algorithms" section of docs/keys.md offers that SimpleJWT
 // verifies with a JWK_URL, are run.
 func TestDjangoSimpleJWTResourceServer(t *testing.T) {
 	python, version := djangotest.SimpleJWT(t)

@@ -143,18 +143,20 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		s.mux.Handle(PathToken, cfg.Token)
 		s.mux.Handle(PathIntrospect, cfg.Introspect)
 		s.mux.Handle(PathRevoke, cfg.Revoke)
-		s.handleGET(PathMetadata, s.serveMetadata)
-		// RFC 8414 §3.1: an issuer with a path (https://host/auth) has its
-		// metadata at /.well-known/oauth-authorization-server/auth on the host.
-		if u, err := url.Parse(cfg.Issuer); err == nil && strings.Trim(u.Path, "/") != "" {
-			s.handleGET(PathMetadata+"/"+strings.Trim(u.Path, "/"), s.serveMetadata)
-		}
 		s.handleGET(PathJWKS, s.serveJWKS)
 		if cfg.SimpleJWT != nil {
 			s.mux.Handle(cfg.SimpleJWTPath, cfg.SimpleJWT)
 		}
 	}
-	// Both listeners answer the probes, and both turn unready on shutdown.
+	// Both listeners serve the metadata (the CLI checks at the admin
+	// listener that it reached the issuer it meant) and answer the probes,
+	// and both turn unready on shutdown.
+	s.handleGET(PathMetadata, s.serveMetadata)
+	// RFC 8414 §3.1: an issuer with a path (https://host/auth) has its
+	// metadata at /.well-known/oauth-authorization-server/auth on the host.
+	if u, err := url.Parse(cfg.Issuer); err == nil && strings.Trim(u.Path, "/") != "" {
+		s.handleGET(PathMetadata+"/"+strings.Trim(u.Path, "/"), s.serveMetadata)
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, "ok")
 	})
@@ -314,6 +316,10 @@ type statusRecorder struct {
 	bytes  int64
 	wrote  bool
 }
+
+// Unwrap lets http.ResponseController reach the connection (the backup
+// lifts the write deadline).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *statusRecorder) WriteHeader(code int) {
 	if !r.wrote {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -179,6 +181,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			Passwords:     passwords, // the grant's: one bound on concurrent hashing
 			Lockouts:      limiter,   // the grant's per-username locks
 			Limiter:       limiter,
+			Backup:        backupOf(st),
 			Now:           now,
 		}, s.store, s.keys, hasher, log)
 	}
@@ -253,13 +256,15 @@ func keysSetting(err error) error {
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (st store.Store, master []byte, changes <-chan struct{}, err error) {
 	master = []byte(cfg.Secret)
 	if cfg.RedisURL != "" {
-		goredis.SetLogger(redisLogger{log}) // go-redis logs reconnects through its own global logger
+		rl := &redisLogger{log: log}
+		goredis.SetLogger(rl) // go-redis logs reconnects through its own global logger
 		rs, err := redisstore.Open(ctx, cfg.RedisURL, redisstore.WithSentinelMaster(cfg.RedisSentinelMaster),
 			redisstore.WithNow(now), redisstore.WithLogger(log),
 			redisstore.WithWaitReplicas(int(cfg.RedisWaitReplicas), cfg.RedisWaitTimeout))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("ISSUER_REDIS_URL (redis_url): %w", err)
 		}
+		rl.opened.Store(true)
 		return rs, master, rs.KeyChanges(), nil
 	}
 	if len(master) == 0 {
@@ -274,12 +279,27 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, now fun
 	return bs, master, nil, nil
 }
 
-// redisLogger sends go-redis's own messages (failed dials, reconnects) to
-// the JSON log instead of plain lines on stderr.
-type redisLogger struct{ log *slog.Logger }
+// backupOf returns the backup function of the embedded store st, or nil
+// for Redis, whose own persistence backs it up.
+func backupOf(st store.Store) func(ctx context.Context, w io.Writer, size func(int64)) error {
+	if b, ok := st.(*bolt.Store); ok {
+		return b.Backup
+	}
+	return nil
+}
 
-func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	r.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+// redisLogger sends go-redis's own messages (failed dials, reconnects) to
+// the JSON log instead of plain lines on stderr, once the store is open:
+// before, a failure is the one error that New returns, not also log lines.
+type redisLogger struct {
+	log    *slog.Logger
+	opened atomic.Bool
+}
+
+func (r *redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if r.opened.Load() {
+		r.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+	}
 }
 
 // ServeHTTP serves one request of the main listener (addr).

@@ -50,7 +50,7 @@ func TestOversizedTokenRefused(t *testing.T) {
 }
 
 // TestRegistrationCapsTokenSize registers clients and users beyond the
-// limits of the admin API (README, "Admin API and CLI"): each is refused
+// limits of the admin API (docs/admin.md): each is refused
 // with an error naming the field, where it used to be accepted and its
 // tokens then refused by introspection and the refresh grant.
 func TestRegistrationCapsTokenSize(t *testing.T) {

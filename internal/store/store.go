@@ -31,6 +31,10 @@ var (
 	// ErrUnavailable means the store could not be reached; the request may
 	// succeed when retried.
 	ErrUnavailable = errors.New("store: unavailable")
+	// ErrNewerSchema means the store was written by a newer issuer, in a
+	// layout this binary does not know: it refuses to start rather than
+	// misread or damage it.
+	ErrNewerSchema = errors.New("store: written by a newer issuer")
 	// ErrConflict means a compare-and-set found the record changed since the
 	// caller read it; nothing was written.
 	ErrConflict = errors.New("store: conflict")

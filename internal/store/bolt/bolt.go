@@ -39,10 +39,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -191,6 +193,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 // initBuckets creates the buckets of a new file and checks the schema
 // version of an existing one.
 func initBuckets(tx *bbolt.Tx) error {
+	// The version comes first: a file of a newer layout is not touched.
+	if meta := tx.Bucket(bucketMeta); meta != nil {
+		if v := meta.Get(keySchemaVersion); v != nil && string(v) != schemaVersion {
+			return schemaError(string(v))
+		}
+	}
 	// A file written before users existed gets their buckets here; the
 	// layout of the others is unchanged, so the schema version stays.
 	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys, bucketUsers, bucketUserIDs, bucketOnce} {
@@ -205,9 +213,19 @@ func initBuckets(tx *bbolt.Tx) error {
 			return fmt.Errorf("write schema version: %w", err)
 		}
 	case string(v) != schemaVersion:
-		return fmt.Errorf("unsupported schema version %q (want %q)", v, schemaVersion)
+		return schemaError(string(v))
 	}
 	return nil
+}
+
+// schemaError explains a schema version other than this binary's.
+func schemaError(v string) error {
+	n, err := strconv.Atoi(v)
+	if cur, _ := strconv.Atoi(schemaVersion); err == nil && n > cur {
+		return fmt.Errorf("%w (schema version %d; this binary reads version %s): run that issuer version or a later one, "+
+			"or restore a backup taken before the upgrade; downgrading is not supported", store.ErrNewerSchema, n, schemaVersion)
+	}
+	return fmt.Errorf("unsupported schema version %q (this binary reads version %s): the file is not an issuer store, or is damaged", v, schemaVersion)
 }
 
 // Close stops the sweeper, waits for the writes in progress to commit and
@@ -241,6 +259,26 @@ func (s *Store) Ping(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: ping: %w", err)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the whole store file to w, taken in
+// one read transaction while the store keeps serving (bbolt's Tx.WriteTo),
+// and returns its size. The copy is a store file: put it in place of
+// issuer.db, with the same master secret, to restore it. size is called
+// with the copy's size before the first byte is written.
+func (s *Store) Backup(ctx context.Context, w io.Writer, size func(int64)) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bolt: backup: %w", err)
+	}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		size(tx.Size())
+		_, err := tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: backup: %w", err)
 	}
 	return nil
 }

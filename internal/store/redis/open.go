@@ -99,7 +99,41 @@ func Open(ctx context.Context, urls string, opts ...Option) (*Store, error) {
 	}
 	s := New(client, opts...)
 	s.owned = true
+	if err := s.checkSchema(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// SchemaVersion is the layout of the keys this package writes, recorded
+// under PREFIX:schema_version by the first issuer on a Redis.
+const SchemaVersion = 1
+
+// checkSchema records the schema version on a new Redis and refuses one
+// written by a newer issuer (store.ErrNewerSchema), which this binary
+// would misread.
+func (s *Store) checkSchema(ctx context.Context) error {
+	key := s.prefix + ":schema_version"
+	v, err := s.client.Get(ctx, key).Int()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		// A new Redis, or one of a version before this key. A replica
+		// (READONLY, during a failover) cannot record it: the next start
+		// on the master will.
+		if err := s.client.SetNX(ctx, key, SchemaVersion, 0).Err(); err != nil && !strings.HasPrefix(err.Error(), "READONLY") {
+			return fmt.Errorf("redis: record the schema version: %w", err)
+		}
+		return nil
+	case err != nil && strings.Contains(err.Error(), "strconv"):
+		return fmt.Errorf("redis: %s is not a schema version: another program uses the key prefix %q; give this issuer its own", key, s.prefix)
+	case err != nil:
+		return fmt.Errorf("redis: read the schema version: %w", err)
+	case v > SchemaVersion:
+		return fmt.Errorf("redis: %w (schema version %d at %s; this binary reads version %d): run that issuer version or a later one "+
+			"on every instance, or restore a backup taken before the upgrade; downgrading is not supported", store.ErrNewerSchema, v, key, SchemaVersion)
+	}
+	return nil
 }
 
 // connect returns a client that answered PING.

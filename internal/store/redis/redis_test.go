@@ -210,6 +210,7 @@ func TestKeyExpiry(t *testing.T) {
 
 		"issuer:{users}:user:alice": -1,
 		"issuer:{users}:ids":        -1,
+		"issuer:schema_version":     -1,
 	}
 	got := map[string]bool{}
 	iter := admin.Scan(ctx, 0, "*", 100).Iterator()
