@@ -55,6 +55,8 @@ func errorKind(err error) string {
 // The operations, as label values.
 const (
 	opCreateClient        = "create_client"
+	opSetClientDisabled   = "set_client_disabled"
+	opRotateRefreshRetry  = "rotate_refresh_retry"
 	opGetClient           = "get_client"
 	opListClients         = "list_clients"
 	opUpdateClient        = "update_client"
@@ -88,6 +90,7 @@ var operations = []string{
 	opRevokeToken, opIsRevoked, opInitKeys, opListKeys, opAddKey, opAddNextKey, opDeleteKey,
 	opCreateUser, opGetUser, opListUsers, opUpdateUser, opSetUserPassword, opUpgradeUserPassword, opDeleteUser,
 	opPing,
+	opSetClientDisabled, opRotateRefreshRetry,
 }
 
 // errorKinds are the values of the kind label.
@@ -270,4 +273,18 @@ func (s *instrumented) Ping(ctx context.Context) error {
 	err := s.Store.Ping(ctx)
 	s.observe(opPing, start, err)
 	return err
+}
+
+func (s *instrumented) SetClientDisabled(ctx context.Context, id string, disabled bool) (store.Client, error) {
+	start := time.Now()
+	c, err := s.Store.SetClientDisabled(ctx, id, disabled)
+	s.observe(opSetClientDisabled, start, err)
+	return c, err
+}
+
+func (s *instrumented) RotateRefreshRetry(ctx context.Context, r store.RetryRotation) ([]byte, error) {
+	start := time.Now()
+	replay, err := s.Store.RotateRefreshRetry(ctx, r)
+	s.observe(opRotateRefreshRetry, start, err)
+	return replay, err
 }

@@ -193,7 +193,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 func initBuckets(tx *bbolt.Tx) error {
 	// A file written before users existed gets their buckets here; the
 	// layout of the others is unchanged, so the schema version stays.
-	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys, bucketUsers, bucketUserIDs} {
+	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys, bucketUsers, bucketUserIDs, bucketRetries} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -752,6 +752,7 @@ func (s *Store) Sweep(ctx context.Context) (removed int, err error) {
 			err := json.Unmarshal(v, &r)
 			return r.Until, err
 		}},
+		{"refresh retries", bucketRetries, retryExpiry},
 	} {
 		var after []byte // the scan resumes after the last key it read
 		for {

@@ -13,6 +13,11 @@
 //	                        revoked; absent or "0" before), expires_at
 //	                        (Unix ms), scopes, audience (JSON, as
 //	                        json.Marshal writes a []string)
+//	issuer:famretry:{<familyID>}
+//	                        hash: old, until (Unix ms), request, response:
+//	                        the answer kept for a retry of the family's last
+//	                        rotation (encrypted by the caller), in the
+//	                        family's slot; it expires with its interval
 //	issuer:rev:{<jti>}      string: revoked until (Unix ms)
 //	issuer:{users}:user:<username>
 //	                        hash: id, username, password_hash, disabled
