@@ -237,6 +237,12 @@ token_endpoint_auth_method: client_secret_basic
 introspect_all: false
 client_id_issued_at: ` + time.Unix(c.ClientIDIssuedAt, 0).UTC().Format(time.RFC3339) + `
 client_secret_expires_at: never
+disabled: false
+access_token_ttl: server default
+refresh_token_ttl: server default
+refresh_token_max_lifetime: server default
+refresh_token_reuse_interval: none
+token_quota_per_minute: server default
 `
 	tests := []struct {
 		name     string
@@ -283,6 +289,7 @@ func TestClientsUpdate(t *testing.T) {
 		"audience":                   []any{"https://api.example.com"},
 		"token_endpoint_auth_method": "client_secret_basic",
 		"introspect_all":             false,
+		"disabled":                   false,
 	}
 	with := func(changes map[string]any) map[string]any { return changed(base, changes) }
 	tests := []struct {
@@ -302,6 +309,11 @@ func TestClientsUpdate(t *testing.T) {
 			with(map[string]any{"grant_types": []any{"client_credentials"}}), 0},
 		{"same value", []string{"update", "ID", "--name", "billing"}, base, 0},
 		{"introspect all", []string{"update", "ID", "--introspect-all"}, with(map[string]any{"introspect_all": true}), 0},
+		{"disabled", []string{"update", "ID", "--disabled=true"}, with(map[string]any{"disabled": true}), 0},
+		{"policy", []string{"update", "ID", "--access-token-ttl", "10m", "--refresh-token-ttl", "36h", "--refresh-token-max-lifetime", "720h",
+			"--refresh-token-reuse-interval", "30s", "--token-quota-per-minute", "600"},
+			with(map[string]any{"access_token_ttl": "10m", "refresh_token_ttl": "36h", "refresh_token_max_lifetime": "720h",
+				"refresh_token_reuse_interval": "30s", "token_quota_per_minute": float64(600)}), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,6 +39,7 @@ type Store interface {
 	ListClients(ctx context.Context) ([]store.Client, error)
 	UpdateClient(ctx context.Context, c store.Client) error
 	DeleteClient(ctx context.Context, id string) error
+	SetClientDisabled(ctx context.Context, id string, disabled bool) (store.Client, error)
 
 	CreateUser(ctx context.Context, u store.User) error
 	GetUser(ctx context.Context, username string) (store.User, error)
@@ -76,6 +77,9 @@ type Config struct {
 	// Lockouts tells and clears the lockouts of usernames after failed
 	// logins; nil means that no username is ever locked.
 	Lockouts Lockouts
+	// AccessTTL and RefreshTTL are the server's token lifetimes, against
+	// which a client's own are checked.
+	AccessTTL, RefreshTTL time.Duration
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 }
@@ -154,7 +158,7 @@ func (h *Handler) authorized(r *http.Request) bool {
 }
 
 func response(c store.Client, sec string) adminapi.ClientInfo {
-	return adminapi.ClientInfo{
+	info := adminapi.ClientInfo{
 		ClientID:         c.ID,
 		ClientSecret:     sec,
 		ClientIDIssuedAt: c.CreatedAt.Unix(),
@@ -167,6 +171,8 @@ func response(c store.Client, sec string) adminapi.ClientInfo {
 			IntrospectAll:           c.IntrospectAll,
 		},
 	}
+	policyMetadata(c, &info.ClientMetadata)
+	return info
 }
 
 // validate checks m and fills in defaults; the error text is for the admin.
@@ -214,6 +220,8 @@ func (h *Handler) validate(m *adminapi.ClientMetadata) error {
 	default:
 		problems = append(problems, fmt.Sprintf("token_endpoint_auth_method: %q is not supported; use client_secret_basic or client_secret_post", m.TokenEndpointAuthMethod))
 	}
+	_, bad = h.clientPolicy(*m)
+	problems = append(problems, bad...)
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}
@@ -237,9 +245,12 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) {
 		Audiences:     m.Audience,
 		AuthMethod:    m.TokenEndpointAuthMethod,
 		IntrospectAll: m.IntrospectAll,
+		Disabled:      m.Disabled,
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}
+	p, _ := h.clientPolicy(m) // validate checked it
+	p.apply(&c)
 	if err := h.st.CreateClient(r.Context(), c); err != nil {
 		h.storeError(w, r, err)
 		return
@@ -284,12 +295,20 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 	}
 	c.Name, c.GrantTypes, c.Scopes, c.Audiences, c.AuthMethod = m.ClientName, m.GrantTypes, strings.Fields(m.Scope), m.Audience, m.TokenEndpointAuthMethod
 	c.IntrospectAll = m.IntrospectAll
+	p, _ := h.clientPolicy(m) // validate checked it
+	p.apply(&c)
 	c.UpdatedAt = h.cfg.Now().UTC().Truncate(time.Millisecond)
 	if err := h.st.UpdateClient(r.Context(), c); err != nil {
 		h.storeError(w, r, err)
 		return
 	}
-	h.log.InfoContext(r.Context(), "client updated", "client_id", c.ID)
+	// Disabled is set by the store's own operation, which ends the
+	// client's refresh-token families in the same write when it disables.
+	if c, err = h.st.SetClientDisabled(r.Context(), c.ID, m.Disabled); err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	h.log.InfoContext(r.Context(), "client updated", "client_id", c.ID, "disabled", c.Disabled)
 	writeJSON(w, http.StatusOK, response(c, ""))
 }
 

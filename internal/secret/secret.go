@@ -31,6 +31,9 @@ const (
 	PurposeKeyEncryption = "issuer key-encryption v1"
 	PurposeClientSecrets = "issuer client-secret pepper v1"
 	PurposeRefreshTokens = "issuer refresh-token hs256 v1"
+	// PurposeRefreshRetries encrypts the answers kept for retried
+	// refreshes (refresh_token_reuse_interval).
+	PurposeRefreshRetries = "issuer refresh-retry aes-256-gcm v1"
 )
 
 // Derive returns a 32-byte key for purpose, derived from master with

@@ -136,13 +136,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		return fail(fmt.Errorf("password hashing: %w", err))
 	}
 	gc := grant.Config{
-		Issuer:       cfg.URL,
-		AccessTTL:    cfg.AccessTokenTTL,
-		RefreshTTL:   cfg.RefreshTokenTTL,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Now:          now,
-		Limiter:      limiter,
-		Metrics:      m,
+		Issuer:             cfg.URL,
+		AccessTTL:          cfg.AccessTokenTTL,
+		RefreshTTL:         cfg.RefreshTokenTTL,
+		RefreshMaxLifetime: cfg.RefreshTokenMaxLifetime,
+		RetryKey:           secret.Derive(master, secret.PurposeRefreshRetries),
+		MaxBodyBytes:       cfg.MaxBodyBytes,
+		Now:                now,
+		Limiter:            limiter,
+		Metrics:            m,
 	}
 	grants := []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
 	if cfg.PasswordGrant {
@@ -163,6 +165,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			PasswordGrant: cfg.PasswordGrant,
 			Passwords:     passwords, // the grant's: one bound on concurrent hashing
 			Lockouts:      limiter,   // the grant's per-username locks
+			AccessTTL:     cfg.AccessTokenTTL,
+			RefreshTTL:    cfg.RefreshTokenTTL,
 			Now:           now,
 		}, s.store, s.keys, hasher, log)
 	}
