@@ -106,14 +106,12 @@ func newRetrySealer(key []byte) *retrySealer {
 }
 
 // seal encrypts resp, bound to the family and the token it answers.
-func (s *retrySealer) seal(resp *tokenResponse, family, jti string) ([]byte, error) {
-	plain, err := json.Marshal(resp)
-	if err != nil {
-		return nil, fmt.Errorf("grant: encode kept answer: %w", err)
-	}
+func (s *retrySealer) seal(resp *tokenResponse, family, jti string) []byte {
+	var buf [2048]byte
+	plain := appendToken(buf[:0], resp) // the JSON of the response, as written
 	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
 	_, _ = rand.Read(nonce) // crypto/rand.Read never returns an error
-	return s.aead.Seal(nonce, nonce, plain, retryAD(family, jti)), nil
+	return s.aead.Seal(nonce, nonce, plain, retryAD(family, jti))
 }
 
 // errRetryOpen means a kept answer would not decrypt: sealed under another

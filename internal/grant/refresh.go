@@ -138,9 +138,7 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, 
 		Request:  retryRequest(want, requestedAudience(form)),
 	}
 	if rot.Interval > 0 {
-		if rot.Response, err = h.retries.seal(resp, claims.FamilyID, claims.ID); err != nil {
-			return nil, err
-		}
+		rot.Response = h.retries.seal(resp, claims.FamilyID, claims.ID)
 	}
 	kept, err := h.st.RotateRefreshRetry(ctx, rot)
 	switch {

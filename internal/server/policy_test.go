@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/secret"
@@ -390,4 +392,42 @@ func TestRefreshRetry(t *testing.T) {
 			t.Errorf("newest token after reuse: %d %v, want 400", status, m)
 		}
 	})
+}
+
+// TestRefreshRetryKeptEncrypted: what Redis holds for a retry names no
+// token in the clear, and is gone when the family ends by reuse.
+func TestRefreshRetryKeptEncrypted(t *testing.T) {
+	srv := redistest.Start(t)
+	ti := startIssuer(t, onRedis(srv.URL(), secret.Random(32)))
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	id, sec := ti.createClient(t, map[string]any{"refresh_token_reuse_interval": "45s"})
+	rt1 := ti.issue(t, id, sec)["refresh_token"].(string)
+	status, body := ti.rawRefresh(t, id, sec, rt1)
+	if status != 200 {
+		t.Fatalf("refresh: %d %s", status, body)
+	}
+	m := decode(t, body)
+	_, claims := decodeJWT(t, rt1)
+	key := "issuer:famretry:{" + claims["fid"].(string) + "}"
+	kept, err := rdb.HGetAll(t.Context(), key).Result()
+	if err != nil || len(kept) == 0 {
+		t.Fatalf("HGETALL %s = %v, %v; want the kept answer", key, kept, err)
+	}
+	for field, v := range kept {
+		for _, tok := range []string{m["access_token"].(string), m["refresh_token"].(string)} {
+			if strings.Contains(v, tok) || strings.Contains(v, strings.Split(tok, ".")[2]) {
+				t.Errorf("field %s holds a token in the clear", field)
+			}
+		}
+	}
+	if pttl := rdb.PTTL(t.Context(), key).Val(); pttl <= 0 || pttl > 45*time.Second {
+		t.Errorf("PTTL %s = %v, want within the 45s interval", key, pttl)
+	}
+	if status, m := ti.refresh(t, id, sec, rt1, "resource", "https://api.example.com"); status != 400 || m["error"] != "invalid_grant" {
+		t.Fatalf("retry asking for another audience: %d %v, want 400 invalid_grant", status, m)
+	}
+	if n := rdb.Exists(t.Context(), key).Val(); n != 0 {
+		t.Errorf("the kept answer outlives the family's end by reuse")
+	}
 }
