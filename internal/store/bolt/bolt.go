@@ -10,8 +10,8 @@
 // store.Store requires. bbolt allows one writer at a time, which is what
 // serialises concurrent refresh-token rotations.
 //
-// The writes of token requests (CreateFamily, RotateRefresh, RevokeFamily,
-// RevokeToken) are group-committed: calls that overlap run one after another
+// The writes of token requests (CreateFamily, RotateRefresh,
+// RotateRefreshRetry, RevokeFamily, RevokeToken) are group-committed: calls that overlap run one after another
 // in one shared transaction, which costs one commit (and its fdatasyncs)
 // instead of one each. A call that finds no commit in progress is committed
 // at once, without waiting for company; calls that arrive during a commit go
