@@ -431,3 +431,19 @@ func TestRefreshRetryKeptEncrypted(t *testing.T) {
 		t.Errorf("the kept answer outlives the family's end by reuse")
 	}
 }
+
+// TestSimpleJWTDisabledClient: the SimpleJWT endpoints of a disabled
+// client refuse logins and refreshes, in SimpleJWT's words.
+func TestSimpleJWTDisabledClient(t *testing.T) {
+	ti, _ := startCompat(t)
+	if resp, m := ti.admin(t, "POST", "/admin/users", map[string]any{"username": "alice", "password": "correct horse battery"}); resp.StatusCode != 201 {
+		t.Fatalf("create user: %d %v", resp.StatusCode, m)
+	}
+	_, refresh := ti.sjLogin(t, "alice", "correct horse battery")
+	ti.setClient(t, compatClientID, map[string]any{"disabled": true})
+	ti.sjPost(t, "", map[string]any{"username": "alice", "password": "correct horse battery"}).check(t, "login", 401, sjNoAccount)
+	ti.sjPost(t, "refresh/", map[string]any{"refresh": refresh}).check(t, "refresh", 401, sjTokenNotValid)
+	ti.setClient(t, compatClientID, map[string]any{"disabled": false})
+	ti.sjPost(t, "refresh/", map[string]any{"refresh": refresh}).check(t, "refresh once enabled", 401, sjTokenNotValid)
+	ti.sjLogin(t, "alice", "correct horse battery")
+}
