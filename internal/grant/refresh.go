@@ -19,9 +19,13 @@ const refreshInvalid = "the refresh token is invalid or expired"
 // refresh runs the refresh-token grant (RFC 6749 §6) for an authenticated
 // client. Every check that can fail happens before the rotation, so a refused
 // request never consumes the token; the rotation itself is one atomic store
-// operation, so of concurrent refreshes of one token exactly one wins. A
-// family of the password grant ends with its user (userOfRefresh); its
-// access tokens carry SimpleJWT's claims when simpleJWT is true.
+// operation, so of concurrent refreshes of one token exactly one wins; with
+// the client's refresh_token_reuse_interval, the same operation answers a
+// retry of the same request with the winner's response (docs/refresh.md).
+// A family ends with its client's generation, at its
+// refresh_token_max_lifetime, and (password grant) with its user
+// (userOfRefresh); its access tokens carry SimpleJWT's claims when
+// simpleJWT is true.
 func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, simpleJWT bool) (*tokenResponse, error) {
 	raw := form.Get("refresh_token")
 	if raw == "" {
