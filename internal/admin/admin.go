@@ -302,9 +302,7 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 		h.storeError(w, r, err)
 		return
 	}
-	// Disabled is set by the store's own operation, which ends the
-	// client's refresh-token families in the same write when it disables.
-	if c, err = h.st.SetClientDisabled(r.Context(), c.ID, m.Disabled); err != nil {
+	if c, err = h.setDisabled(r.Context(), c.ID, m.Disabled); err != nil {
 		h.storeError(w, r, err)
 		return
 	}

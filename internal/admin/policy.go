@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -125,4 +126,13 @@ func duration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// setDisabled disables or enables a client: the one place where that
+// happens. The store's operation ends every refresh-token family of the
+// client in the same write when it disables it; whatever else must end with
+// a disabled client's tokens (a revocation feed, a status list) belongs
+// here, beside it.
+func (h *Handler) setDisabled(ctx context.Context, id string, disabled bool) (store.Client, error) {
+	return h.st.SetClientDisabled(ctx, id, disabled)
 }
