@@ -23,6 +23,7 @@ import (
 type Store interface {
 	GetClient(ctx context.Context, id string) (store.Client, error)
 	CreateFamily(ctx context.Context, f store.Family) error
+	RotateRefresh(ctx context.Context, r store.Rotation) (store.Family, error)
 	RotateRefreshRetry(ctx context.Context, r store.RetryRotation) ([]byte, error)
 	GetFamily(ctx context.Context, id string) (store.Family, error)
 	RevokeFamily(ctx context.Context, id string) error

@@ -127,24 +127,27 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, 
 		RefreshToken: refresh,
 		Scope:        scope,
 	}
-	// The rotation keeps the answer for a retry of this request
-	// (refresh_token_reuse_interval), and answers a retry with the answer
-	// kept, in one atomic store operation.
-	rot := store.RetryRotation{
-		Rotation: store.Rotation{
-			FamilyID:  claims.FamilyID,
-			ClientID:  c.ID,
-			OldID:     claims.ID,
-			NewID:     next.Current,
-			ExpiresAt: next.ExpiresAt,
-		},
-		Interval: c.RefreshTokenReuseInterval,
-		Request:  retryRequest(want, requestedAudience(form)),
+	rot := store.Rotation{
+		FamilyID:  claims.FamilyID,
+		ClientID:  c.ID,
+		OldID:     claims.ID,
+		NewID:     next.Current,
+		ExpiresAt: next.ExpiresAt,
 	}
-	if rot.Interval > 0 {
-		rot.Response = h.retries.seal(resp, claims.FamilyID, claims.ID)
+	var kept []byte
+	if c.RefreshTokenReuseInterval > 0 {
+		// The rotation keeps the answer for a retry of this request, and
+		// answers a retry with the answer kept, in one atomic store
+		// operation.
+		kept, err = h.st.RotateRefreshRetry(ctx, store.RetryRotation{
+			Rotation: rot,
+			Interval: c.RefreshTokenReuseInterval,
+			Request:  retryRequest(want, requestedAudience(form)),
+			Response: h.retries.seal(resp, claims.FamilyID, claims.ID),
+		})
+	} else {
+		_, err = h.st.RotateRefresh(ctx, rot)
 	}
-	kept, err := h.st.RotateRefreshRetry(ctx, rot)
 	switch {
 	case errors.Is(err, store.ErrReused):
 		h.log.WarnContext(ctx, "refresh token reused; family revoked", "client_id", c.ID, "family", claims.FamilyID, "jti", claims.ID)

@@ -56,6 +56,7 @@ func errorKind(err error) string {
 const (
 	opCreateClient        = "create_client"
 	opSetClientDisabled   = "set_client_disabled"
+	opRotateRefreshRetry  = "rotate_refresh_retry"
 	opGetClient           = "get_client"
 	opListClients         = "list_clients"
 	opUpdateClient        = "update_client"
@@ -89,7 +90,7 @@ var operations = []string{
 	opRevokeToken, opIsRevoked, opInitKeys, opListKeys, opAddKey, opAddNextKey, opDeleteKey,
 	opCreateUser, opGetUser, opListUsers, opUpdateUser, opSetUserPassword, opUpgradeUserPassword, opDeleteUser,
 	opPing,
-	opSetClientDisabled,
+	opSetClientDisabled, opRotateRefreshRetry,
 }
 
 // errorKinds are the values of the kind label.
@@ -284,8 +285,6 @@ func (s *instrumented) SetClientDisabled(ctx context.Context, id string, disable
 func (s *instrumented) RotateRefreshRetry(ctx context.Context, r store.RetryRotation) ([]byte, error) {
 	start := time.Now()
 	replay, err := s.Store.RotateRefreshRetry(ctx, r)
-	// The refresh grant's rotation: one series with RotateRefresh, so
-	// that dashboards and alerts on rotate_refresh keep their meaning.
-	s.observe(opRotateRefresh, start, err)
+	s.observe(opRotateRefreshRetry, start, err)
 	return replay, err
 }
