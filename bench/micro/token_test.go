@@ -31,6 +31,9 @@ import (
 type stack struct {
 	h    http.Handler
 	auth map[bool]string // Authorization header of the client with / without refresh
+	// st and hasher register further clients.
+	st     tokenStore
+	hasher *secret.Hasher
 }
 
 type tokenStore interface {
@@ -63,7 +66,7 @@ func newStack(b *testing.B, st tokenStore, alg string) *stack {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := &stack{h: h, auth: map[bool]string{}}
+	s := &stack{h: h, auth: map[bool]string{}, st: st, hasher: hasher}
 	for _, refresh := range []bool{true, false} {
 		id, sec := secret.Random(16), secret.NewClientSecret()
 		grants := []string{oauth.GrantClientCredentials}

@@ -239,6 +239,12 @@ introspect_all: false
 dpop_bound_access_tokens: false
 client_id_issued_at: ` + time.Unix(c.ClientIDIssuedAt, 0).UTC().Format(time.RFC3339) + `
 client_secret_expires_at: never
+disabled: false
+access_token_ttl: server default
+refresh_token_ttl: server default
+refresh_token_max_lifetime: server default
+refresh_token_reuse_interval: none
+token_quota_per_minute: server default
 `
 	tests := []struct {
 		name     string
@@ -286,6 +292,7 @@ func TestClientsUpdate(t *testing.T) {
 		"token_endpoint_auth_method": "client_secret_basic",
 		"introspect_all":             false,
 		"dpop_bound_access_tokens":   false,
+		"disabled":                   false,
 	}
 	with := func(changes map[string]any) map[string]any { return changed(base, changes) }
 	tests := []struct {
@@ -306,6 +313,11 @@ func TestClientsUpdate(t *testing.T) {
 		{"same value", []string{"update", "ID", "--name", "billing"}, base, 0},
 		{"introspect all", []string{"update", "ID", "--introspect-all"}, with(map[string]any{"introspect_all": true}), 0},
 		{"dpop bound", []string{"update", "ID", "--dpop-bound-access-tokens"}, with(map[string]any{"dpop_bound_access_tokens": true}), 0},
+		{"disabled", []string{"update", "ID", "--disabled=true"}, with(map[string]any{"disabled": true}), 0},
+		{"policy", []string{"update", "ID", "--access-token-ttl", "10m", "--refresh-token-ttl", "36h", "--refresh-token-max-lifetime", "720h",
+			"--refresh-token-reuse-interval", "30s", "--token-quota-per-minute", "600"},
+			with(map[string]any{"access_token_ttl": "10m", "refresh_token_ttl": "36h", "refresh_token_max_lifetime": "720h",
+				"refresh_token_reuse_interval": "30s", "token_quota_per_minute": float64(600)}), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,7 +22,7 @@ var clientsGroup = adminGroup{
 	commands: []adminCommand{
 		{
 			name:     "create",
-			synopsis: "--name NAME [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD] [--introspect-all]",
+			synopsis: "--name NAME [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD] [--introspect-all] [POLICY FLAGS]",
 			summary:  "register a client; prints its client_id and client_secret (shown only once)",
 			bind:     bindClientsCreate,
 		},
@@ -38,7 +39,7 @@ var clientsGroup = adminGroup{
 		},
 		{
 			name:     "update",
-			synopsis: "[--name NAME] [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD] [--introspect-all]",
+			synopsis: "[--name NAME] [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD] [--introspect-all] [--disabled=true|false] [POLICY FLAGS]",
 			summary:  "change the given fields of a client and keep the others",
 			takesID:  true,
 			bind:     bindClientsUpdate,
@@ -68,6 +69,13 @@ type metadataFlags struct {
 	authMethod    string
 	introspectAll bool
 	dpopBound     bool
+	// Per-client policy (docs/clients.md).
+	disabled    bool
+	accessTTL   string
+	refreshTTL  string
+	maxLifetime string
+	reuse       string
+	quotaPerMin int64
 }
 
 func bindMetadata(fs *flag.FlagSet, update bool) *metadataFlags {
@@ -87,8 +95,18 @@ func bindMetadata(fs *flag.FlagSet, update bool) *metadataFlags {
 	fs.StringVar(&m.authMethod, "auth-method", "", authMethod)
 	fs.BoolVar(&m.introspectAll, "introspect-all", false, "let the client introspect every token, not only its own (for resource servers); --introspect-all=false takes it away")
 	fs.BoolVar(&m.dpopBound, "dpop-bound-access-tokens", false, "require a DPoP proof with every token request of the client, so all its access tokens are bound to its key (RFC 9449); --dpop-bound-access-tokens=false lifts it")
+	fs.BoolVar(&m.disabled, "disabled", false, "disable the client: it cannot authenticate, and every refresh token it holds ends for good; --disabled=false enables it again")
+	server := "; \"\" for the server's setting"
+	fs.StringVar(&m.accessTTL, "access-token-ttl", "", "`duration` of the client's access tokens, 1s to 24h, e.g. 10m"+server)
+	fs.StringVar(&m.refreshTTL, "refresh-token-ttl", "", "`duration` of the client's refresh tokens, longer than its access tokens', at most 8760h"+server)
+	fs.StringVar(&m.maxLifetime, "refresh-token-max-lifetime", "", "absolute end of each refresh-token family, a `duration` from its first token, e.g. 720h"+server)
+	fs.StringVar(&m.reuse, "refresh-token-reuse-interval", "", "`duration`, 1s to 60s, within which a retried refresh gets the first answer again; \"\" for none")
+	fs.Int64Var(&m.quotaPerMin, "token-quota-per-minute", 0, "token requests the client may make per minute (`n`); 0 for the server's setting")
 	return m
 }
+
+// policyFlags are the names of the per-client policy flags.
+var policyFlags = []string{"disabled", "access-token-ttl", "refresh-token-ttl", "refresh-token-max-lifetime", "refresh-token-reuse-interval", "token-quota-per-minute"}
 
 // given returns the names of the metadata flags on the command line, and
 // checks their values.
@@ -98,11 +116,29 @@ func (m *metadataFlags) given() ([]string, error) {
 		switch f.Name {
 		case "name", "scope", "audience", "grant-types", "auth-method", "introspect-all", "dpop-bound-access-tokens":
 			names = append(names, f.Name)
+		default:
+			if slices.Contains(policyFlags, f.Name) {
+				names = append(names, f.Name)
+			}
 		}
 	})
+	durations := map[string]string{"access-token-ttl": m.accessTTL, "refresh-token-ttl": m.refreshTTL,
+		"refresh-token-max-lifetime": m.maxLifetime, "refresh-token-reuse-interval": m.reuse}
 	for _, n := range names {
-		if n == "auth-method" && m.authMethod != "client_secret_basic" && m.authMethod != "client_secret_post" {
-			return nil, usageErrorf("invalid --auth-method %q: use client_secret_basic or client_secret_post", m.authMethod)
+		switch n {
+		case "auth-method":
+			if m.authMethod != "client_secret_basic" && m.authMethod != "client_secret_post" {
+				return nil, usageErrorf("invalid --auth-method %q: use client_secret_basic or client_secret_post", m.authMethod)
+			}
+		case "access-token-ttl", "refresh-token-ttl", "refresh-token-max-lifetime", "refresh-token-reuse-interval":
+			v := strings.TrimSpace(durations[n])
+			if _, err := time.ParseDuration(v); v != "" && err != nil {
+				return nil, usageErrorf("invalid --%s %q: use a Go duration such as 90s, 10m or 36h, or \"\" for the default", n, v)
+			}
+		case "token-quota-per-minute":
+			if m.quotaPerMin < 0 {
+				return nil, usageErrorf("invalid --token-quota-per-minute %d: use a number of requests per minute, or 0 for the server's setting", m.quotaPerMin)
+			}
 		}
 	}
 	return names, nil
@@ -126,6 +162,18 @@ func (m *metadataFlags) apply(md *adminapi.ClientMetadata, given []string) {
 			md.IntrospectAll = m.introspectAll
 		case "dpop-bound-access-tokens":
 			md.DPoPBoundAccessTokens = m.dpopBound
+		case "disabled":
+			md.Disabled = m.disabled
+		case "access-token-ttl":
+			md.AccessTokenTTL = strings.TrimSpace(m.accessTTL)
+		case "refresh-token-ttl":
+			md.RefreshTokenTTL = strings.TrimSpace(m.refreshTTL)
+		case "refresh-token-max-lifetime":
+			md.RefreshTokenMaxLifetime = strings.TrimSpace(m.maxLifetime)
+		case "refresh-token-reuse-interval":
+			md.RefreshTokenReuseInterval = strings.TrimSpace(m.reuse)
+		case "token-quota-per-minute":
+			md.TokenQuotaPerMinute = m.quotaPerMin
 		}
 	}
 }
@@ -247,6 +295,25 @@ func (a *adminCLI) printClient(c adminapi.ClientInfo) error {
 	_, err := fmt.Fprintf(a.stdout, "client_id: %s\nclient_name: %s\ngrant_types: %s\nscope: %s\naudience: %s\ntoken_endpoint_auth_method: %s\nintrospect_all: %t\ndpop_bound_access_tokens: %t\nclient_id_issued_at: %s\nclient_secret_expires_at: %s\n",
 		clean(c.ClientID), clean(c.ClientName), clean(strings.Join(c.GrantTypes, ",")), clean(c.Scope),
 		clean(strings.Join(c.Audience, ",")), clean(c.TokenEndpointAuthMethod), c.IntrospectAll, c.DPoPBoundAccessTokens, issued, expires)
+	if err != nil {
+		return err
+	}
+	orDefault := func(v string) string {
+		if v == "" {
+			return "server default"
+		}
+		return clean(v)
+	}
+	quota := "server default"
+	if c.TokenQuotaPerMinute != 0 {
+		quota = fmt.Sprint(c.TokenQuotaPerMinute)
+	}
+	reuse := "none"
+	if c.RefreshTokenReuseInterval != "" {
+		reuse = clean(c.RefreshTokenReuseInterval)
+	}
+	_, err = fmt.Fprintf(a.stdout, "disabled: %t\naccess_token_ttl: %s\nrefresh_token_ttl: %s\nrefresh_token_max_lifetime: %s\nrefresh_token_reuse_interval: %s\ntoken_quota_per_minute: %s\n",
+		c.Disabled, orDefault(c.AccessTokenTTL), orDefault(c.RefreshTokenTTL), orDefault(c.RefreshTokenMaxLifetime), reuse, quota)
 	return err
 }
 
@@ -258,7 +325,7 @@ func bindClientsUpdate(fs *flag.FlagSet) runFunc {
 			return err
 		}
 		if len(given) == 0 {
-			return usageErrorf("nothing to update: pass at least one of --name, --scope, --audience, --grant-types, --auth-method, --introspect-all")
+			return usageErrorf("nothing to update: pass at least one of --name, --scope, --audience, --grant-types, --auth-method, --introspect-all, --%s", strings.Join(policyFlags, ", --"))
 		}
 		cur, err := a.api.GetClient(ctx, id)
 		if err != nil {

@@ -45,6 +45,7 @@ type Store interface {
 	DeleteClient(ctx context.Context, id string) error
 	GetClientFresh(ctx context.Context, id string) (store.Client, error)
 	SetClientSecret(ctx context.Context, id string, hash []byte) (store.Client, error)
+	SetClientDisabled(ctx context.Context, id string, disabled bool) (store.Client, error)
 
 	CreateUser(ctx context.Context, u store.User) error
 	GetUser(ctx context.Context, username string) (store.User, error)
@@ -90,6 +91,9 @@ type Config struct {
 	// (Redis, which has its own persistence), and GET /admin/backup then
 	// says so.
 	Backup func(ctx context.Context, w io.Writer, size func(int64)) error
+	// AccessTTL and RefreshTTL are the server's token lifetimes, against
+	// which a client's own are checked.
+	AccessTTL, RefreshTTL time.Duration
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 }
@@ -196,7 +200,7 @@ func (h *Handler) authorized(r *http.Request) bool {
 }
 
 func response(c store.Client, sec string) adminapi.ClientInfo {
-	return adminapi.ClientInfo{
+	info := adminapi.ClientInfo{
 		ClientID:         c.ID,
 		ClientSecret:     sec,
 		ClientIDIssuedAt: c.CreatedAt.Unix(),
@@ -210,6 +214,8 @@ func response(c store.Client, sec string) adminapi.ClientInfo {
 			DPoPBoundAccessTokens:   c.DPoPBound,
 		},
 	}
+	policyMetadata(c, &info.ClientMetadata)
+	return info
 }
 
 // validate checks m and fills in defaults; the error text is for the admin.
@@ -257,6 +263,8 @@ func (h *Handler) validate(m *adminapi.ClientMetadata) error {
 	default:
 		problems = append(problems, fmt.Sprintf("token_endpoint_auth_method: %q is not supported; use client_secret_basic or client_secret_post", m.TokenEndpointAuthMethod))
 	}
+	_, bad = h.clientPolicy(*m)
+	problems = append(problems, bad...)
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}
@@ -281,9 +289,12 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) {
 		AuthMethod:    m.TokenEndpointAuthMethod,
 		IntrospectAll: m.IntrospectAll,
 		DPoPBound:     m.DPoPBoundAccessTokens,
+		Disabled:      m.Disabled,
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}
+	p, _ := h.clientPolicy(m) // validate checked it
+	p.apply(&c)
 	if err := h.st.CreateClient(r.Context(), c); err != nil {
 		h.storeError(w, r, err)
 		return
@@ -340,6 +351,8 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 		}
 		c.Name, c.GrantTypes, c.Scopes, c.Audiences, c.AuthMethod = m.ClientName, m.GrantTypes, strings.Fields(m.Scope), m.Audience, m.TokenEndpointAuthMethod
 		c.IntrospectAll, c.DPoPBound = m.IntrospectAll, m.DPoPBoundAccessTokens
+		p, _ := h.clientPolicy(m) // validate checked it
+		p.apply(&c)
 		c.UpdatedAt = h.cfg.Now().UTC().Truncate(time.Millisecond)
 		err = h.st.UpdateClient(r.Context(), c)
 		if errors.Is(err, store.ErrConflict) {
@@ -349,7 +362,13 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 			h.storeError(w, r, err)
 			return
 		}
-		h.log.InfoContext(r.Context(), "client updated", "client_id", c.ID)
+		// Disabling has a store operation of its own, which ends the
+		// client's refresh tokens in the same write.
+		if c, err = h.setDisabled(r.Context(), c.ID, m.Disabled); err != nil {
+			h.storeError(w, r, err)
+			return
+		}
+		h.log.InfoContext(r.Context(), "client updated", "client_id", c.ID, "disabled", c.Disabled)
 		writeJSON(w, http.StatusOK, response(c, ""))
 		return
 	}

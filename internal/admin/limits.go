@@ -40,7 +40,8 @@ const scopeSyntax = "scope: scope tokens are space-separated printable ASCII wit
 //
 // 90 bytes within the limit. The refresh token carries the scope, the
 // audiences, the issuer twice and the username (150 characters, up to
-// 900 bytes encoded) but no claims and an HMAC: 3699 bytes at most. The
+// 900 bytes encoded), the client's generation and the family's start (44
+// bytes at most) but no claims and an HMAC: 3758 bytes at most. The
 // signing check (keys.ErrTooLong) refuses whatever still does not fit,
 // such as a longer issuer URL or a larger key from a key file.
 const (

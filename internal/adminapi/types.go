@@ -46,6 +46,32 @@ type ClientMetadata struct {
 	// the client need a DPoP proof, so all its access tokens are bound
 	// to a key it holds.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
+
+	// Per-client policy (extension; docs/clients.md). Durations are Go
+	// durations such as "90s", "10m" or "36h"; empty (or absent) means the
+	// server's setting of the same name.
+
+	// Disabled clients cannot authenticate, and disabling a client ends
+	// every refresh token it holds, for good.
+	Disabled bool `json:"disabled"`
+	// AccessTokenTTL is the lifetime of the client's access tokens, 1s
+	// to 24h.
+	AccessTokenTTL string `json:"access_token_ttl,omitempty"`
+	// RefreshTokenTTL is the lifetime of the client's refresh tokens,
+	// longer than its access tokens' and at most 8760h.
+	RefreshTokenTTL string `json:"refresh_token_ttl,omitempty"`
+	// RefreshTokenMaxLifetime is the absolute end of each of the client's
+	// refresh-token families, counted from its first token; longer than
+	// its access tokens' lifetime and at most 87600h.
+	RefreshTokenMaxLifetime string `json:"refresh_token_max_lifetime,omitempty"`
+	// RefreshTokenReuseInterval is how long after a refresh the same
+	// request with the just-rotated refresh token gets a byte-identical
+	// copy of the first answer: 1s to 60s, or empty (0) for never.
+	RefreshTokenReuseInterval string `json:"refresh_token_reuse_interval,omitempty"`
+	// TokenQuotaPerMinute is the number of token requests the client may
+	// make per minute; 0 (or absent) means the server's
+	// token_quota_per_minute.
+	TokenQuotaPerMinute int64 `json:"token_quota_per_minute,omitempty"`
 }
 
 // ClientInfo is a registered client as the admin API returns it: the RFC

@@ -116,6 +116,12 @@ type Config struct {
 	// AccessTokenTTL and at most 8760h. Default 24h.
 	RefreshTokenTTL time.Duration `yaml:"refresh_token_ttl" env:"ISSUER_REFRESH_TOKEN_TTL"`
 
+	// RefreshTokenMaxLifetime is the absolute end of a refresh-token
+	// family, counted from its first token, however often it is refreshed;
+	// 0 (the default) is none, else longer than AccessTokenTTL and at most
+	// 87600h. A client's refresh_token_max_lifetime replaces it.
+	RefreshTokenMaxLifetime time.Duration `yaml:"refresh_token_max_lifetime" env:"ISSUER_REFRESH_TOKEN_MAX_LIFETIME"`
+
 	// Secret encrypts the private signing keys kept in the store; at least 32
 	// characters, the same on every instance. Required with RedisURL; when empty,
 	// the default, the embedded store generates one into DataDir.
@@ -311,10 +317,13 @@ const (
 	minAccessTokenTTL  = time.Second
 	maxAccessTokenTTL  = 24 * time.Hour
 	maxRefreshTokenTTL = 8760 * time.Hour
-	minJWKSMaxAge      = time.Minute
-	maxJWKSMaxAge      = 24 * time.Hour
-	minMaxBodyBytes    = 1 << 10
-	maxMaxBodyBytes    = 10 << 20
+	// MaxRefreshTokenMaxLifetime bounds refresh_token_max_lifetime, of the
+	// server and of a client: ten years.
+	MaxRefreshTokenMaxLifetime = 87600 * time.Hour
+	minJWKSMaxAge              = time.Minute
+	maxJWKSMaxAge              = 24 * time.Hour
+	minMaxBodyBytes            = 1 << 10
+	maxMaxBodyBytes            = 10 << 20
 
 	maxRedisWaitReplicas = 100
 	minRedisWaitTimeout  = 10 * time.Millisecond
@@ -506,6 +515,16 @@ func (c Config) problems() []problem {
 			formatDuration(c.RefreshTokenTTL), formatDuration(c.AccessTokenTTL))
 	case c.RefreshTokenTTL <= 0:
 		add("refresh_token_ttl", "%s must be more than 0, such as 24h", formatDuration(c.RefreshTokenTTL))
+	}
+	switch m := c.RefreshTokenMaxLifetime; {
+	case m < 0:
+		add("refresh_token_max_lifetime", "%s is negative; use 0 (no end) or a duration such as 720h", formatDuration(m))
+	case m > MaxRefreshTokenMaxLifetime:
+		add("refresh_token_max_lifetime", "%s is too long; use at most %s (ten years), or 0 for no end",
+			formatDuration(m), formatDuration(MaxRefreshTokenMaxLifetime))
+	case m > 0 && accessOK && m <= c.AccessTokenTTL:
+		add("refresh_token_max_lifetime", "%s must be longer than ISSUER_ACCESS_TOKEN_TTL (access_token_ttl), which is %s, or 0 for no end",
+			formatDuration(m), formatDuration(c.AccessTokenTTL))
 	}
 	switch n := utf8.RuneCountInString(c.Secret); {
 	case n > 0 && n < minSecretLen:

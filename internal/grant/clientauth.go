@@ -23,6 +23,8 @@ const maxClientIDLen = 128
 // form, never both. A client authenticates only with the method it
 // registered.
 //
+// A disabled client is refused (invalid_client) once its secret is right.
+//
 // An unknown client id gets the same answer as a wrong secret, after the same
 // HMAC work, and no sooner than FailureFloor after the request began: a store
 // finds a missing record faster than it decodes a present one (microseconds,
@@ -82,6 +84,10 @@ func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, 
 	}
 	if c.AuthMethod != method {
 		return store.Client{}, errInvalidClient("the client is registered for " + c.AuthMethod + ", not " + method)
+	}
+	// Only a client that proved its secret learns that it is disabled.
+	if c.Disabled {
+		return store.Client{}, errInvalidClient("the client is disabled; an administrator enables it with issuer clients update " + c.ID + " --disabled=false")
 	}
 	return c, nil
 }

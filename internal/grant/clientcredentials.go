@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-oauth2/oauth2/v4"
 	"github.com/go-oauth2/oauth2/v4/manage"
@@ -91,10 +92,12 @@ func (cc *clientCredentials) token(ctx context.Context, c store.Client, is issue
 			return nil, err
 		}
 	}
+	// The library's expires_in is its one access_token_ttl; Token signed
+	// the client's own lifetime.
 	return &tokenResponse{
 		AccessToken:  ti.GetAccess(),
 		TokenType:    is.tokenType(),
-		ExpiresIn:    int64(ti.GetAccessExpiresIn().Seconds()),
+		ExpiresIn:    expiresIn(lc.accessExp, lc.issued),
 		RefreshToken: ti.GetRefresh(),
 		Scope:        ti.GetScope(),
 	}, nil
@@ -116,8 +119,12 @@ func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic
 	if data.UserID != lc.userID() {
 		return "", "", fmt.Errorf("grant: go-oauth2 generates tokens for user %q, not the authenticated one", data.UserID)
 	}
+	// A new family begins now: its end counts from now.
+	accessExp, refreshExp := h.expiries(lc.Client, now, now)
+	lc.issued, lc.accessExp = now, accessExp
 	if !genRefresh || !slices.Contains(lc.GrantTypes, oauth.GrantRefreshToken) {
-		access, err := h.signAccess(lc.ID, lc.issue, "", scope, lc.audience, now)
+		lc.accessExp = now.Add(h.accessTTL(lc.Client)) // no family to end with
+		access, err := h.signAccess(lc.ID, lc.issue, "", scope, lc.audience, now, lc.accessExp)
 		return access, "", err
 	}
 	// The access token names the family (fid), which the store holds only
@@ -128,13 +135,13 @@ func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic
 		Scopes:    strings.Fields(scope),
 		Audience:  lc.audience,
 		Current:   secret.Random(16),
-		ExpiresAt: now.Add(h.cfg.RefreshTTL),
+		ExpiresAt: refreshExp,
 	}
-	access, err := h.signAccess(lc.ID, lc.issue, fam.ID, scope, lc.audience, now)
+	access, err := h.signAccess(lc.ID, lc.issue, fam.ID, scope, lc.audience, now, accessExp)
 	if err != nil {
 		return "", "", err
 	}
-	refresh, err := h.signRefresh(fam, lc.user, now)
+	refresh, err := h.signRefresh(fam, lc.Client, now, lc.user, now)
 	if err != nil {
 		return "", "", err
 	}
@@ -150,6 +157,9 @@ type libClient struct {
 	issue
 	audience []string
 	family   *store.Family
+	// issued and accessExp are when Token signed the access token and
+	// when it expires.
+	issued, accessExp time.Time
 }
 
 // userID is the id of the user tokens are issued for; empty for the

@@ -25,6 +25,7 @@ type Store interface {
 	GetClient(ctx context.Context, id string) (store.Client, error)
 	CreateFamily(ctx context.Context, f store.Family) error
 	RotateRefresh(ctx context.Context, r store.Rotation) (store.Family, error)
+	RotateRefreshRetry(ctx context.Context, r store.RetryRotation) ([]byte, error)
 	GetFamily(ctx context.Context, id string) (store.Family, error)
 	RevokeFamily(ctx context.Context, id string) error
 	RevokeToken(ctx context.Context, jti string, until time.Time) error
@@ -48,11 +49,11 @@ type Users interface {
 
 // Limiter applies the abuse limits (ratelimit.Limiter): failed client
 // authentications per source address and client id, and token requests per
-// client.
+// client (perMinute, or the limiter's own quota when 0).
 type Limiter interface {
 	AllowAuth(ctx context.Context, clientID string, addr netip.Addr) ratelimit.Decision
 	AuthFailed(ctx context.Context, clientID string, addr netip.Addr)
-	AllowToken(ctx context.Context, clientID string) ratelimit.Decision
+	AllowToken(ctx context.Context, clientID string, perMinute int64) ratelimit.Decision
 }
 
 // Metrics counts token requests by grant type and outcome: "success" or the
@@ -65,8 +66,17 @@ type Metrics interface {
 type Config struct {
 	// Issuer is the issuer identifier (ISSUER_URL).
 	Issuer string
-	// AccessTTL and RefreshTTL are the token lifetimes.
+	// AccessTTL and RefreshTTL are the token lifetimes of the clients
+	// without their own.
 	AccessTTL, RefreshTTL time.Duration
+	// RefreshMaxLifetime is the absolute end of a refresh-token family,
+	// from its first token, for the clients without their own; 0 is none.
+	RefreshMaxLifetime time.Duration
+	// RetryKey is the key that seals the answers kept for retried
+	// refreshes (secret.PurposeRefreshRetries; an AES-256 key, or hashed
+	// into one when it is not 32 bytes): instances that share a store must
+	// share it. A random key of this process when nil.
+	RetryKey []byte
 	// MaxBodyBytes bounds the request body; larger requests get 413.
 	MaxBodyBytes int64
 	// FailureFloor is the least time a failed client authentication takes
@@ -120,6 +130,7 @@ type Handler struct {
 	// users and passwords are both nil when the password grant is off.
 	users     Users
 	passwords Passwords
+	retries   *retrySealer
 }
 
 // New returns the token endpoint handler.
@@ -139,7 +150,8 @@ func New(cfg Config, st Store, signer Signer, hasher *secret.Hasher, log *slog.L
 	if cfg.UserIDClaim == "" {
 		cfg.UserIDClaim = "user_id"
 	}
-	h := &Handler{cfg: cfg, st: st, keys: signer, hasher: hasher, log: log, users: cfg.Users, passwords: cfg.Passwords}
+	h := &Handler{cfg: cfg, st: st, keys: signer, hasher: hasher, log: log, users: cfg.Users, passwords: cfg.Passwords,
+		retries: newRetrySealer(cfg.RetryKey)}
 	if h.users == nil || h.passwords == nil {
 		h.users, h.passwords = nil, nil
 	}
@@ -189,7 +201,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err = errUnauthorizedClient("the client may not use the " + gt + " grant")
 			break
 		}
-		if oe := h.quota(r, client.ID); oe != nil {
+		if oe := h.quota(r, client); oe != nil {
 			err = oe
 			break
 		}
@@ -223,13 +235,14 @@ func (h *Handler) grantList() string {
 	return "client_credentials or refresh_token"
 }
 
-// quota counts a token request of the client against its quota, and returns
-// the error to answer when the quota is used up.
-func (h *Handler) quota(r *http.Request, clientID string) *Error {
+// quota counts a token request of the client against its quota (its own
+// token_quota_per_minute, or the server's), and returns the error to
+// answer when the quota is used up.
+func (h *Handler) quota(r *http.Request, c store.Client) *Error {
 	if h.cfg.Limiter == nil {
 		return nil
 	}
-	d := h.cfg.Limiter.AllowToken(r.Context(), clientID)
+	d := h.cfg.Limiter.AllowToken(r.Context(), c.ID, c.TokenQuotaPerMinute)
 	if !d.Refused() {
 		return nil
 	}

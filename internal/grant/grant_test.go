@@ -130,7 +130,7 @@ func (hs *harness) mintRefresh(tb testing.TB, clientID, familyID, jti string) st
 	if err := hs.st.CreateFamily(context.Background(), fam); err != nil {
 		tb.Fatal(err)
 	}
-	tok, err := hs.h.signRefresh(fam, nil, testNow)
+	tok, err := hs.h.signRefresh(fam, store.Client{ID: clientID}, testNow, nil, testNow)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -16,8 +16,9 @@ import (
 // authenticates as a client; it may introspect the tokens issued to itself,
 // or every token when an administrator registered it with introspect_all
 // (a resource server). Anything else — expired, revoked, retired, malformed,
-// foreign, another client's token, a token of a deleted client, or an access
-// token whose refresh-token family was revoked — is {"active":false}.
+// foreign, another client's token, a token of a deleted or disabled client,
+// or an access token whose refresh-token family was revoked — is
+// {"active":false}.
 func (h *Handler) Introspection(w http.ResponseWriter, r *http.Request) {
 	caller, form, ok := h.tokenEndpointClient(w, r, "introspection")
 	if !ok {
@@ -62,11 +63,17 @@ func (h *Handler) introspect(ctx context.Context, caller store.Client, form url.
 	if tok.clientID != caller.ID && !caller.IntrospectAll {
 		return inactive, nil
 	}
-	// A deleted client's tokens end with it.
-	if _, err := h.st.GetClient(ctx, tok.clientID); errors.Is(err, store.ErrNotFound) {
+	// A deleted client's tokens end with it; a disabled client's are
+	// inactive while it is disabled, and its refresh tokens for good (the
+	// generation moved).
+	owner, err := h.st.GetClient(ctx, tok.clientID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return inactive, nil
-	} else if err != nil {
+	case err != nil:
 		return nil, err
+	case owner.Disabled, tok.refresh != nil && tok.refresh.ClientGeneration != owner.Generation:
+		return inactive, nil
 	}
 	return tok.resp, nil
 }

@@ -35,7 +35,7 @@ func (f *fakeLimiter) AuthFailed(_ context.Context, clientID string, addr netip.
 	f.failures = append(f.failures, clientID+"@"+addr.String())
 }
 
-func (f *fakeLimiter) AllowToken(_ context.Context, clientID string) ratelimit.Decision {
+func (f *fakeLimiter) AllowToken(_ context.Context, clientID string, _ int64) ratelimit.Decision {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.tokens = append(f.tokens, clientID)

@@ -41,7 +41,22 @@ func noStoreJSON(w http.ResponseWriter) http.Header {
 // reflection.
 func writeToken(w http.ResponseWriter, resp *tokenResponse) {
 	bp := tokenBuffers.Get().(*[]byte)
-	b := append((*bp)[:0], `{"access_token":`...)
+	b := appendToken((*bp)[:0], resp)
+
+	hd := noStoreJSON(w)
+	hd["Content-Length"] = []string{strconv.Itoa(len(b))}
+	_, _ = w.Write(b)
+
+	if cap(b) <= maxPooledBuffer {
+		*bp = b
+		tokenBuffers.Put(bp)
+	}
+}
+
+// appendToken appends the JSON of resp, newline included, as
+// json.NewEncoder(w).Encode(resp) writes it.
+func appendToken(b []byte, resp *tokenResponse) []byte {
+	b = append(b, `{"access_token":`...)
 	b = jsonenc.AppendString(b, resp.AccessToken)
 	b = append(b, `,"token_type":`...)
 	b = jsonenc.AppendString(b, resp.TokenType)
@@ -55,14 +70,5 @@ func writeToken(w http.ResponseWriter, resp *tokenResponse) {
 		b = append(b, `,"scope":`...)
 		b = jsonenc.AppendString(b, resp.Scope)
 	}
-	b = append(b, "}\n"...)
-
-	hd := noStoreJSON(w)
-	hd["Content-Length"] = []string{strconv.Itoa(len(b))}
-	_, _ = w.Write(b)
-
-	if cap(b) <= maxPooledBuffer {
-		*bp = b
-		tokenBuffers.Put(bp)
-	}
+	return append(b, "}\n"...)
 }

@@ -38,13 +38,13 @@ func (is issue) tokenType() string {
 // signAccess mints an access token of client clientID: sub is the client,
 // or the user of is. family is the id of the refresh-token family issued
 // with it, if any: the token names it (fid), so that it ends with its
-// family at introspection (identify).
-func (h *Handler) signAccess(clientID string, is issue, family, scope string, aud []string, now time.Time) (string, error) {
+// family at introspection (identify). It expires at exp.
+func (h *Handler) signAccess(clientID string, is issue, family, scope string, aud []string, now, exp time.Time) (string, error) {
 	c := keys.AccessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   clientID,
 			Audience:  aud,
-			ExpiresAt: keys.NumericDate(now.Add(h.cfg.AccessTTL)),
+			ExpiresAt: keys.NumericDate(exp),
 			IssuedAt:  keys.NumericDate(now),
 			ID:        secret.Random(16),
 		},
@@ -83,9 +83,10 @@ func (h *Handler) userClaims(u *store.User, simpleJWT bool) []keys.Claim {
 	return out
 }
 
-// signRefresh mints the refresh token that is the current member of fam;
-// a family of the password grant names its user (see keys.RefreshClaims).
-func (h *Handler) signRefresh(fam store.Family, u *store.User, now time.Time) (string, error) {
+// signRefresh mints the refresh token that is the current member of fam,
+// a family of client that began at start; a family of the password
+// grant names its user (see keys.RefreshClaims).
+func (h *Handler) signRefresh(fam store.Family, client store.Client, start time.Time, u *store.User, now time.Time) (string, error) {
 	c := keys.RefreshClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   fam.ClientID,
@@ -97,6 +98,10 @@ func (h *Handler) signRefresh(fam store.Family, u *store.User, now time.Time) (s
 		FamilyID: fam.ID,
 		Scope:    oauth.FormatScope(fam.Scopes),
 		Resource: fam.Audience,
+		// The client's generation and the family's start: the family ends
+		// when the client is disabled, and at refresh_token_max_lifetime.
+		ClientGeneration: client.Generation,
+		FamilyStart:      start.Unix(),
 	}
 	if u != nil {
 		c.UserID, c.Username, c.UserGeneration = u.ID, u.Username, u.Generation

@@ -230,7 +230,11 @@ func (s *SimpleJWT) obtain(w http.ResponseWriter, r *http.Request, in map[string
 	if !ok {
 		return
 	}
-	if oe := h.quota(r, c.ID); oe != nil {
+	if c.Disabled { // a disabled client issues nothing
+		sjWrite(w, http.StatusUnauthorized, map[string]string{"detail": sjNoAccount})
+		return
+	}
+	if oe := h.quota(r, c); oe != nil {
 		s.fail(w, r, oe)
 		return
 	}
@@ -268,7 +272,11 @@ func (s *SimpleJWT) refresh(w http.ResponseWriter, r *http.Request, in map[strin
 	if !ok {
 		return
 	}
-	if oe := s.h.quota(r, c.ID); oe != nil {
+	if c.Disabled { // its families ended with the generation
+		sjTokenNotValid(w)
+		return
+	}
+	if oe := s.h.quota(r, c); oe != nil {
 		s.fail(w, r, oe)
 		return
 	}

@@ -143,6 +143,14 @@ func appendRefreshClaims(dst []byte, c *RefreshClaims) []byte {
 		dst = appendName(dst, "ugen")
 		dst = strconv.AppendInt(dst, c.UserGeneration, 10)
 	}
+	if c.ClientGeneration != 0 {
+		dst = appendName(dst, "cgen")
+		dst = strconv.AppendInt(dst, c.ClientGeneration, 10)
+	}
+	if c.FamilyStart != 0 {
+		dst = appendName(dst, "fst")
+		dst = strconv.AppendInt(dst, c.FamilyStart, 10)
+	}
 	return append(dst, '}')
 }
 

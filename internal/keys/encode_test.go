@@ -154,6 +154,8 @@ func (g claimGen) refresh() RefreshClaims {
 		UserID:           g.string(),
 		Username:         g.string(),
 		UserGeneration:   g.r.Int64N(3) * g.r.Int64() * (1 - 2*g.r.Int64N(2)),
+		ClientGeneration: g.r.Int64N(3) * g.r.Int64() * (1 - 2*g.r.Int64N(2)),
+		FamilyStart:      g.r.Int64N(3) * g.r.Int64(),
 	}
 }
 

@@ -94,6 +94,14 @@ type RefreshClaims struct {
 	UserID         string `json:"uid,omitempty"`
 	Username       string `json:"usr,omitempty"`
 	UserGeneration int64  `json:"ugen,omitempty"`
+	// ClientGeneration is the client's generation when the family
+	// started: the family ends when the client is disabled (the
+	// generation moves).
+	ClientGeneration int64 `json:"cgen,omitempty"`
+	// FamilyStart is when the family's first token was issued (Unix
+	// seconds), from which refresh_token_max_lifetime counts; zero in
+	// tokens issued before it was recorded.
+	FamilyStart int64 `json:"fst,omitempty"`
 }
 
 // MaxClockSkew is how far ahead of this instance's clock the iat of a refresh

@@ -59,6 +59,8 @@ func errorKind(err error) string {
 // The operations, as label values.
 const (
 	opCreateClient        = "create_client"
+	opSetClientDisabled   = "set_client_disabled"
+	opRotateRefreshRetry  = "rotate_refresh_retry"
 	opGetClient           = "get_client"
 	opListClients         = "list_clients"
 	opUpdateClient        = "update_client"
@@ -96,6 +98,7 @@ var operations = []string{
 	opCreateUser, opGetUser, opListUsers, opUpdateUser, opSetUserPassword, opUpgradeUserPassword, opDeleteUser,
 	opUseOnce, opPing,
 	opGetClientFresh, opSetClientSecret,
+	opSetClientDisabled, opRotateRefreshRetry,
 }
 
 // errorKinds are the values of the kind label.
@@ -299,4 +302,18 @@ func (s *instrumented) SetClientSecret(ctx context.Context, id string, hash []by
 	c, err := s.Store.SetClientSecret(ctx, id, hash)
 	s.observe(opSetClientSecret, start, err)
 	return c, err
+}
+
+func (s *instrumented) SetClientDisabled(ctx context.Context, id string, disabled bool) (store.Client, error) {
+	start := time.Now()
+	c, err := s.Store.SetClientDisabled(ctx, id, disabled)
+	s.observe(opSetClientDisabled, start, err)
+	return c, err
+}
+
+func (s *instrumented) RotateRefreshRetry(ctx context.Context, r store.RetryRotation) ([]byte, error) {
+	start := time.Now()
+	replay, err := s.Store.RotateRefreshRetry(ctx, r)
+	s.observe(opRotateRefreshRetry, start, err)
+	return replay, err
 }

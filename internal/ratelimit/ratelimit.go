@@ -31,7 +31,8 @@ type Config struct {
 	// ClientFailures is the number of failed authentications of one client id
 	// per Window after which addresses that failed are refused for it.
 	ClientFailures int64
-	// QuotaPerMinute is the number of token requests per client per minute.
+	// QuotaPerMinute is the number of token requests per client per
+	// minute, for the clients without a quota of their own.
 	QuotaPerMinute int64
 	// PasswordWindow is the length of the windows that count failed
 	// password logins (RFC 6749 §4.3.2).
@@ -145,13 +146,18 @@ func (l *Limiter) AuthFailed(ctx context.Context, clientID string, addr netip.Ad
 }
 
 // AllowToken counts one token request of the authenticated client clientID
-// against its quota.
-func (l *Limiter) AllowToken(ctx context.Context, clientID string) Decision {
-	if l == nil || l.cfg.QuotaPerMinute <= 0 {
+// against its quota: perMinute, the client's own (token_quota_per_minute),
+// or QuotaPerMinute when perMinute is 0. The count is the same whatever the
+// quota, so a changed quota applies at once to the minute under way.
+func (l *Limiter) AllowToken(ctx context.Context, clientID string, perMinute int64) Decision {
+	if perMinute <= 0 && l != nil {
+		perMinute = l.cfg.QuotaPerMinute
+	}
+	if l == nil || perMinute <= 0 {
 		return Decision{}
 	}
 	n, left, ok := l.add(ctx, quotaKey(clientID), time.Minute)
-	if !ok || n <= l.cfg.QuotaPerMinute {
+	if !ok || n <= perMinute {
 		return Decision{}
 	}
 	return l.refuse(LimitQuota, left)

@@ -236,19 +236,19 @@ func TestQuota(t *testing.T) {
 	clk := newClock()
 	l := ratelimit.New(ratelimit.NewMemory(clk.Now, 0), ratelimit.Config{QuotaPerMinute: 2})
 	for i := range 2 {
-		if d := l.AllowToken(ctx, "c"); d.Refused() {
+		if d := l.AllowToken(ctx, "c", 0); d.Refused() {
 			t.Fatalf("request %d: %+v", i+1, d)
 		}
 	}
 	clk.Advance(15 * time.Second)
-	if d := l.AllowToken(ctx, "c"); d.Limit != ratelimit.LimitQuota || d.RetryAfter != 45*time.Second {
+	if d := l.AllowToken(ctx, "c", 0); d.Limit != ratelimit.LimitQuota || d.RetryAfter != 45*time.Second {
 		t.Errorf("over the quota: %+v, want quota, retry after 45s", d)
 	}
-	if d := l.AllowToken(ctx, "other"); d.Refused() {
+	if d := l.AllowToken(ctx, "other", 0); d.Refused() {
 		t.Errorf("another client: %+v", d)
 	}
 	clk.Advance(45 * time.Second)
-	if d := l.AllowToken(ctx, "c"); d.Refused() {
+	if d := l.AllowToken(ctx, "c", 0); d.Refused() {
 		t.Errorf("next minute: %+v", d)
 	}
 }
@@ -262,7 +262,7 @@ func TestLimitsOff(t *testing.T) {
 	if d := l.AllowAuth(ctx, "c", attacker); d.Refused() {
 		t.Errorf("AllowAuth with no limits: %+v", d)
 	}
-	if d := l.AllowToken(ctx, "c"); d.Refused() {
+	if d := l.AllowToken(ctx, "c", 0); d.Refused() {
 		t.Errorf("AllowToken with no quota: %+v", d)
 	}
 	var nilLimiter *ratelimit.Limiter
@@ -288,7 +288,7 @@ func TestFailsOpen(t *testing.T) {
 		if d := l.AllowAuth(ctx, "c", attacker); d.Refused() {
 			t.Errorf("AllowAuth with the counter down: %+v, want allowed", d)
 		}
-		if d := l.AllowToken(ctx, "c"); d.Refused() {
+		if d := l.AllowToken(ctx, "c", 0); d.Refused() {
 			t.Errorf("AllowToken with the counter down: %+v, want allowed", d)
 		}
 	}

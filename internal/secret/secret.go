@@ -32,6 +32,9 @@ const (
 	PurposeClientSecrets = "issuer client-secret pepper v1"
 	PurposeRefreshTokens = "issuer refresh-token hs256 v1"
 	PurposeDPoPNonces    = "issuer dpop-nonce hmac v1"
+	// PurposeRefreshRetries encrypts the answers kept for retried
+	// refreshes (refresh_token_reuse_interval).
+	PurposeRefreshRetries = "issuer refresh-retry aes-256-gcm v1"
 )
 
 // Derive returns a 32-byte key for purpose, derived from master with

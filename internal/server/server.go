@@ -142,13 +142,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		return fail(fmt.Errorf("password hashing: %w", err))
 	}
 	gc := grant.Config{
-		Issuer:       cfg.URL,
-		AccessTTL:    cfg.AccessTokenTTL,
-		RefreshTTL:   cfg.RefreshTokenTTL,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Now:          now,
-		Limiter:      limiter,
-		Metrics:      m,
+		Issuer:             cfg.URL,
+		AccessTTL:          cfg.AccessTokenTTL,
+		RefreshTTL:         cfg.RefreshTokenTTL,
+		RefreshMaxLifetime: cfg.RefreshTokenMaxLifetime,
+		RetryKey:           secret.Derive(master, secret.PurposeRefreshRetries),
+		MaxBodyBytes:       cfg.MaxBodyBytes,
+		Now:                now,
+		Limiter:            limiter,
+		Metrics:            m,
 		// The public URL, never the Host header: behind a proxy the
 		// request's own URL is not what the client signed.
 		TokenURL:   strings.TrimSuffix(cfg.URL, "/") + PathToken,
@@ -182,6 +184,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			Lockouts:      limiter,   // the grant's per-username locks
 			Limiter:       limiter,
 			Backup:        backupOf(st),
+			AccessTTL:     cfg.AccessTokenTTL,
+			RefreshTTL:    cfg.RefreshTokenTTL,
 			Now:           now,
 		}, s.store, s.keys, hasher, log)
 	}

@@ -66,10 +66,34 @@ type Client struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// Version counts the changes of the stored client: UpdateClient writes
 	// only over the version it was given and stores the next, and
-	// SetClientSecret increments it, so that a write based on an old read
-	// fails with ErrConflict instead of undoing a newer change (a rotated
-	// secret above all). CreateClient stores it as given, usually 0.
+	// SetClientSecret and SetClientDisabled increment it, so that a write
+	// based on an old read fails with ErrConflict instead of undoing a
+	// newer change (a rotated secret, a disabling above all). CreateClient stores it as given, usually 0.
 	Version int64 `json:"version,omitempty"`
+
+	// Per-client policy (README, "Per-client policy"). A zero duration or
+	// quota means the server's setting.
+
+	// Disabled clients cannot authenticate; SetClientDisabled sets it.
+	Disabled bool `json:"disabled,omitempty"`
+	// Generation changes whenever the client's refresh-token families must
+	// end (SetClientDisabled): a refresh token records the generation its
+	// family began under, and dies when it differs, so that enabling the
+	// client again brings none of them back.
+	Generation int64 `json:"generation,omitempty"`
+	// AccessTokenTTL and RefreshTokenTTL are the lifetimes of the client's
+	// tokens.
+	AccessTokenTTL  time.Duration `json:"access_token_ttl,omitempty"`
+	RefreshTokenTTL time.Duration `json:"refresh_token_ttl,omitempty"`
+	// RefreshTokenMaxLifetime is the absolute end of a refresh-token
+	// family, counted from its first token.
+	RefreshTokenMaxLifetime time.Duration `json:"refresh_token_max_lifetime,omitempty"`
+	// RefreshTokenReuseInterval is how long after a refresh the same
+	// request with the just-rotated token gets the same answer again
+	// (RotateRefreshRetry); zero is none.
+	RefreshTokenReuseInterval time.Duration `json:"refresh_token_reuse_interval,omitempty"`
+	// TokenQuotaPerMinute is the number of token requests per minute.
+	TokenQuotaPerMinute int64 `json:"token_quota_per_minute,omitempty"`
 }
 
 // Family is the state of one chain of refresh tokens: every refresh rotates
@@ -98,6 +122,21 @@ type Rotation struct {
 	NewID    string // the jti of the token being issued
 	// ExpiresAt is the new token's expiry.
 	ExpiresAt time.Time
+}
+
+// RetryRotation asks RotateRefreshRetry to rotate a family's current token,
+// and to keep the answer for a retry of the same request.
+type RetryRotation struct {
+	Rotation
+	// Interval is how long after this rotation OldID, presented again with
+	// the same Request, gets Response back; zero keeps nothing, and such a
+	// presentation is reuse, as with RotateRefresh.
+	Interval time.Duration
+	// Request identifies the request: a retry must present the same.
+	Request string
+	// Response is the answer to give a retry. The caller encrypts it: the
+	// store holds access and refresh tokens only in this form.
+	Response []byte
 }
 
 // Key is a signing key. Private holds the PKCS #8 private key encrypted by the
@@ -264,4 +303,27 @@ type Store interface {
 	// concurrent UpdateClient over the old version fails with ErrConflict.
 	// ErrNotFound if there is no such client.
 	SetClientSecret(ctx context.Context, id string, hash []byte) (Client, error)
+
+	// Per-client policy and retried refreshes (README, "Refresh tokens").
+
+	// SetClientDisabled sets the client's Disabled flag and its UpdatedAt
+	// (the store's clock) in one atomic operation, and returns the client
+	// afterwards. Going from enabled to disabled increments Generation,
+	// which ends every refresh-token family of the client at once: none
+	// comes back when the client is enabled again. Other fields are kept as
+	// stored. ErrNotFound if there is no such client. (What else must end
+	// with a disabled client's tokens hooks in beside this call.)
+	SetClientDisabled(ctx context.Context, id string, disabled bool) (Client, error)
+	// RotateRefreshRetry is RotateRefresh that answers a lost response's
+	// retry, in one atomic operation. When OldID is the family's current
+	// token it rotates as RotateRefresh does, keeps Response for Interval
+	// (if not zero) as the answer to OldID with Request, and returns nil.
+	// When OldID is the token that the family's last rotation retired,
+	// within that rotation's Interval, with the same Request, it changes
+	// nothing and returns the Response kept: every retry, concurrent ones
+	// included, gets the one answer. Any other presentation of a token
+	// that is not the current one is reuse: the family is revoked (and
+	// the kept answer dropped) in the same operation, ErrReused. ErrNotFound
+	// and ErrRevoked as RotateRefresh.
+	RotateRefreshRetry(ctx context.Context, r RetryRotation) ([]byte, error)
 }

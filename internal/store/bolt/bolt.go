@@ -10,8 +10,9 @@
 // store.Store requires. bbolt allows one writer at a time, which is what
 // serialises concurrent refresh-token rotations.
 //
-// The writes of token requests (CreateFamily, RotateRefresh, RevokeFamily,
-// RevokeToken, UseOnce) are group-committed: calls that overlap run one after another
+// The writes of token requests (CreateFamily, RotateRefresh,
+// RotateRefreshRetry, RevokeFamily, RevokeToken, UseOnce) are
+// group-committed: calls that overlap run one after another
 // in one shared transaction, which costs one commit (and its fdatasyncs)
 // instead of one each. A call that finds no commit in progress is committed
 // at once, without waiting for company; calls that arrive during a commit go
@@ -201,7 +202,7 @@ func initBuckets(tx *bbolt.Tx) error {
 	}
 	// A file written before users existed gets their buckets here; the
 	// layout of the others is unchanged, so the schema version stays.
-	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys, bucketUsers, bucketUserIDs, bucketOnce} {
+	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys, bucketUsers, bucketUserIDs, bucketOnce, bucketRetries} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -801,6 +802,7 @@ func (s *Store) Sweep(ctx context.Context) (removed int, err error) {
 		}},
 		{"revoked tokens", bucketRevoked, revocationExpiry},
 		{"single-use values", bucketOnce, revocationExpiry},
+		{"refresh retries", bucketRetries, retryExpiry},
 	} {
 		var after []byte // the scan resumes after the last key it read
 		for {

@@ -12,7 +12,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/store"
 )
 
-// maxSecretAttempts bounds the compare-and-set attempts of SetClientSecret:
+// maxSecretAttempts bounds the compare-and-set attempts of modifyClient:
 // each one fails only when another write of the same client landed between
 // its read and its write, which admin calls do not do hundreds of times in a
 // row.
@@ -97,12 +97,21 @@ func (s *Store) readClient(ctx context.Context, op, id string) (store.Client, er
 
 // SetClientSecret replaces the client's secret hash, increments its Version
 // and sets its UpdatedAt to the store's clock, and returns the client
+// afterwards; store.ErrNotFound if there is none. See modifyClient.
+func (s *Store) SetClientSecret(ctx context.Context, id string, hash []byte) (store.Client, error) {
+	return s.modifyClient(ctx, "set client secret", id, func(c *store.Client) {
+		c.SecretHash = slices.Clone(hash)
+	})
+}
+
+// modifyClient applies change to the stored client, sets its UpdatedAt to
+// the store's clock and increments its Version, and returns the client
 // afterwards; store.ErrNotFound if there is none. It reads the client and
 // writes it back with the compare-and-set of UpdateClient, again if another
 // write came in between, so it never undoes a concurrent change nor is
-// undone by one.
-func (s *Store) SetClientSecret(ctx context.Context, id string, hash []byte) (store.Client, error) {
-	const op = "set client secret"
+// undone by one. change must depend only on the client it is given: it may
+// run more than once.
+func (s *Store) modifyClient(ctx context.Context, op, id string, change func(*store.Client)) (store.Client, error) {
 	if err := s.begin(ctx, op, id); err != nil {
 		return store.Client{}, err
 	}
@@ -111,7 +120,7 @@ func (s *Store) SetClientSecret(ctx context.Context, id string, hash []byte) (st
 		if err != nil {
 			return store.Client{}, err
 		}
-		c.SecretHash = slices.Clone(hash)
+		change(&c)
 		c.UpdatedAt = s.now().UTC()
 		err = s.casClient(ctx, op, c)
 		if errors.Is(err, store.ErrConflict) {
@@ -123,5 +132,5 @@ func (s *Store) SetClientSecret(ctx context.Context, id string, hash []byte) (st
 		c.Version++
 		return c, nil
 	}
-	return store.Client{}, opError(op, id, fmt.Errorf("%w: the client changed %d times while its secret was being set", store.ErrConflict, maxSecretAttempts))
+	return store.Client{}, opError(op, id, fmt.Errorf("%w: the client changed %d times while it was being written", store.ErrConflict, maxSecretAttempts))
 }

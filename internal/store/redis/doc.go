@@ -13,6 +13,11 @@
 //	                        revoked; absent or "0" before), expires_at
 //	                        (Unix ms), scopes, audience (JSON, as
 //	                        json.Marshal writes a []string)
+//	issuer:famretry:{<familyID>}
+//	                        hash: old, until (Unix ms), request, response:
+//	                        the answer kept for a retry of the family's last
+//	                        rotation (encrypted by the caller), in the
+//	                        family's slot; it expires with its interval
 //	issuer:rev:{<jti>}      string: revoked until (Unix ms)
 //	issuer:{users}:user:<username>
 //	                        hash: id, username, password_hash, disabled
@@ -28,7 +33,9 @@
 // expiry, so Redis frees them. The clients, keys and user keys never expire,
 // and hold nothing but live records: the user-id index has one field per
 // user, which DeleteUser removes with the user. The part in braces is the
-// Redis Cluster hash tag. Every script touches one key, but the scripts that
+// Redis Cluster hash tag. Every script touches one key, but the rotation
+// that keeps an answer for a retry, which touches a family and its
+// famretry key (both tagged with the family id), and the scripts that
 // create or delete a user, which touch the user's hash and the user-id
 // index: both have the tag {users}, so they are in one slot. ListUsers reads
 // the index, then the user hashes in a pipeline. So every operation runs on
