@@ -210,6 +210,19 @@ type Config struct {
 	// SimpleJWTUserIDClaim is the claim that carries the user id in
 	// SimpleJWT-style tokens (SimpleJWT's USER_ID_CLAIM). Default user_id.
 	SimpleJWTUserIDClaim string `yaml:"simplejwt_user_id_claim" env:"ISSUER_SIMPLEJWT_USER_ID_CLAIM"`
+
+	// Clients without shared secrets (private_key_jwt, federated_jwt).
+
+	// ClientAssertionLegacyAudience also accepts private_key_jwt assertions
+	// whose aud contains the issuer identifier or the token endpoint URL
+	// among other values (RFC 7523 as first published); by default aud must
+	// be the issuer identifier alone (draft-ietf-oauth-rfc7523bis).
+	// Default false.
+	ClientAssertionLegacyAudience bool `yaml:"client_assertion_legacy_audience" env:"ISSUER_CLIENT_ASSERTION_LEGACY_AUDIENCE"`
+
+	// ClientAssertionMaxLifetime bounds a private_key_jwt assertion's exp
+	// after its iat (or after now without iat), 10s to 1h. Default 5m.
+	ClientAssertionMaxLifetime time.Duration `yaml:"client_assertion_max_lifetime" env:"ISSUER_CLIENT_ASSERTION_MAX_LIFETIME"`
 }
 
 // Default returns the configuration used when neither a file nor the
@@ -246,6 +259,8 @@ func Default() Config {
 		PasswordFailuresPerAddress: 100,
 		SimpleJWTPath:              "/api/token/",
 		SimpleJWTUserIDClaim:       "user_id",
+
+		ClientAssertionMaxLifetime: 5 * time.Minute,
 	}
 }
 
@@ -438,6 +453,7 @@ func (c Config) problems() []problem {
 	}
 	ps = append(ps, c.serverProblems()...)
 	ps = append(ps, c.userProblems()...)
+	ps = append(ps, c.clientAuthProblems()...)
 	if !slices.Contains(logLevels, c.LogLevel) {
 		add("log_level", "%q is not a log level; use one of %s", c.LogLevel, strings.Join(logLevels, ", "))
 	}

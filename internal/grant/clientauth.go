@@ -19,9 +19,9 @@ import (
 const maxClientIDLen = 128
 
 // Authenticate authenticates the client of a token-endpoint request
-// (RFC 6749 §2.3.1) by HTTP Basic or by client_id and client_secret in the
-// form, never both. A client authenticates only with the method it
-// registered.
+// (RFC 6749 §2.3.1) by HTTP Basic, by client_id and client_secret in the
+// form, or by a JWT client assertion (RFC 7523 §2.2: private_key_jwt), never
+// two of them. A client authenticates only with the method it registered.
 //
 // An unknown client id gets the same answer as a wrong secret, after the same
 // HMAC work, and no sooner than FailureFloor after the request began: a store
@@ -35,6 +35,9 @@ const maxClientIDLen = 128
 // of both. Requests without credentials, with malformed ones, or with the
 // right secret over the wrong method do not count.
 func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, *Error) {
+	if form.Has("client_assertion") || form.Has("client_assertion_type") {
+		return h.authenticateAssertion(r, form)
+	}
 	start := time.Now()
 	id, sec, method, oerr := credentials(r, form)
 	if oerr != nil {
@@ -55,6 +58,7 @@ func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, 
 		}
 	}
 	fail := func() (store.Client, *Error) {
+		h.authMetric(method, "failure")
 		if h.cfg.Limiter != nil {
 			h.cfg.Limiter.AuthFailed(r.Context(), limitID, addr)
 		}
@@ -81,8 +85,10 @@ func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, 
 		return fail()
 	}
 	if c.AuthMethod != method {
+		h.authMetric(method, "failure")
 		return store.Client{}, errInvalidClient("the client is registered for " + c.AuthMethod + ", not " + method)
 	}
+	h.authMetric(method, "success")
 	return c, nil
 }
 

@@ -28,6 +28,7 @@ type Store interface {
 	RevokeFamily(ctx context.Context, id string) error
 	RevokeToken(ctx context.Context, jti string, until time.Time) error
 	IsRevoked(ctx context.Context, jti string) (bool, error)
+	UseOnce(ctx context.Context, id string, until time.Time) error
 }
 
 // Signer mints and verifies the tokens (keys.Keys).
@@ -57,6 +58,9 @@ type Limiter interface {
 // error code (metrics.Metrics).
 type Metrics interface {
 	TokenRequest(grantType, outcome string)
+	// ClientAuth counts a client authentication by method
+	// (token_endpoint_auth_method) and outcome (success or failure).
+	ClientAuth(method, outcome string)
 }
 
 // Config configures the token endpoint.
@@ -90,6 +94,9 @@ type Config struct {
 	// UserIDClaim is the claim of the user id in SimpleJWT-style tokens;
 	// "user_id" when empty.
 	UserIDClaim string
+	// Assertions configures client authentication by JWT assertion
+	// (private_key_jwt).
+	Assertions AssertionConfig
 }
 
 // DefaultFailureFloor is the default Config.FailureFloor: well above the
@@ -107,6 +114,10 @@ type Handler struct {
 	// users and passwords are both nil when the password grant is off.
 	users     Users
 	passwords Passwords
+	// clientKeys finds the keys of private_key_jwt clients; jtis records
+	// the assertions' jtis (the store).
+	clientKeys *clientKeys
+	jtis       jtiStore
 }
 
 // New returns the token endpoint handler.
@@ -123,7 +134,11 @@ func New(cfg Config, st Store, signer Signer, hasher *secret.Hasher, log *slog.L
 	if cfg.UserIDClaim == "" {
 		cfg.UserIDClaim = "user_id"
 	}
-	h := &Handler{cfg: cfg, st: st, keys: signer, hasher: hasher, log: log, users: cfg.Users, passwords: cfg.Passwords}
+	if cfg.Assertions.MaxLifetime <= 0 {
+		cfg.Assertions.MaxLifetime = DefaultAssertionMaxLifetime
+	}
+	h := &Handler{cfg: cfg, st: st, keys: signer, hasher: hasher, log: log, users: cfg.Users, passwords: cfg.Passwords,
+		clientKeys: &clientKeys{}, jtis: st}
 	if h.users == nil || h.passwords == nil {
 		h.users, h.passwords = nil, nil
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/admin"
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/grant"
+	"github.com/issuer-oauth/issuer/internal/jwk"
 	"github.com/issuer-oauth/issuer/internal/keys"
 	"github.com/issuer-oauth/issuer/internal/metrics"
 	"github.com/issuer-oauth/issuer/internal/oauth"
@@ -143,6 +144,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		Now:          now,
 		Limiter:      limiter,
 		Metrics:      m,
+		Assertions: grant.AssertionConfig{
+			LegacyAudience: cfg.ClientAssertionLegacyAudience,
+			MaxLifetime:    cfg.ClientAssertionMaxLifetime,
+			TokenEndpoint:  cfg.URL + PathToken,
+		},
 	}
 	grants := []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
 	if cfg.PasswordGrant {
@@ -150,6 +156,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		gc.SimpleJWTClaims, gc.UserIDClaim = cfg.SimpleJWTClaims, cfg.SimpleJWTUserIDClaim
 		grants = append(grants, oauth.GrantPassword)
 	}
+	authMethods := []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT}
 	tokens := grant.New(gc, s.store, s.keys, hasher, log)
 	var compat http.Handler
 	if cfg.SimpleJWTCompat {
@@ -167,20 +174,22 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		}, s.store, s.keys, hasher, log)
 	}
 	s.handler, err = NewHandler(HandlerConfig{
-		Issuer:         cfg.URL,
-		GrantTypes:     grants,
-		SigningAlg:     s.keys.Alg(),
-		Token:          tokens,
-		Introspect:     http.HandlerFunc(tokens.Introspection),
-		Revoke:         http.HandlerFunc(tokens.Revocation),
-		Admin:          adm,
-		SimpleJWT:      compat,
-		SimpleJWTPath:  cfg.SimpleJWTPath,
-		Keys:           s.keys,
-		Store:          s.store,
-		Logger:         log,
-		Metrics:        m,
-		TrustedProxies: cfg.TrustedProxyNets(),
+		Issuer:          cfg.URL,
+		GrantTypes:      grants,
+		AuthMethods:     authMethods,
+		AuthSigningAlgs: jwk.Algorithms,
+		SigningAlg:      s.keys.Alg(),
+		Token:           tokens,
+		Introspect:      http.HandlerFunc(tokens.Introspection),
+		Revoke:          http.HandlerFunc(tokens.Revocation),
+		Admin:           adm,
+		SimpleJWT:       compat,
+		SimpleJWTPath:   cfg.SimpleJWTPath,
+		Keys:            s.keys,
+		Store:           s.store,
+		Logger:          log,
+		Metrics:         m,
+		TrustedProxies:  cfg.TrustedProxyNets(),
 	})
 	if err != nil {
 		return fail(err)

@@ -12,6 +12,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
@@ -52,6 +53,30 @@ type Client struct {
 	IntrospectAll bool      `json:"introspect_all,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
+
+	// Clients without a secret (private_key_jwt, federated_jwt) have no
+	// SecretHash and one of the following.
+
+	// JWKS is the inline JWK Set (RFC 7517) of a private_key_jwt client's
+	// public keys, as the admin registered it.
+	JWKS json.RawMessage `json:"jwks,omitempty"`
+	// JWKSURI is where a private_key_jwt client publishes its JWK Set.
+	JWKSURI string `json:"jwks_uri,omitempty"`
+	// AuthSigningAlg, when set, is the only algorithm of the client's
+	// assertions (token_endpoint_auth_signing_alg).
+	AuthSigningAlg string `json:"auth_signing_alg,omitempty"`
+	// Federated binds a federated_jwt client to a workload identity of a
+	// trusted issuer.
+	Federated *FederatedIdentity `json:"federated_identity,omitempty"`
+}
+
+// FederatedIdentity is the workload identity a federated_jwt client
+// authenticates as: a token of the trusted issuer Issuer (its configured
+// name) whose sub is Subject and whose claims include Claims.
+type FederatedIdentity struct {
+	Issuer  string            `json:"issuer"`
+	Subject string            `json:"subject"`
+	Claims  map[string]string `json:"claims,omitempty"`
 }
 
 // Family is the state of one chain of refresh tokens: every refresh rotates
