@@ -223,6 +223,26 @@ type Config struct {
 	// ClientAssertionMaxLifetime bounds a private_key_jwt assertion's exp
 	// after its iat (or after now without iat), 10s to 1h. Default 5m.
 	ClientAssertionMaxLifetime time.Duration `yaml:"client_assertion_max_lifetime" env:"ISSUER_CLIENT_ASSERTION_MAX_LIFETIME"`
+
+	// AllowInsecureJWKSURI lets clients register http:// jwks_uris, and
+	// trusted issuers publish http:// keys; for development only.
+	// Default false.
+	AllowInsecureJWKSURI bool `yaml:"allow_insecure_jwks_uri" env:"ISSUER_ALLOW_INSECURE_JWKS_URI"`
+
+	// JWKSURIAllowedHosts is a comma-separated list (in the file also a
+	// YAML list) of the only hosts a client's jwks_uri may name; empty, the
+	// default, allows any host, private and loopback addresses included.
+	JWKSURIAllowedHosts string `yaml:"jwks_uri_allowed_hosts" env:"ISSUER_JWKS_URI_ALLOWED_HOSTS" list:"comma"`
+
+	// TrustedIssuers are the external issuers of workload-identity tokens
+	// that federated_jwt clients present: a JSON array (in the file also a
+	// YAML list) of {"name","issuer","jwks_uri"?,"audience"?} objects; see
+	// TrustedIssuer. Empty, the default, turns federated_jwt off.
+	TrustedIssuers string `yaml:"trusted_issuers" env:"ISSUER_TRUSTED_ISSUERS" list:"json"`
+
+	// FederatedAssertionMaxLifetime bounds a workload-identity token's exp
+	// after its iat (or after now without iat), 1m to 168h. Default 24h.
+	FederatedAssertionMaxLifetime time.Duration `yaml:"federated_assertion_max_lifetime" env:"ISSUER_FEDERATED_ASSERTION_MAX_LIFETIME"`
 }
 
 // Default returns the configuration used when neither a file nor the
@@ -260,7 +280,8 @@ func Default() Config {
 		SimpleJWTPath:              "/api/token/",
 		SimpleJWTUserIDClaim:       "user_id",
 
-		ClientAssertionMaxLifetime: 5 * time.Minute,
+		ClientAssertionMaxLifetime:    5 * time.Minute,
+		FederatedAssertionMaxLifetime: 24 * time.Hour,
 	}
 }
 
@@ -286,6 +307,9 @@ type setting struct {
 	field int    // index in Config
 	key   string // yaml key
 	env   string // environment variable
+	// list is how a YAML list is written into the string field: "comma"
+	// (joined with commas) or "json" (a JSON array); "" takes no list.
+	list string
 }
 
 // settings lists every field of Config in declaration order; byKey indexes it.
@@ -304,7 +328,7 @@ func settingsOf(t reflect.Type) []setting {
 	s := make([]setting, t.NumField())
 	for i := range s {
 		f := t.Field(i)
-		s[i] = setting{field: i, key: f.Tag.Get("yaml"), env: f.Tag.Get("env")}
+		s[i] = setting{field: i, key: f.Tag.Get("yaml"), env: f.Tag.Get("env"), list: f.Tag.Get("list")}
 	}
 	return s
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +48,40 @@ type AssertionConfig struct {
 	// TokenEndpoint is the token endpoint URL, which LegacyAudience accepts
 	// as aud.
 	TokenEndpoint string
+	// Fetcher fetches the key sets of clients registered with a jwks_uri
+	// and of trusted issuers; nil fails their authentication.
+	Fetcher KeyFetcher
+	// TrustedIssuers are the issuers of the workload-identity tokens of
+	// federated_jwt clients, by name (trusted_issuers).
+	TrustedIssuers map[string]TrustedIssuer
+	// FederatedMaxLifetime bounds a workload-identity token's exp after its
+	// iat, or after now without iat (federated_assertion_max_lifetime);
+	// DefaultFederatedMaxLifetime when 0.
+	FederatedMaxLifetime time.Duration
+}
+
+// DefaultFederatedMaxLifetime is the default
+// AssertionConfig.FederatedMaxLifetime.
+const DefaultFederatedMaxLifetime = 24 * time.Hour
+
+// TrustedIssuer is an external issuer of workload-identity tokens.
+type TrustedIssuer struct {
+	// Issuer is the iss of its tokens.
+	Issuer string
+	// JWKSURI is where its keys are; when empty, found by OpenID Connect
+	// discovery of Issuer.
+	JWKSURI string
+	// Audience is the aud its tokens must contain.
+	Audience string
+}
+
+// KeyFetcher fetches and caches remote key sets (jwksfetch.Fetcher).
+type KeyFetcher interface {
+	// Keys returns the key set at uri, refetched when no key has kid (within
+	// the fetcher's limits); client says that uri is a client's jwks_uri.
+	Keys(ctx context.Context, uri, kid string, client bool) (jwk.Set, error)
+	// Discover returns the jwks_uri of an OpenID provider.
+	Discover(ctx context.Context, issuer string) (string, error)
 }
 
 // jtiStore records the jti of each accepted assertion (store.Store's
@@ -133,12 +169,17 @@ func (h *Handler) authenticateAssertion(r *http.Request, form url.Values) (store
 		h.log.ErrorContext(r.Context(), "client lookup failed", "client_id", id, "err", err)
 		return store.Client{}, storeUnavailable(err)
 	}
-	if c.AuthMethod != oauth.AuthPrivateKeyJWT {
+	switch c.AuthMethod {
+	case oauth.AuthPrivateKeyJWT:
+		err = h.verifyClientAssertion(r.Context(), c, assertion)
+	case oauth.AuthFederatedJWT:
+		method = c.AuthMethod
+		err = h.verifyFederated(r.Context(), c, assertion)
+	default:
 		// The registered method is told only to whoever proves to be
 		// the client.
 		return fail(errors.New("the client is registered for " + c.AuthMethod))
 	}
-	err = h.verifyClientAssertion(r.Context(), c, assertion)
 	var af assertionFailure
 	if err != nil && !errors.As(err, &af) {
 		h.log.ErrorContext(r.Context(), "client assertion check failed", "client_id", id, "err", err)
@@ -167,7 +208,15 @@ func storeUnavailable(err error) *Error {
 // the jti's single use. It returns an assertionFailure for a refused
 // assertion, any other error for a failure of the store or key server.
 func (h *Handler) verifyClientAssertion(ctx context.Context, c store.Client, assertion string) error {
-	set, err := h.clientKeys.keys(ctx, c)
+	var (
+		set jwk.Set
+		err error
+	)
+	if c.JWKSURI != "" {
+		set, err = h.remoteClientKeys(ctx, c, assertion)
+	} else {
+		set, err = h.clientKeys.keys(ctx, c)
+	}
 	if err != nil {
 		return err
 	}
@@ -208,6 +257,82 @@ func (h *Handler) verifyClientAssertion(ctx context.Context, c store.Client, ass
 		return assertionFailure("the assertion's jti was already used; sign a new assertion for every request")
 	}
 	return err
+}
+
+// verifyFederated checks the workload-identity token of a federated_jwt
+// client: signed by a key of the trusted issuer (fetched and cached, never
+// chosen by the token), iss the issuer, aud containing the expected
+// audience, exp required and the lifetime bounded, sub the client's
+// subject and every listed claim equal. Such tokens are not single use.
+func (h *Handler) verifyFederated(ctx context.Context, c store.Client, token string) error {
+	f := c.Federated
+	if f == nil {
+		return assertionFailure("the client has no federated_identity")
+	}
+	ti, ok := h.cfg.Assertions.TrustedIssuers[f.Issuer]
+	if !ok || h.cfg.Assertions.Fetcher == nil {
+		return assertionFailure("the client's trusted issuer " + quote(f.Issuer) + " is not configured on this issuer")
+	}
+	tok, _, err := jwt.NewParser().ParseUnverified(token, jwt.MapClaims{})
+	if err != nil {
+		return errBadSignature
+	}
+	uri := ti.JWKSURI
+	if uri == "" {
+		if uri, err = h.cfg.Assertions.Fetcher.Discover(ctx, ti.Issuer); err != nil {
+			h.log.WarnContext(ctx, "trusted issuer discovery failed", "client_id", c.ID, "trusted_issuer", f.Issuer, "err", err)
+			return errBadSignature
+		}
+	}
+	kid, _ := tok.Header["kid"].(string)
+	set, err := h.cfg.Assertions.Fetcher.Keys(ctx, uri, kid, false)
+	if err != nil {
+		h.log.WarnContext(ctx, "trusted issuer keys unavailable", "client_id", c.ID, "trusted_issuer", f.Issuer, "err", err)
+		return errBadSignature
+	}
+	claims, _, err := parseAssertion(token, set, set.Algs())
+	if err != nil {
+		return err
+	}
+	if iss, _ := claims["iss"].(string); iss != ti.Issuer {
+		return assertionFailure("iss must be the trusted issuer " + ti.Issuer)
+	}
+	aud, err := claims.GetAudience()
+	if err != nil || !slices.Contains(aud, ti.Audience) {
+		return assertionFailure("aud must contain " + ti.Audience)
+	}
+	if _, msg := checkTimes(claims, h.cfg.Now(), h.cfg.Assertions.FederatedMaxLifetime); msg != "" {
+		return assertionFailure(msg)
+	}
+	if sub, _ := claims["sub"].(string); sub != f.Subject {
+		return assertionFailure("sub is not the client's federated subject")
+	}
+	for _, name := range slices.Sorted(maps.Keys(f.Claims)) {
+		if v, ok := claims[name].(string); !ok || v != f.Claims[name] {
+			return assertionFailure("claim " + quote(name) + " is not the client's")
+		}
+	}
+	return nil
+}
+
+// remoteClientKeys returns the key set at the client's jwks_uri, asking
+// for the kid of the assertion's header. A set that cannot be had fails
+// the authentication: the key server is the client's.
+func (h *Handler) remoteClientKeys(ctx context.Context, c store.Client, assertion string) (jwk.Set, error) {
+	if h.cfg.Assertions.Fetcher == nil {
+		return nil, assertionFailure("the client's jwks_uri is not served by this issuer")
+	}
+	tok, _, err := jwt.NewParser().ParseUnverified(assertion, jwt.MapClaims{})
+	if err != nil {
+		return nil, errBadSignature
+	}
+	kid, _ := tok.Header["kid"].(string)
+	set, err := h.cfg.Assertions.Fetcher.Keys(ctx, c.JWKSURI, kid, true)
+	if err != nil {
+		h.log.WarnContext(ctx, "client keys unavailable", "client_id", c.ID, "err", err)
+		return nil, errBadSignature
+	}
+	return set, nil
 }
 
 // parseAssertion verifies the signature of a JWT by a key of set with one

@@ -137,6 +137,9 @@ func New(cfg Config, st Store, signer Signer, hasher *secret.Hasher, log *slog.L
 	if cfg.Assertions.MaxLifetime <= 0 {
 		cfg.Assertions.MaxLifetime = DefaultAssertionMaxLifetime
 	}
+	if cfg.Assertions.FederatedMaxLifetime <= 0 {
+		cfg.Assertions.FederatedMaxLifetime = DefaultFederatedMaxLifetime
+	}
 	h := &Handler{cfg: cfg, st: st, keys: signer, hasher: hasher, log: log, users: cfg.Users, passwords: cfg.Passwords,
 		clientKeys: &clientKeys{}, jtis: st}
 	if h.users == nil || h.passwords == nil {
