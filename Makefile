@@ -62,6 +62,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzWriteToken$$' -fuzztime 150000x ./internal/grant
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDjango$$' -fuzztime 150000x ./internal/userimport
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime 300000x ./internal/password
+	$(GO) test -run '^$$' -fuzz '^FuzzClientAssertion$$' -fuzztime 150000x ./internal/grant
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 100000x ./internal/jwk
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

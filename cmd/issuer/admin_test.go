@@ -754,9 +754,9 @@ func TestErrors(t *testing.T) {
 		{
 			name:       "bad auth method",
 			run:        runClients,
-			args:       []string{"create", "--name", "x", "--auth-method", "private_key_jwt"},
+			args:       []string{"create", "--name", "x", "--auth-method", "tls_client_auth"},
 			wantCode:   2,
-			wantStderr: []string{"invalid --auth-method \"private_key_jwt\": use client_secret_basic or client_secret_post"},
+			wantStderr: []string{"invalid --auth-method \"tls_client_auth\": use client_secret_basic, client_secret_post, private_key_jwt, federated_jwt"},
 			wantNoReqs: true,
 		},
 		{

@@ -4,9 +4,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"maps"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -22,8 +26,8 @@ var clientsGroup = adminGroup{
 	commands: []adminCommand{
 		{
 			name:     "create",
-			synopsis: "--name NAME [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD] [--introspect-all] [POLICY FLAGS]",
-			summary:  "register a client; prints its client_id and client_secret (shown only once)",
+			synopsis: "--name NAME [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD] [--introspect-all] [--jwks-file FILE | --jwks-uri URL] [--signing-alg ALG] [--federated-issuer NAME --federated-subject SUB [--federated-claim NAME=VALUE]...] [--dpop-bound-access-tokens] [POLICY FLAGS]",
+			summary:  "register a client; prints its client_id and client_secret (shown only once; none for private_key_jwt and federated_jwt)",
 			bind:     bindClientsCreate,
 		},
 		{
@@ -39,7 +43,7 @@ var clientsGroup = adminGroup{
 		},
 		{
 			name:     "update",
-			synopsis: "[--name NAME] [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD] [--introspect-all] [--disabled=true|false] [POLICY FLAGS]",
+			synopsis: "[--name NAME] [--scope SCOPES] [--audience URL]... [--grant-types LIST] [--auth-method METHOD] [--introspect-all] [--jwks-file FILE | --jwks-uri URL] [--signing-alg ALG] [--federated-issuer NAME --federated-subject SUB [--federated-claim NAME=VALUE]...] [--dpop-bound-access-tokens] [--disabled=true|false] [POLICY FLAGS]",
 			summary:  "change the given fields of a client and keep the others",
 			takesID:  true,
 			bind:     bindClientsUpdate,
@@ -76,23 +80,34 @@ type metadataFlags struct {
 	maxLifetime string
 	reuse       string
 	quotaPerMin int64
+	// Clients without secrets.
+	jwksFile, jwksURI, signingAlg string
+	fedIssuer, fedSubject         string
+	fedClaims                     listFlag
+	jwks                          []byte // the content of jwksFile
 }
 
 func bindMetadata(fs *flag.FlagSet, update bool) *metadataFlags {
 	m := &metadataFlags{fs: fs}
 	audience := "allowed audience `URL` of the client's tokens; repeat for several"
 	grantTypes := "comma-separated grant `types` (server default client_credentials,refresh_token)"
-	authMethod := "token endpoint auth `method`: client_secret_basic (server default) or client_secret_post"
+	authMethod := "token endpoint auth `method`: client_secret_basic (server default), client_secret_post, private_key_jwt or federated_jwt"
 	if update {
 		audience += "; replaces the list, --audience \"\" clears it"
 		grantTypes = "comma-separated grant `types`, e.g. client_credentials,refresh_token"
-		authMethod = "token endpoint auth `method`: client_secret_basic or client_secret_post"
+		authMethod = "token endpoint auth `method`: client_secret_basic, client_secret_post, private_key_jwt or federated_jwt"
 	}
 	fs.StringVar(&m.name, "name", "", "client `name` (client_name)")
 	fs.StringVar(&m.scope, "scope", "", "allowed `scopes`, space-separated, e.g. \"read write\"")
 	fs.Var(&m.audience, "audience", audience)
 	fs.StringVar(&m.grantTypes, "grant-types", "", grantTypes)
 	fs.StringVar(&m.authMethod, "auth-method", "", authMethod)
+	fs.StringVar(&m.jwksFile, "jwks-file", "", "`file` of the client's JWK Set of public keys (private_key_jwt)")
+	fs.StringVar(&m.jwksURI, "jwks-uri", "", "https `URL` of the client's JWK Set (private_key_jwt)")
+	fs.StringVar(&m.signingAlg, "signing-alg", "", "the only `algorithm` of the client's assertions: RS256, PS256, ES256 or EdDSA (private_key_jwt)")
+	fs.StringVar(&m.fedIssuer, "federated-issuer", "", "`name` of the trusted issuer of the client's workload tokens (federated_jwt)")
+	fs.StringVar(&m.fedSubject, "federated-subject", "", "exact `sub` of the client's workload tokens (federated_jwt)")
+	fs.Var(&m.fedClaims, "federated-claim", "`NAME=VALUE` claim the workload tokens must carry; repeat for several (federated_jwt)")
 	fs.BoolVar(&m.introspectAll, "introspect-all", false, "let the client introspect every token, not only its own (for resource servers); --introspect-all=false takes it away")
 	fs.BoolVar(&m.dpopBound, "dpop-bound-access-tokens", false, "require a DPoP proof with every token request of the client, so all its access tokens are bound to its key (RFC 9449); --dpop-bound-access-tokens=false lifts it")
 	fs.BoolVar(&m.disabled, "disabled", false, "disable the client: it cannot authenticate, and every refresh token it holds ends for good; --disabled=false enables it again")
@@ -114,7 +129,8 @@ func (m *metadataFlags) given() ([]string, error) {
 	var names []string
 	m.fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "name", "scope", "audience", "grant-types", "auth-method", "introspect-all", "dpop-bound-access-tokens":
+		case "name", "scope", "audience", "grant-types", "auth-method", "introspect-all", "dpop-bound-access-tokens",
+			"jwks-file", "jwks-uri", "signing-alg", "federated-issuer", "federated-subject", "federated-claim":
 			names = append(names, f.Name)
 		default:
 			if slices.Contains(policyFlags, f.Name) {
@@ -125,20 +141,33 @@ func (m *metadataFlags) given() ([]string, error) {
 	durations := map[string]string{"access-token-ttl": m.accessTTL, "refresh-token-ttl": m.refreshTTL,
 		"refresh-token-max-lifetime": m.maxLifetime, "refresh-token-reuse-interval": m.reuse}
 	for _, n := range names {
-		switch n {
-		case "auth-method":
-			if m.authMethod != "client_secret_basic" && m.authMethod != "client_secret_post" {
-				return nil, usageErrorf("invalid --auth-method %q: use client_secret_basic or client_secret_post", m.authMethod)
+		switch {
+		case n == "auth-method" && !slices.Contains(authMethods, m.authMethod):
+			return nil, usageErrorf("invalid --auth-method %q: use %s", m.authMethod, strings.Join(authMethods, ", "))
+		case n == "jwks-file" && slices.Contains(names, "jwks-uri"):
+			return nil, usageErrorf("--jwks-file and --jwks-uri: give one, not both")
+		case n == "jwks-file":
+			data, err := os.ReadFile(m.jwksFile)
+			if err != nil {
+				return nil, usageErrorf("--jwks-file: %v", err)
 			}
-		case "access-token-ttl", "refresh-token-ttl", "refresh-token-max-lifetime", "refresh-token-reuse-interval":
+			if !json.Valid(data) {
+				return nil, usageErrorf("--jwks-file %s is not JSON: give a JWK Set, {\"keys\":[…]}", m.jwksFile)
+			}
+			m.jwks = data
+		case n == "federated-claim":
+			for _, kv := range m.fedClaims {
+				if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+					return nil, usageErrorf("invalid --federated-claim %q: use NAME=VALUE, e.g. repository=acme/app", kv)
+				}
+			}
+		case n == "access-token-ttl" || n == "refresh-token-ttl" || n == "refresh-token-max-lifetime" || n == "refresh-token-reuse-interval":
 			v := strings.TrimSpace(durations[n])
 			if _, err := time.ParseDuration(v); v != "" && err != nil {
 				return nil, usageErrorf("invalid --%s %q: use a Go duration such as 90s, 10m or 36h, or \"\" for the default", n, v)
 			}
-		case "token-quota-per-minute":
-			if m.quotaPerMin < 0 {
-				return nil, usageErrorf("invalid --token-quota-per-minute %d: use a number of requests per minute, or 0 for the server's setting", m.quotaPerMin)
-			}
+		case n == "token-quota-per-minute" && m.quotaPerMin < 0:
+			return nil, usageErrorf("invalid --token-quota-per-minute %d: use a number of requests per minute, or 0 for the server's setting", m.quotaPerMin)
 		}
 	}
 	return names, nil
@@ -174,9 +203,45 @@ func (m *metadataFlags) apply(md *adminapi.ClientMetadata, given []string) {
 			md.RefreshTokenReuseInterval = strings.TrimSpace(m.reuse)
 		case "token-quota-per-minute":
 			md.TokenQuotaPerMinute = m.quotaPerMin
+		case "jwks-file":
+			md.JWKS, md.JWKSURI = m.jwks, ""
+		case "jwks-uri":
+			md.JWKSURI, md.JWKS = m.jwksURI, nil
+		case "signing-alg":
+			md.TokenEndpointAuthSigningAlg = m.signingAlg
+		case "federated-issuer", "federated-subject", "federated-claim":
+			if md.FederatedIdentity == nil {
+				md.FederatedIdentity = &adminapi.FederatedIdentity{}
+			}
+			f := md.FederatedIdentity
+			switch n {
+			case "federated-issuer":
+				f.Issuer = m.fedIssuer
+			case "federated-subject":
+				f.Subject = m.fedSubject
+			default:
+				f.Claims = make(map[string]string, len(m.fedClaims))
+				for _, kv := range m.fedClaims {
+					k, v, _ := strings.Cut(kv, "=")
+					f.Claims[k] = v
+				}
+			}
+		}
+	}
+	// Keys and identity belong to one method each: switching the method
+	// leaves behind what the new one does not take.
+	if slices.Contains(given, "auth-method") {
+		if md.TokenEndpointAuthMethod != "private_key_jwt" {
+			md.JWKS, md.JWKSURI, md.TokenEndpointAuthSigningAlg = nil, "", ""
+		}
+		if md.TokenEndpointAuthMethod != "federated_jwt" {
+			md.FederatedIdentity = nil
 		}
 	}
 }
+
+// authMethods are the values of --auth-method.
+var authMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "federated_jwt"}
 
 // listFlag is a repeatable string flag. An empty value adds nothing, so that
 // `--audience ""` alone gives an empty list.
@@ -236,15 +301,26 @@ func (a *adminCLI) printSecret(c adminapi.ClientInfo) error {
 			return err
 		}
 	} else {
-		if c.ClientID == "" || c.ClientSecret == "" {
+		if c.ClientID == "" || c.ClientSecret == "" && !secretless(c.TokenEndpointAuthMethod) {
 			return errors.New("the issuer's answer has no client_id or client_secret: check that the CLI and the server are the same version")
+		}
+		if secretless(c.TokenEndpointAuthMethod) {
+			_, err := fmt.Fprintf(a.stdout, "client_id: %s\n", clean(c.ClientID))
+			return err
 		}
 		if _, err := fmt.Fprintf(a.stdout, "client_id: %s\nclient_secret: %s\n", clean(c.ClientID), c.ClientSecret); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintln(a.stderr, "Store the secret now: it is shown only once.")
+	if c.ClientSecret != "" {
+		fmt.Fprintln(a.stderr, "Store the secret now: it is shown only once.")
+	}
 	return nil
+}
+
+// secretless reports whether clients of the auth method have no secret.
+func secretless(method string) bool {
+	return method == "private_key_jwt" || method == "federated_jwt"
 }
 
 func bindClientsList(*flag.FlagSet) runFunc {
@@ -314,6 +390,31 @@ func (a *adminCLI) printClient(c adminapi.ClientInfo) error {
 	}
 	_, err = fmt.Fprintf(a.stdout, "disabled: %t\naccess_token_ttl: %s\nrefresh_token_ttl: %s\nrefresh_token_max_lifetime: %s\nrefresh_token_reuse_interval: %s\ntoken_quota_per_minute: %s\n",
 		c.Disabled, orDefault(c.AccessTokenTTL), orDefault(c.RefreshTokenTTL), orDefault(c.RefreshTokenMaxLifetime), reuse, quota)
+	if err != nil {
+		return err
+	}
+	return a.printClientAuth(c)
+}
+
+// printClientAuth prints the keys or identity of a client without a secret.
+func (a *adminCLI) printClientAuth(c adminapi.ClientInfo) error {
+	var b strings.Builder
+	if c.JWKS != nil {
+		fmt.Fprintf(&b, "jwks: %s\n", clean(string(c.JWKS)))
+	}
+	if c.JWKSURI != "" {
+		fmt.Fprintf(&b, "jwks_uri: %s\n", clean(c.JWKSURI))
+	}
+	if c.TokenEndpointAuthSigningAlg != "" {
+		fmt.Fprintf(&b, "token_endpoint_auth_signing_alg: %s\n", clean(c.TokenEndpointAuthSigningAlg))
+	}
+	if f := c.FederatedIdentity; f != nil {
+		fmt.Fprintf(&b, "federated_issuer: %s\nfederated_subject: %s\n", clean(f.Issuer), clean(f.Subject))
+		for _, k := range slices.Sorted(maps.Keys(f.Claims)) {
+			fmt.Fprintf(&b, "federated_claim: %s=%s\n", clean(k), clean(f.Claims[k]))
+		}
+	}
+	_, err := io.WriteString(a.stdout, b.String())
 	return err
 }
 
@@ -325,7 +426,7 @@ func bindClientsUpdate(fs *flag.FlagSet) runFunc {
 			return err
 		}
 		if len(given) == 0 {
-			return usageErrorf("nothing to update: pass at least one of --name, --scope, --audience, --grant-types, --auth-method, --introspect-all, --%s", strings.Join(policyFlags, ", --"))
+			return usageErrorf("nothing to update: pass at least one of --name, --scope, --audience, --grant-types, --auth-method, --introspect-all, --dpop-bound-access-tokens, --jwks-file, --jwks-uri, --signing-alg, --federated-issuer, --federated-subject, --federated-claim, --%s", strings.Join(policyFlags, ", --"))
 		}
 		cur, err := a.api.GetClient(ctx, id)
 		if err != nil {

@@ -96,6 +96,12 @@ type Config struct {
 	AccessTTL, RefreshTTL time.Duration
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// CheckJWKSURI says what is wrong with a client's jwks_uri, or nil
+	// (jwksfetch.Policy.Check); nil refuses every jwks_uri.
+	CheckJWKSURI func(uri string) error
+	// TrustedIssuers are the names of the trusted issuers that
+	// federated_jwt clients may name; none turns federated_jwt off.
+	TrustedIssuers []string
 }
 
 // Limiter limits the guessing of the admin token (ratelimit.Limiter):
@@ -212,10 +218,38 @@ func response(c store.Client, sec string) adminapi.ClientInfo {
 			TokenEndpointAuthMethod: c.AuthMethod,
 			IntrospectAll:           c.IntrospectAll,
 			DPoPBoundAccessTokens:   c.DPoPBound,
+
+			JWKS:                        c.JWKS,
+			JWKSURI:                     c.JWKSURI,
+			TokenEndpointAuthSigningAlg: c.AuthSigningAlg,
+			FederatedIdentity:           wireFederated(c.Federated),
 		},
 	}
 	policyMetadata(c, &info.ClientMetadata)
 	return info
+}
+
+// wireFederated and storeFederated convert a federated identity between
+// the wire and the store.
+func wireFederated(f *store.FederatedIdentity) *adminapi.FederatedIdentity {
+	if f == nil {
+		return nil
+	}
+	return &adminapi.FederatedIdentity{Issuer: f.Issuer, Subject: f.Subject, Claims: f.Claims}
+}
+
+func storeFederated(f *adminapi.FederatedIdentity) *store.FederatedIdentity {
+	if f == nil {
+		return nil
+	}
+	return &store.FederatedIdentity{Issuer: f.Issuer, Subject: f.Subject, Claims: f.Claims}
+}
+
+// setClientAuth sets the authentication metadata of m on c.
+func setClientAuth(c *store.Client, m adminapi.ClientMetadata) {
+	c.AuthMethod = m.TokenEndpointAuthMethod
+	c.JWKS, c.JWKSURI, c.AuthSigningAlg = m.JWKS, m.JWKSURI, m.TokenEndpointAuthSigningAlg
+	c.Federated = storeFederated(m.FederatedIdentity)
 }
 
 // validate checks m and fills in defaults; the error text is for the admin.
@@ -256,12 +290,13 @@ func (h *Handler) validate(m *adminapi.ClientMetadata) error {
 	if len(m.Audience) == 0 {
 		problems = append(problems, "audience: at least one allowed audience is required (RFC 9068 access tokens name their audience), e.g. [\"https://api.example.com\"]")
 	}
-	switch m.TokenEndpointAuthMethod {
-	case "":
+	if m.TokenEndpointAuthMethod == "" {
 		m.TokenEndpointAuthMethod = oauth.AuthClientSecretBasic
-	case oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost:
-	default:
-		problems = append(problems, fmt.Sprintf("token_endpoint_auth_method: %q is not supported; use client_secret_basic or client_secret_post", m.TokenEndpointAuthMethod))
+	}
+	if methods := h.authMethods(); !slices.Contains(methods, m.TokenEndpointAuthMethod) {
+		problems = append(problems, fmt.Sprintf("token_endpoint_auth_method: %q is not supported; use %s", m.TokenEndpointAuthMethod, strings.Join(methods, ", ")))
+	} else {
+		problems = append(problems, h.checkClientAuth(m)...)
 	}
 	_, bad = h.clientPolicy(*m)
 	problems = append(problems, bad...)
@@ -278,15 +313,12 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.cfg.Now().UTC().Truncate(time.Millisecond)
 	id := newID()
-	sec := secret.NewClientSecret()
 	c := store.Client{
 		ID:            id,
 		Name:          m.ClientName,
-		SecretHash:    h.hasher.Hash(id, sec),
 		GrantTypes:    m.GrantTypes,
 		Scopes:        strings.Fields(m.Scope),
 		Audiences:     m.Audience,
-		AuthMethod:    m.TokenEndpointAuthMethod,
 		IntrospectAll: m.IntrospectAll,
 		DPoPBound:     m.DPoPBoundAccessTokens,
 		Disabled:      m.Disabled,
@@ -295,6 +327,12 @@ func (h *Handler) createClient(w http.ResponseWriter, r *http.Request) {
 	}
 	p, _ := h.clientPolicy(m) // validate checked it
 	p.apply(&c)
+	setClientAuth(&c, m)
+	var sec string // none for the methods without a secret
+	if !secretless(c.AuthMethod) {
+		sec = secret.NewClientSecret()
+		c.SecretHash = h.hasher.Hash(id, sec)
+	}
 	if err := h.st.CreateClient(r.Context(), c); err != nil {
 		h.storeError(w, r, err)
 		return
@@ -349,10 +387,22 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 			h.storeError(w, r, err)
 			return
 		}
-		c.Name, c.GrantTypes, c.Scopes, c.Audiences, c.AuthMethod = m.ClientName, m.GrantTypes, strings.Fields(m.Scope), m.Audience, m.TokenEndpointAuthMethod
+		c.Name, c.GrantTypes, c.Scopes, c.Audiences = m.ClientName, m.GrantTypes, strings.Fields(m.Scope), m.Audience
 		c.IntrospectAll, c.DPoPBound = m.IntrospectAll, m.DPoPBoundAccessTokens
 		p, _ := h.clientPolicy(m) // validate checked it
 		p.apply(&c)
+		setClientAuth(&c, m)
+		// A client that moves to a method without a secret loses its
+		// secret; one that moves back gets a new secret, shown in this
+		// answer only.
+		var sec string
+		switch {
+		case secretless(c.AuthMethod):
+			c.SecretHash = nil
+		case len(c.SecretHash) == 0:
+			sec = secret.NewClientSecret()
+			c.SecretHash = h.hasher.Hash(c.ID, sec)
+		}
 		c.UpdatedAt = h.cfg.Now().UTC().Truncate(time.Millisecond)
 		err = h.st.UpdateClient(r.Context(), c)
 		if errors.Is(err, store.ErrConflict) {
@@ -369,7 +419,7 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.log.InfoContext(r.Context(), "client updated", "client_id", c.ID, "disabled", c.Disabled)
-		writeJSON(w, http.StatusOK, response(c, ""))
+		writeJSON(w, http.StatusOK, response(c, sec))
 		return
 	}
 	h.log.WarnContext(r.Context(), "client update gave up: the client kept changing", "client_id", r.PathValue("id"), "attempts", updateAttempts)
@@ -391,8 +441,17 @@ func (h *Handler) deleteClient(w http.ResponseWriter, r *http.Request) {
 // the old one back.
 func (h *Handler) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	c, err := h.st.GetClientFresh(r.Context(), id)
+	if err != nil {
+		h.storeError(w, r, err)
+		return
+	}
+	if secretless(c.AuthMethod) {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the client authenticates with "+c.AuthMethod+" and has no secret; change its keys or identity with PUT /admin/clients/{id}")
+		return
+	}
 	sec := secret.NewClientSecret()
-	c, err := h.st.SetClientSecret(r.Context(), id, h.hasher.Hash(id, sec))
+	c, err = h.st.SetClientSecret(r.Context(), id, h.hasher.Hash(id, sec))
 	if err != nil {
 		h.storeError(w, r, err)
 		return

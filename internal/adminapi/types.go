@@ -9,7 +9,10 @@
 // every call.
 package adminapi
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Paths of the admin API, relative to the issuer's base URL.
 const (
@@ -37,7 +40,8 @@ type ClientMetadata struct {
 	// first is the default.
 	Audience []string `json:"audience"`
 	// TokenEndpointAuthMethod is how the client authenticates:
-	// client_secret_basic (default) or client_secret_post.
+	// client_secret_basic (default), client_secret_post, private_key_jwt
+	// (with JWKS or JWKSURI) or federated_jwt (with FederatedIdentity).
 	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method"`
 	// IntrospectAll (extension) lets the client introspect every token,
 	// not only its own: for resource servers that introspect.
@@ -72,6 +76,31 @@ type ClientMetadata struct {
 	// make per minute; 0 (or absent) means the server's
 	// token_quota_per_minute.
 	TokenQuotaPerMinute int64 `json:"token_quota_per_minute,omitempty"`
+
+	// JWKS is the client's JWK Set of public keys (RFC 7591 §2), for
+	// private_key_jwt; never together with JWKSURI.
+	JWKS json.RawMessage `json:"jwks,omitempty"`
+	// JWKSURI is the https URL of the client's JWK Set (RFC 7591 §2),
+	// for private_key_jwt; never together with JWKS.
+	JWKSURI string `json:"jwks_uri,omitempty"`
+	// TokenEndpointAuthSigningAlg pins the algorithm of the client's
+	// assertions: RS256, PS256, ES256 or EdDSA (RFC 7591 §2).
+	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg,omitempty"`
+	// FederatedIdentity (extension) is the workload identity of a
+	// federated_jwt client.
+	FederatedIdentity *FederatedIdentity `json:"federated_identity,omitempty"`
+}
+
+// FederatedIdentity binds a federated_jwt client to the tokens of a
+// trusted issuer (trusted_issuers in the configuration).
+type FederatedIdentity struct {
+	// Issuer is the name of the trusted issuer.
+	Issuer string `json:"issuer"`
+	// Subject is the exact sub of the workload's tokens.
+	Subject string `json:"subject"`
+	// Claims are further claims the tokens must carry, each a string
+	// equal to the given value.
+	Claims map[string]string `json:"claims,omitempty"`
 }
 
 // ClientInfo is a registered client as the admin API returns it: the RFC
@@ -80,7 +109,9 @@ type ClientInfo struct {
 	// ClientID is the client's id.
 	ClientID string `json:"client_id"`
 	// ClientSecret is present only in the answers of registration and of
-	// secret rotation: the issuer keeps only a hash.
+	// secret rotation: the issuer keeps only a hash. Clients that
+	// authenticate without a secret (private_key_jwt, federated_jwt) have
+	// none.
 	ClientSecret string `json:"client_secret,omitempty"`
 	// ClientIDIssuedAt is the registration time, in seconds since the epoch.
 	ClientIDIssuedAt int64 `json:"client_id_issued_at"`

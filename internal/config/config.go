@@ -268,6 +268,39 @@ type Config struct {
 	// token endpoint, 10s to 1h; a proof's jti is remembered that long.
 	// With DPoPNonce it is also the time step of the nonces. Default 5m.
 	DPoPProofMaxAge time.Duration `yaml:"dpop_proof_max_age" env:"ISSUER_DPOP_PROOF_MAX_AGE"`
+
+	// Clients without shared secrets (private_key_jwt, federated_jwt).
+
+	// ClientAssertionLegacyAudience also accepts private_key_jwt assertions
+	// whose aud contains the issuer identifier or the token endpoint URL
+	// among other values (RFC 7523 as first published); by default aud must
+	// be the issuer identifier alone (draft-ietf-oauth-rfc7523bis).
+	// Default false.
+	ClientAssertionLegacyAudience bool `yaml:"client_assertion_legacy_audience" env:"ISSUER_CLIENT_ASSERTION_LEGACY_AUDIENCE"`
+
+	// ClientAssertionMaxLifetime bounds a private_key_jwt assertion's exp
+	// after its iat (or after now without iat), 10s to 1h. Default 5m.
+	ClientAssertionMaxLifetime time.Duration `yaml:"client_assertion_max_lifetime" env:"ISSUER_CLIENT_ASSERTION_MAX_LIFETIME"`
+
+	// AllowInsecureJWKSURI lets clients register http:// jwks_uris, and
+	// trusted issuers publish http:// keys; for development only.
+	// Default false.
+	AllowInsecureJWKSURI bool `yaml:"allow_insecure_jwks_uri" env:"ISSUER_ALLOW_INSECURE_JWKS_URI"`
+
+	// JWKSURIAllowedHosts is a comma-separated list (in the file also a
+	// YAML list) of the only hosts a client's jwks_uri may name; empty, the
+	// default, allows any host, private and loopback addresses included.
+	JWKSURIAllowedHosts string `yaml:"jwks_uri_allowed_hosts" env:"ISSUER_JWKS_URI_ALLOWED_HOSTS" list:"comma"`
+
+	// TrustedIssuers are the external issuers of workload-identity tokens
+	// that federated_jwt clients present: a JSON array (in the file also a
+	// YAML list) of {"name","issuer","jwks_uri"?,"audience"?} objects; see
+	// TrustedIssuer. Empty, the default, turns federated_jwt off.
+	TrustedIssuers string `yaml:"trusted_issuers" env:"ISSUER_TRUSTED_ISSUERS" list:"json"`
+
+	// FederatedAssertionMaxLifetime bounds a workload-identity token's exp
+	// after its iat (or after now without iat), 1m to 168h. Default 24h.
+	FederatedAssertionMaxLifetime time.Duration `yaml:"federated_assertion_max_lifetime" env:"ISSUER_FEDERATED_ASSERTION_MAX_LIFETIME"`
 }
 
 // Default returns the configuration used when neither a file nor the
@@ -308,6 +341,9 @@ func Default() Config {
 		SimpleJWTPath:              "/api/token/",
 		SimpleJWTUserIDClaim:       "user_id",
 		DPoPProofMaxAge:            5 * time.Minute,
+
+		ClientAssertionMaxLifetime:    5 * time.Minute,
+		FederatedAssertionMaxLifetime: 24 * time.Hour,
 	}
 }
 
@@ -340,6 +376,9 @@ type setting struct {
 	field int    // index in Config
 	key   string // yaml key
 	env   string // environment variable
+	// list is how a YAML list is written into the string field: "comma"
+	// (joined with commas) or "json" (a JSON array); "" takes no list.
+	list string
 }
 
 // settings lists every field of Config in declaration order; byKey indexes it.
@@ -358,7 +397,7 @@ func settingsOf(t reflect.Type) []setting {
 	s := make([]setting, t.NumField())
 	for i := range s {
 		f := t.Field(i)
-		s[i] = setting{field: i, key: f.Tag.Get("yaml"), env: f.Tag.Get("env")}
+		s[i] = setting{field: i, key: f.Tag.Get("yaml"), env: f.Tag.Get("env"), list: f.Tag.Get("list")}
 	}
 	return s
 }
@@ -559,6 +598,7 @@ func (c Config) problems() []problem {
 	ps = append(ps, c.serverProblems()...)
 	ps = append(ps, c.userProblems()...)
 	ps = append(ps, c.dpopProblems()...)
+	ps = append(ps, c.clientAuthProblems()...)
 	if !slices.Contains(logLevels, c.LogLevel) {
 		add("log_level", "%q is not a log level; use one of %s", c.LogLevel, strings.Join(logLevels, ", "))
 	}

@@ -81,6 +81,9 @@ func TestDefault(t *testing.T) {
 		SimpleJWTPath:              "/api/token/",
 		SimpleJWTUserIDClaim:       "user_id",
 		DPoPProofMaxAge:            5 * time.Minute,
+
+		ClientAssertionMaxLifetime:    5 * time.Minute,
+		FederatedAssertionMaxLifetime: 24 * time.Hour,
 	}
 	if got := Default(); got != want {
 		t.Errorf("Default() = %v, want %v", got, want)
@@ -192,6 +195,9 @@ log_level: debug
 		SimpleJWTPath:              "/api/token/",
 		SimpleJWTUserIDClaim:       "user_id",
 		DPoPProofMaxAge:            5 * time.Minute,
+
+		ClientAssertionMaxLifetime:    5 * time.Minute,
+		FederatedAssertionMaxLifetime: 24 * time.Hour,
 	}
 	got, err := Load(path, nil)
 	if err != nil {
@@ -288,6 +294,10 @@ func TestEveryEnvVar(t *testing.T) {
 		"simplejwt_claims": "true", "simplejwt_user_id_claim": "uid",
 		"redis_wait_replicas": "1", "redis_wait_timeout": "250ms",
 		"dpop_nonce": "true", "dpop_proof_max_age": "30s",
+		"client_assertion_legacy_audience": "true", "client_assertion_max_lifetime": "1m",
+		"allow_insecure_jwks_uri": "true", "jwks_uri_allowed_hosts": "keys.example.com,10.0.0.7",
+		"trusted_issuers":                  `[{"name":"gh","issuer":"https://token.actions.githubusercontent.com","audience":"https://x.example.com"}]`,
+		"federated_assertion_max_lifetime": "1h",
 	}
 	for _, s := range settings {
 		t.Run(s.env, func(t *testing.T) {
@@ -577,6 +587,8 @@ func TestValidateReportsEverything(t *testing.T) {
 		"ISSUER_SIMPLEJWT_PATH (simplejwt_path): ",
 		"ISSUER_SIMPLEJWT_USER_ID_CLAIM (simplejwt_user_id_claim): ",
 		"ISSUER_DPOP_PROOF_MAX_AGE (dpop_proof_max_age): ",
+		"ISSUER_CLIENT_ASSERTION_MAX_LIFETIME (client_assertion_max_lifetime): ",
+		"ISSUER_FEDERATED_ASSERTION_MAX_LIFETIME (federated_assertion_max_lifetime): ",
 		"ISSUER_LOG_LEVEL (log_level): ",
 	}
 	got := lines(c.Validate())
@@ -643,6 +655,12 @@ var settingNames = strings.Join([]string{
 	"simplejwt_user_id_claim",
 	"dpop_nonce",
 	"dpop_proof_max_age",
+	"client_assertion_legacy_audience",
+	"client_assertion_max_lifetime",
+	"allow_insecure_jwks_uri",
+	"jwks_uri_allowed_hosts",
+	"trusted_issuers",
+	"federated_assertion_max_lifetime",
 }, ", ")
 
 func TestLoadErrors(t *testing.T) {
@@ -911,6 +929,12 @@ func TestRedaction(t *testing.T) {
 		`simplejwt_user_id_claim="user_id"`,
 		`dpop_nonce=false`,
 		`dpop_proof_max_age=5m`,
+		`client_assertion_legacy_audience=false`,
+		`client_assertion_max_lifetime=5m`,
+		`allow_insecure_jwks_uri=false`,
+		`jwks_uri_allowed_hosts=""`,
+		`trusted_issuers=""`,
+		`federated_assertion_max_lifetime=24h`,
 	}, " ")
 	if got := d.String(); got != want {
 		t.Errorf("Default().String() =\n%s\nwant\n%s", got, want)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -207,6 +208,17 @@ func (l *loader) file(path string) error {
 			continue // "key:" with no value leaves the default
 		}
 		l.where[s.key] = at
+		if n.Kind == yaml.SequenceNode && s.list != "" {
+			raw, err := listValue(&n, s.list)
+			if err == nil {
+				err = s.set(&l.c, raw)
+			}
+			if err != nil {
+				l.failed[s.key] = true
+				l.errs = append(l.errs, problem{key: s.key, msg: err.Error()}.line(at))
+			}
+			continue
+		}
 		if n.Kind != yaml.ScalarNode {
 			l.failed[s.key] = true
 			l.errs = append(l.errs, problem{key: s.key, msg: "must be a single value, not a list or mapping"}.line(at))
@@ -294,4 +306,28 @@ func suggestEnv(name string) string {
 		return "did you mean " + best + "?"
 	}
 	return "config.yaml lists every setting with its variable"
+}
+
+// listValue writes the YAML list n as the string value of a list setting:
+// its scalars joined with commas, or the list as JSON.
+func listValue(n *yaml.Node, format string) (string, error) {
+	if format == "comma" {
+		var items []string
+		for _, e := range n.Content {
+			if e.Kind != yaml.ScalarNode || strings.Contains(e.Value, ",") {
+				return "", errors.New("must be a list of single values without commas")
+			}
+			items = append(items, e.Value)
+		}
+		return strings.Join(items, ","), nil
+	}
+	var v []any
+	if err := n.Decode(&v); err != nil {
+		return "", fmt.Errorf("is not a list of mappings: %v", err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("cannot be written as JSON: %v", err)
+	}
+	return string(b), nil
 }

@@ -19,9 +19,9 @@ import (
 const maxClientIDLen = 128
 
 // Authenticate authenticates the client of a token-endpoint request
-// (RFC 6749 §2.3.1) by HTTP Basic or by client_id and client_secret in the
-// form, never both. A client authenticates only with the method it
-// registered.
+// (RFC 6749 §2.3.1) by HTTP Basic, by client_id and client_secret in the
+// form, or by a JWT client assertion (RFC 7523 §2.2: private_key_jwt), never
+// two of them. A client authenticates only with the method it registered.
 //
 // A disabled client is refused (invalid_client) once its secret is right.
 //
@@ -36,7 +36,28 @@ const maxClientIDLen = 128
 // the rules), and every wrong secret or unknown client id counts as a failure
 // of both. Requests without credentials, with malformed ones, or with the
 // right secret over the wrong method do not count.
+//
+// A disabled client is refused whatever its method, and only a client that
+// proved itself learns that it is disabled.
 func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, *Error) {
+	var (
+		c    store.Client
+		oerr *Error
+	)
+	if form.Has("client_assertion") || form.Has("client_assertion_type") {
+		c, oerr = h.authenticateAssertion(r, form)
+	} else {
+		c, oerr = h.authenticateSecret(r, form)
+	}
+	if oerr == nil && c.Disabled {
+		return store.Client{}, errInvalidClient("the client is disabled; an administrator enables it with issuer clients update " + c.ID + " --disabled=false")
+	}
+	return c, oerr
+}
+
+// authenticateSecret authenticates a client by its secret
+// (client_secret_basic or client_secret_post).
+func (h *Handler) authenticateSecret(r *http.Request, form url.Values) (store.Client, *Error) {
 	start := time.Now()
 	id, sec, method, oerr := credentials(r, form)
 	if oerr != nil {
@@ -57,6 +78,7 @@ func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, 
 		}
 	}
 	fail := func() (store.Client, *Error) {
+		h.authMetric(method, "failure")
 		if h.cfg.Limiter != nil {
 			h.cfg.Limiter.AuthFailed(r.Context(), limitID, addr)
 		}
@@ -83,12 +105,10 @@ func (h *Handler) Authenticate(r *http.Request, form url.Values) (store.Client, 
 		return fail()
 	}
 	if c.AuthMethod != method {
+		h.authMetric(method, "failure")
 		return store.Client{}, errInvalidClient("the client is registered for " + c.AuthMethod + ", not " + method)
 	}
-	// Only a client that proved its secret learns that it is disabled.
-	if c.Disabled {
-		return store.Client{}, errInvalidClient("the client is disabled; an administrator enables it with issuer clients update " + c.ID + " --disabled=false")
-	}
+	h.authMetric(method, "success")
 	return c, nil
 }
 

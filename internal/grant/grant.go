@@ -60,6 +60,9 @@ type Limiter interface {
 // error code (metrics.Metrics).
 type Metrics interface {
 	TokenRequest(grantType, outcome string)
+	// ClientAuth counts a client authentication by method
+	// (token_endpoint_auth_method) and outcome (success or failure).
+	ClientAuth(method, outcome string)
 }
 
 // Config configures the token endpoint.
@@ -113,6 +116,9 @@ type Config struct {
 	// server (dpop_nonce, RFC 9449 §8); every response of the token
 	// endpoint then carries the current one in a DPoP-Nonce header.
 	DPoPNonces *verify.Nonces
+	// Assertions configures client authentication by JWT assertion
+	// (private_key_jwt).
+	Assertions AssertionConfig
 }
 
 // DefaultFailureFloor is the default Config.FailureFloor: well above the
@@ -131,6 +137,10 @@ type Handler struct {
 	users     Users
 	passwords Passwords
 	retries   *retrySealer
+	// clientKeys finds the keys of private_key_jwt clients; jtis records
+	// the assertions' jtis (the store).
+	clientKeys *clientKeys
+	jtis       jtiStore
 }
 
 // New returns the token endpoint handler.
@@ -150,8 +160,14 @@ func New(cfg Config, st Store, signer Signer, hasher *secret.Hasher, log *slog.L
 	if cfg.UserIDClaim == "" {
 		cfg.UserIDClaim = "user_id"
 	}
+	if cfg.Assertions.MaxLifetime <= 0 {
+		cfg.Assertions.MaxLifetime = DefaultAssertionMaxLifetime
+	}
+	if cfg.Assertions.FederatedMaxLifetime <= 0 {
+		cfg.Assertions.FederatedMaxLifetime = DefaultFederatedMaxLifetime
+	}
 	h := &Handler{cfg: cfg, st: st, keys: signer, hasher: hasher, log: log, users: cfg.Users, passwords: cfg.Passwords,
-		retries: newRetrySealer(cfg.RetryKey)}
+		retries: newRetrySealer(cfg.RetryKey), clientKeys: &clientKeys{}, jtis: st}
 	if h.users == nil || h.passwords == nil {
 		h.users, h.passwords = nil, nil
 	}

@@ -45,6 +45,8 @@ func (f *fakeLimiter) AllowToken(_ context.Context, clientID string, _ int64) ra
 // fakeMetrics records token request outcomes.
 type fakeMetrics struct{ outcomes []string }
 
+func (f *fakeMetrics) ClientAuth(string, string) {}
+
 func (f *fakeMetrics) TokenRequest(grantType, outcome string) {
 	f.outcomes = append(f.outcomes, grantType+":"+outcome)
 }

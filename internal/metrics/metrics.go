@@ -26,6 +26,7 @@ type Metrics struct {
 
 	httpDuration  *prometheus.HistogramVec
 	tokenRequests *prometheus.CounterVec
+	clientAuth    *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
 	storeDuration *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec
@@ -45,6 +46,10 @@ func New(version string) *Metrics {
 			Name: "issuer_token_requests_total",
 			Help: "Token requests by grant_type (client_credentials, refresh_token, password, simplejwt for the SimpleJWT-compatible endpoints, or other) and outcome (success or the RFC 6749 error code).",
 		}, []string{"grant_type", "outcome"}),
+		clientAuth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "issuer_client_auth_total",
+			Help: "Client authentications at the token, introspection and revocation endpoints by method (client_secret_basic, client_secret_post, private_key_jwt, federated_jwt; a client assertion of an unknown client counts as private_key_jwt) and outcome (success or failure).",
+		}, []string{"method", "outcome"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "issuer_rate_limited_total",
 			Help: "Requests refused with 429 by an abuse limit: address (failed authentications from one source address), client (failed authentications of one client id), quota (token requests per client), password_address (failed password logins from one address) or admin_address (wrong admin tokens from one address).",
@@ -68,7 +73,7 @@ func New(version string) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		build, m.httpDuration, m.tokenRequests, m.rateLimited, m.storeDuration, m.storeErrors,
+		build, m.httpDuration, m.tokenRequests, m.clientAuth, m.rateLimited, m.storeDuration, m.storeErrors,
 	)
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	return m
@@ -122,6 +127,20 @@ func (m *Metrics) TokenRequest(grantType, outcome string) {
 		grantType = "other"
 	}
 	m.tokenRequests.WithLabelValues(grantType, outcome).Inc()
+}
+
+// ClientAuth records one client authentication: method is the
+// token_endpoint_auth_method, outcome success or failure.
+func (m *Metrics) ClientAuth(method, outcome string) {
+	switch method {
+	case "client_secret_basic", "client_secret_post", "private_key_jwt", "federated_jwt":
+	default:
+		method = "other"
+	}
+	if outcome != "success" {
+		outcome = "failure"
+	}
+	m.clientAuth.WithLabelValues(method, outcome).Inc()
 }
 
 // Limited records a request refused by the abuse limit limit.

@@ -41,7 +41,18 @@ const (
 	// AuthClientSecretPost is client_id and client_secret in the form body
 	// (RFC 6749 §2.3.1).
 	AuthClientSecretPost = "client_secret_post"
+	// AuthPrivateKeyJWT is a JWT signed with a key of the client's
+	// registered JWK Set (RFC 7523 §2.2, OpenID Connect Core §9).
+	AuthPrivateKeyJWT = "private_key_jwt"
+	// AuthFederatedJWT (extension) is a JWT that a trusted external issuer
+	// (a Kubernetes cluster, SPIRE, GitHub Actions) minted for the
+	// client's workload, presented like a private_key_jwt assertion.
+	AuthFederatedJWT = "federated_jwt"
 )
+
+// AssertionTypeJWTBearer is the client_assertion_type of a JWT client
+// assertion (RFC 7523 §2.2).
+const AssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 // maxScopeTokenLen bounds a scope token; RFC 6749 sets no limit.
 const maxScopeTokenLen = 128

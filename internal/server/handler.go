@@ -71,6 +71,13 @@ type HandlerConfig struct {
 	// GrantTypes are the grant types the token endpoint serves, advertised
 	// in the metadata; client_credentials and refresh_token when empty.
 	GrantTypes []string
+	// AuthMethods are the client authentication methods of the token,
+	// introspection and revocation endpoints; client_secret_basic and
+	// client_secret_post when empty.
+	AuthMethods []string
+	// AuthSigningAlgs are the algorithms of client assertions
+	// (private_key_jwt); none advertised when empty.
+	AuthSigningAlgs []string
 	// SigningAlg is the algorithm of the access-token signing key, advertised
 	// in the metadata so that resource APIs can pin it.
 	SigningAlg string
@@ -348,6 +355,10 @@ type metadata struct {
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	IntrospectionAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
 	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	// The algorithms of client assertions (private_key_jwt), RFC 8414 §2.
+	TokenEndpointAuthSigningAlgs         []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	IntrospectionEndpointAuthSigningAlgs []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
+	RevocationEndpointAuthSigningAlgs    []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
 	// Extensions: the access-token algorithm, and whether verifying access
 	// tokens needs a shared secret (HS256), which the JWKS never holds.
 	AccessTokenSigningAlgs      []string `json:"access_token_signing_alg_values_supported,omitempty"`
@@ -358,7 +369,10 @@ type metadata struct {
 
 func (s *Handler) buildMetadata() ([]byte, error) {
 	iss := strings.TrimSuffix(s.cfg.Issuer, "/")
-	authMethods := []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost}
+	authMethods := s.cfg.AuthMethods
+	if len(authMethods) == 0 {
+		authMethods = []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost}
+	}
 	grants := s.cfg.GrantTypes
 	if len(grants) == 0 {
 		grants = []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
@@ -375,6 +389,10 @@ func (s *Handler) buildMetadata() ([]byte, error) {
 		IntrospectionAuthMethodsSupported: authMethods,
 		RevocationAuthMethodsSupported:    authMethods,
 		DPoPSigningAlgs:                   s.cfg.DPoPAlgs,
+
+		TokenEndpointAuthSigningAlgs:         s.cfg.AuthSigningAlgs,
+		IntrospectionEndpointAuthSigningAlgs: s.cfg.AuthSigningAlgs,
+		RevocationEndpointAuthSigningAlgs:    s.cfg.AuthSigningAlgs,
 	}
 	if s.cfg.SigningAlg != "" {
 		md.AccessTokenSigningAlgs = []string{s.cfg.SigningAlg}

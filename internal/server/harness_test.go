@@ -53,6 +53,13 @@ type testIssuer struct {
 
 func startIssuer(t *testing.T, mutate ...func(*config.Config)) *testIssuer {
 	t.Helper()
+	return startIssuerOpts(t, nil, mutate...)
+}
+
+// startIssuerOpts is startIssuer with the server's Options changed by opts
+// (when not nil).
+func startIssuerOpts(t *testing.T, opts func(*Options), mutate ...func(*config.Config)) *testIssuer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +73,11 @@ func startIssuer(t *testing.T, mutate ...func(*config.Config)) *testIssuer {
 	}
 	ti := &testIssuer{URL: cfg.URL, base: "http://" + ln.Addr().String(), cfg: cfg, clock: newClock(), logs: &testutil.Buffer{}, reload: make(chan struct{}, 1)}
 	log := slog.New(slog.NewJSONHandler(ti.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ti.app, err = New(context.Background(), cfg, Options{Logger: log, Now: ti.clock.Now, Version: "test", Reload: ti.reload})
+	o := Options{Logger: log, Now: ti.clock.Now, Version: "test", Reload: ti.reload}
+	if opts != nil {
+		opts(&o)
+	}
+	ti.app, err = New(context.Background(), cfg, o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"os"
@@ -59,6 +61,47 @@ func TestNodeInterop(t *testing.T) {
 		t.Fatalf("node check.mjs: %v\n%s\nissuer logs:\n%s", err, out, ti.logs)
 	}
 	t.Logf("node check.mjs: %s", out)
+}
+
+// TestNodeInteropPrivateKeyJWT runs interop/private_key_jwt.mjs: a
+// private_key_jwt client authenticates with oauth4webapi's PrivateKeyJwt
+// (ES256) and with a jose-signed EdDSA assertion.
+func TestNodeInteropPrivateKeyJWT(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		nodeMissing(t, "node is not on PATH")
+	}
+	for _, dep := range []string{"oauth4webapi", "jose"} {
+		if _, err := os.Stat(filepath.Join(interopDir, "node_modules", dep, "package.json")); err != nil {
+			nodeMissing(t, "interop/node_modules/"+dep+" is missing")
+		}
+	}
+	ti := startIssuer(t)
+	const audience = "https://api.example.com"
+	es, ed := newClientKey(t, "es", "ES256"), newClientKey(t, "ed", "EdDSA")
+	id := ti.registerKeyClient(t, map[string]any{"client_name": "node-pkjwt", "scope": "read", "audience": []string{audience}, "jwks": jwksOf(es, ed)})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "private_key_jwt.mjs")
+	cmd.Dir = interopDir
+	cmd.Env = append(os.Environ(), "ISSUER_URL="+ti.URL, "CLIENT_ID="+id, "AUDIENCE="+audience,
+		"ES256_KEY="+pkcs8PEM(t, es), "EDDSA_KEY="+pkcs8PEM(t, ed))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node private_key_jwt.mjs: %v\n%s\nissuer logs:\n%s", err, out, ti.logs)
+	}
+	t.Logf("node private_key_jwt.mjs: %s", out)
+}
+
+// pkcs8PEM is k's private key as PKCS #8 PEM.
+func pkcs8PEM(t *testing.T, k clientKey) string {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(k.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
 // nodeMissing fails the test (or skips it when ISSUER_SKIP_NODE=1) because

@@ -18,6 +18,8 @@ import (
 	"github.com/issuer-oauth/issuer/internal/admin"
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/grant"
+	"github.com/issuer-oauth/issuer/internal/jwk"
+	"github.com/issuer-oauth/issuer/internal/jwksfetch"
 	"github.com/issuer-oauth/issuer/internal/keys"
 	"github.com/issuer-oauth/issuer/internal/metrics"
 	"github.com/issuer-oauth/issuer/internal/oauth"
@@ -42,6 +44,11 @@ type Options struct {
 	// Version is the build's version, reported in the metrics and in the
 	// start-up log line.
 	Version string
+	// HTTPClient, when not nil, makes the requests for client jwks_uris
+	// and trusted issuers' keys (tests give one that trusts their TLS
+	// server); its Timeout and redirect policy are replaced by the
+	// fetcher's limits.
+	HTTPClient *http.Client
 	// Reload, when not nil, makes the server reread its signing keys (the
 	// files of keys_dir) each time it receives; cmd/issuer sends on it on
 	// SIGHUP.
@@ -141,6 +148,18 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	if err != nil {
 		return fail(fmt.Errorf("password hashing: %w", err))
 	}
+	policy := jwksfetch.Policy{AllowInsecure: cfg.AllowInsecureJWKSURI, AllowedHosts: cfg.JWKSURIAllowedHostList()}
+	fetcher := jwksfetch.New(jwksfetch.Config{Policy: policy, Client: opts.HTTPClient, Now: now, Logger: log})
+	authMethods := []string{oauth.AuthClientSecretBasic, oauth.AuthClientSecretPost, oauth.AuthPrivateKeyJWT}
+	trusted := map[string]grant.TrustedIssuer{}
+	var trustedNames []string
+	for _, ti := range cfg.TrustedIssuerList() {
+		trusted[ti.Name] = grant.TrustedIssuer{Issuer: ti.Issuer, JWKSURI: ti.JWKSURI, Audience: ti.Audience}
+		trustedNames = append(trustedNames, ti.Name)
+	}
+	if len(trusted) > 0 {
+		authMethods = append(authMethods, oauth.AuthFederatedJWT)
+	}
 	gc := grant.Config{
 		Issuer:             cfg.URL,
 		AccessTTL:          cfg.AccessTokenTTL,
@@ -155,6 +174,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		// request's own URL is not what the client signed.
 		TokenURL:   strings.TrimSuffix(cfg.URL, "/") + PathToken,
 		DPoPMaxAge: cfg.DPoPProofMaxAge,
+		Assertions: grant.AssertionConfig{
+			LegacyAudience:       cfg.ClientAssertionLegacyAudience,
+			MaxLifetime:          cfg.ClientAssertionMaxLifetime,
+			TokenEndpoint:        strings.TrimSuffix(cfg.URL, "/") + PathToken,
+			Fetcher:              fetcher,
+			TrustedIssuers:       trusted,
+			FederatedMaxLifetime: cfg.FederatedAssertionMaxLifetime,
+		},
 	}
 	if cfg.DPoPNonce {
 		// One key on every instance: a nonce from any instance is good at
@@ -177,21 +204,25 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	var adm http.Handler
 	if cfg.AdminToken != "" {
 		adm = admin.New(admin.Config{
-			Token:         cfg.AdminToken,
-			MaxBodyBytes:  cfg.MaxBodyBytes,
-			PasswordGrant: cfg.PasswordGrant,
-			Passwords:     passwords, // the grant's: one bound on concurrent hashing
-			Lockouts:      limiter,   // the grant's per-username locks
-			Limiter:       limiter,
-			Backup:        backupOf(st),
-			AccessTTL:     cfg.AccessTokenTTL,
-			RefreshTTL:    cfg.RefreshTokenTTL,
-			Now:           now,
+			Token:          cfg.AdminToken,
+			MaxBodyBytes:   cfg.MaxBodyBytes,
+			PasswordGrant:  cfg.PasswordGrant,
+			Passwords:      passwords, // the grant's: one bound on concurrent hashing
+			Lockouts:       limiter,   // the grant's per-username locks
+			Limiter:        limiter,
+			Backup:         backupOf(st),
+			AccessTTL:      cfg.AccessTokenTTL,
+			RefreshTTL:     cfg.RefreshTokenTTL,
+			Now:            now,
+			CheckJWKSURI:   policy.Check,
+			TrustedIssuers: trustedNames,
 		}, s.store, s.keys, hasher, log)
 	}
 	hc := HandlerConfig{
 		Issuer:           cfg.URL,
 		GrantTypes:       grants,
+		AuthMethods:      authMethods,
+		AuthSigningAlgs:  jwk.Algorithms,
 		SigningAlg:       s.keys.Alg(),
 		DPoPAlgs:         verify.DPoPAlgorithms(),
 		Token:            tokens,

@@ -35,8 +35,11 @@ func TestMetadata(t *testing.T) {
 			if ok != adminOn || (adminOn && reg != ti.URL+"/admin/clients") {
 				t.Errorf("registration_endpoint = %v with admin API on=%v", md["registration_endpoint"], adminOn)
 			}
-			if got := toStrings(md["token_endpoint_auth_methods_supported"]); strings.Join(got, " ") != "client_secret_basic client_secret_post" {
+			if got := toStrings(md["token_endpoint_auth_methods_supported"]); strings.Join(got, " ") != "client_secret_basic client_secret_post private_key_jwt" {
 				t.Errorf("token_endpoint_auth_methods_supported = %v", got)
+			}
+			if got := toStrings(md["token_endpoint_auth_signing_alg_values_supported"]); strings.Join(got, " ") != "RS256 PS256 ES256 EdDSA" {
+				t.Errorf("token_endpoint_auth_signing_alg_values_supported = %v", got)
 			}
 			if got := toStrings(md["grant_types_supported"]); strings.Join(got, " ") != "client_credentials refresh_token" {
 				t.Errorf("grant_types_supported = %v", got)

@@ -12,6 +12,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
@@ -68,7 +69,8 @@ type Client struct {
 	// only over the version it was given and stores the next, and
 	// SetClientSecret and SetClientDisabled increment it, so that a write
 	// based on an old read fails with ErrConflict instead of undoing a
-	// newer change (a rotated secret, a disabling above all). CreateClient stores it as given, usually 0.
+	// newer change (a rotated secret, a disabling above all). CreateClient
+	// stores it as given, usually 0.
 	Version int64 `json:"version,omitempty"`
 
 	// Per-client policy (README, "Per-client policy"). A zero duration or
@@ -94,6 +96,30 @@ type Client struct {
 	RefreshTokenReuseInterval time.Duration `json:"refresh_token_reuse_interval,omitempty"`
 	// TokenQuotaPerMinute is the number of token requests per minute.
 	TokenQuotaPerMinute int64 `json:"token_quota_per_minute,omitempty"`
+
+	// Clients without a secret (private_key_jwt, federated_jwt) have no
+	// SecretHash and one of the following.
+
+	// JWKS is the inline JWK Set (RFC 7517) of a private_key_jwt client's
+	// public keys, as the admin registered it.
+	JWKS json.RawMessage `json:"jwks,omitempty"`
+	// JWKSURI is where a private_key_jwt client publishes its JWK Set.
+	JWKSURI string `json:"jwks_uri,omitempty"`
+	// AuthSigningAlg, when set, is the only algorithm of the client's
+	// assertions (token_endpoint_auth_signing_alg).
+	AuthSigningAlg string `json:"auth_signing_alg,omitempty"`
+	// Federated binds a federated_jwt client to a workload identity of a
+	// trusted issuer.
+	Federated *FederatedIdentity `json:"federated_identity,omitempty"`
+}
+
+// FederatedIdentity is the workload identity a federated_jwt client
+// authenticates as: a token of the trusted issuer Issuer (its configured
+// name) whose sub is Subject and whose claims include Claims.
+type FederatedIdentity struct {
+	Issuer  string            `json:"issuer"`
+	Subject string            `json:"subject"`
+	Claims  map[string]string `json:"claims,omitempty"`
 }
 
 // Family is the state of one chain of refresh tokens: every refresh rotates

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"maps"
 	"slices"
 	"sync"
 
@@ -98,5 +99,11 @@ func cloneClient(c store.Client) store.Client {
 	c.GrantTypes = slices.Clone(c.GrantTypes)
 	c.Scopes = slices.Clone(c.Scopes)
 	c.Audiences = slices.Clone(c.Audiences)
+	c.JWKS = slices.Clone(c.JWKS)
+	if c.Federated != nil {
+		f := *c.Federated
+		f.Claims = maps.Clone(f.Claims)
+		c.Federated = &f
+	}
 	return c
 }

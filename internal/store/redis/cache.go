@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -135,5 +136,11 @@ func cloneClient(c store.Client) store.Client {
 	c.GrantTypes = slices.Clone(c.GrantTypes)
 	c.Scopes = slices.Clone(c.Scopes)
 	c.Audiences = slices.Clone(c.Audiences)
+	c.JWKS = slices.Clone(c.JWKS)
+	if c.Federated != nil {
+		f := *c.Federated
+		f.Claims = maps.Clone(f.Claims)
+		c.Federated = &f
+	}
 	return c
 }
