@@ -36,7 +36,7 @@ func (s *instrumented) observe(op string, start time.Time, err error) {
 }
 
 // errorKind classifies err: "" for success and for the answers the store
-// interface defines (not found, exists, reused, revoked, conflict, replayed) and for a
+// interface defines (not found, exists, reused, revoked, conflict, replayed, full) and for a
 // caller that went away; "unavailable" when the store could not be reached or timed
 // out; "other" for anything else.
 func errorKind(err error) string {
@@ -45,7 +45,7 @@ func errorKind(err error) string {
 		errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExists),
 		errors.Is(err, store.ErrReused), errors.Is(err, store.ErrRevoked),
 		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrReplayed),
-		errors.Is(err, context.Canceled):
+		errors.Is(err, store.ErrFull), errors.Is(err, context.Canceled):
 		return ""
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return "unavailable"
@@ -80,6 +80,12 @@ const (
 	opDeleteUser          = "delete_user"
 	opUseOnce             = "use_once"
 	opPing                = "ping"
+
+	opLeaseStatus     = "lease_status"
+	opSetStatus       = "set_status"
+	opSetOwnerStatus  = "set_owner_status"
+	opGetStatusList   = "get_status_list"
+	opListStatusLists = "list_status_lists"
 )
 
 // operations lists every label value, so that the series exist (at zero)
@@ -90,6 +96,7 @@ var operations = []string{
 	opRevokeToken, opIsRevoked, opInitKeys, opListKeys, opAddKey, opAddNextKey, opDeleteKey,
 	opCreateUser, opGetUser, opListUsers, opUpdateUser, opSetUserPassword, opUpgradeUserPassword, opDeleteUser,
 	opUseOnce, opPing,
+	opLeaseStatus, opSetStatus, opSetOwnerStatus, opGetStatusList, opListStatusLists,
 }
 
 // errorKinds are the values of the kind label.
@@ -279,4 +286,39 @@ func (s *instrumented) Ping(ctx context.Context) error {
 	err := s.Store.Ping(ctx)
 	s.observe(opPing, start, err)
 	return err
+}
+
+func (s *instrumented) LeaseStatus(ctx context.Context, l store.StatusLease) (int64, error) {
+	start := time.Now()
+	first, err := s.Store.LeaseStatus(ctx, l)
+	s.observe(opLeaseStatus, start, err)
+	return first, err
+}
+
+func (s *instrumented) SetStatus(ctx context.Context, list string, idx []int64) error {
+	start := time.Now()
+	err := s.Store.SetStatus(ctx, list, idx)
+	s.observe(opSetStatus, start, err)
+	return err
+}
+
+func (s *instrumented) SetOwnerStatus(ctx context.Context, owner string) (int, error) {
+	start := time.Now()
+	n, err := s.Store.SetOwnerStatus(ctx, owner)
+	s.observe(opSetOwnerStatus, start, err)
+	return n, err
+}
+
+func (s *instrumented) GetStatusList(ctx context.Context, id string) (store.StatusList, error) {
+	start := time.Now()
+	l, err := s.Store.GetStatusList(ctx, id)
+	s.observe(opGetStatusList, start, err)
+	return l, err
+}
+
+func (s *instrumented) ListStatusLists(ctx context.Context) ([]store.StatusList, error) {
+	start := time.Now()
+	ls, err := s.Store.ListStatusLists(ctx)
+	s.observe(opListStatusLists, start, err)
+	return ls, err
 }

@@ -228,4 +228,27 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
+
+	// Token Status Lists (draft-ietf-oauth-status-list): the revocation
+	// bits that resource APIs read. A list is live from its first lease
+	// until the latest Until of its leases; after it, it is gone (never
+	// shrunk while live).
+
+	// LeaseStatus hands out l.N consecutive indices of list l.List, that
+	// no other call ever gets while the list is live, and returns the
+	// first; it records them under each of l.Owners. ErrFull if the list
+	// would go past l.Capacity; ErrNotFound if the list has retired (its
+	// id is never live again).
+	LeaseStatus(ctx context.Context, l StatusLease) (first int64, err error)
+	// SetStatus sets the bits of the indices of a live list to 1
+	// (invalid); ErrNotFound if the list is not live.
+	SetStatus(ctx context.Context, list string, idx []int64) error
+	// SetOwnerStatus sets to 1 the bit of every index leased to owner in
+	// every live list, and returns how many bits changed.
+	SetOwnerStatus(ctx context.Context, owner string) (int, error)
+	// GetStatusList returns a live list; ErrNotFound if there is none.
+	GetStatusList(ctx context.Context, id string) (StatusList, error)
+	// ListStatusLists returns the live lists ordered by id, without
+	// their Bits.
+	ListStatusLists(ctx context.Context) ([]StatusList, error)
 }

@@ -193,7 +193,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 func initBuckets(tx *bbolt.Tx) error {
 	// A file written before users existed gets their buckets here; the
 	// layout of the others is unchanged, so the schema version stays.
-	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys, bucketUsers, bucketUserIDs, bucketOnce} {
+	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys, bucketUsers, bucketUserIDs, bucketOnce,
+		bucketStatusLists, bucketStatusBits, bucketStatusOwners} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -756,6 +757,9 @@ func (s *Store) Sweep(ctx context.Context) (removed int, err error) {
 		}},
 		{"revoked tokens", bucketRevoked, revocationExpiry},
 		{"single-use values", bucketOnce, revocationExpiry},
+		{"status lists", bucketStatusLists, statusExpiry},
+		{"status bits", bucketStatusBits, statusBitsExpiry},
+		{"status list owners", bucketStatusOwners, statusExpiry},
 	} {
 		var after []byte // the scan resumes after the last key it read
 		for {

@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) store.S
 		{"Ping", []subtest{{"OK", testPing}}},
 		{"Context", []subtest{{"Canceled", testCanceledContext}}},
 		{"Concurrency", concurrencyTests},
+		{"StatusLists", statusListTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
