@@ -47,3 +47,22 @@ type StatusList struct {
 	// ExpiresAt is when the list retires: the latest Until of its leases.
 	ExpiresAt time.Time
 }
+
+// StatusRef is the entry of one access token in a Token Status List.
+type StatusRef struct {
+	List string    `json:"list"`
+	Idx  int64     `json:"idx"`
+	Exp  time.Time `json:"exp"` // the token's expiry
+}
+
+// LiveStatus returns the entries of refs that have not expired at now,
+// then add: how a family keeps the entries of its live access tokens.
+func LiveStatus(refs []StatusRef, now time.Time, add ...StatusRef) []StatusRef {
+	var out []StatusRef
+	for _, r := range refs {
+		if now.Before(r.Exp) {
+			out = append(out, r)
+		}
+	}
+	return append(out, add...)
+}

@@ -70,6 +70,10 @@ type Family struct {
 	// after it.
 	ExpiresAt time.Time `json:"expires_at"`
 	Revoked   bool      `json:"revoked"`
+	// Status are the status-list entries of the access tokens issued
+	// with the family that have not expired yet, so that revoking the
+	// family invalidates them too; empty when status lists are off.
+	Status []StatusRef `json:"status,omitempty"`
 }
 
 // Rotation asks RotateRefresh to replace the family's current token.
@@ -80,6 +84,10 @@ type Rotation struct {
 	NewID    string // the jti of the token being issued
 	// ExpiresAt is the new token's expiry.
 	ExpiresAt time.Time
+	// Status is the status-list entry of the access token issued with
+	// the new refresh token, if any: RotateRefresh adds it to the
+	// family's and drops the entries that have expired.
+	Status []StatusRef
 }
 
 // Key is a signing key. Private holds the PKCS #8 private key encrypted by the

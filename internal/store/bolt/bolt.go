@@ -398,6 +398,7 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (store.Fami
 		default:
 			f.Current = r.NewID
 			f.ExpiresAt = r.ExpiresAt
+			f.Status = store.LiveStatus(f.Status, s.now(), r.Status...)
 		}
 		return put(b, f.ID, f)
 	})

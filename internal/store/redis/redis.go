@@ -294,7 +294,7 @@ func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
 		return opError(op, f.ID, fmt.Errorf("encode audience: %w", err))
 	}
 	code, err := scriptCreateFamily.Run(ctx, s.client, []string{s.familyKey(f.ID)},
-		s.now().UnixMilli(), f.ClientID, f.Current, f.ExpiresAt.UnixMilli(), scopes, audience).Int()
+		s.now().UnixMilli(), f.ClientID, f.Current, f.ExpiresAt.UnixMilli(), scopes, audience, encodeStatus(f.Status)).Int()
 	if err != nil {
 		return redisError(op, f.ID, err)
 	}
@@ -328,6 +328,9 @@ func (s *Store) GetFamily(ctx context.Context, id string) (store.Family, error) 
 		ExpiresAt: time.UnixMilli(exp).UTC(),
 		Revoked:   h["revoked"] == "1",
 	}
+	if f.Status, err = decodeStatus(h["status"]); err != nil {
+		return store.Family{}, opError(op, id, err)
+	}
 	if err := decodeLists(&f, h["scopes"], h["audience"]); err != nil {
 		return store.Family{}, opError(op, id, err)
 	}
@@ -343,7 +346,7 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (store.Fami
 		return store.Family{}, err
 	}
 	res, err := scriptRotate.Run(ctx, s.client, []string{s.familyKey(r.FamilyID)},
-		s.now().UnixMilli(), r.ClientID, r.OldID, r.NewID, r.ExpiresAt.UnixMilli()).Slice()
+		s.now().UnixMilli(), r.ClientID, r.OldID, r.NewID, r.ExpiresAt.UnixMilli(), encodeStatus(r.Status)).Slice()
 	if err != nil {
 		return store.Family{}, redisError(op, r.FamilyID, err)
 	}

@@ -287,3 +287,33 @@ func (s *Store) liveStatusLists(ctx context.Context) ([]string, error) {
 
 // msTime is the time of Unix milliseconds, in UTC.
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// encodeStatus encodes a family's status entries as the family hash keeps
+// them: "list:idx:exp" (exp in Unix ms), separated by spaces. List ids
+// hold neither.
+func encodeStatus(refs []store.StatusRef) string {
+	var b strings.Builder
+	for i, r := range refs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s:%d:%d", r.List, r.Idx, r.Exp.UnixMilli())
+	}
+	return b.String()
+}
+
+// decodeStatus decodes what encodeStatus encoded.
+func decodeStatus(v string) ([]store.StatusRef, error) {
+	var out []store.StatusRef
+	for _, e := range strings.Fields(v) {
+		rest, exp, ok1 := strings.Cut(e[strings.IndexByte(e, ':')+1:], ":")
+		list, _, _ := strings.Cut(e, ":")
+		idx, err1 := strconv.ParseInt(rest, 10, 64)
+		ms, err2 := strconv.ParseInt(exp, 10, 64)
+		if !ok1 || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("decode status entry %q", e)
+		}
+		out = append(out, store.StatusRef{List: list, Idx: idx, Exp: msTime(ms)})
+	}
+	return out, nil
+}

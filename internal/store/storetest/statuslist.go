@@ -19,6 +19,7 @@ var statusListTests = []subtest{
 	{"Retire", testStatusRetire},
 	{"LeaseRace", testStatusLeaseRace},
 	{"FlipRace", testStatusFlipRace},
+	{"FamilyEntries", testStatusFamily},
 }
 
 func lease(t *testing.T, e env, list string, n int64, until time.Time, owners ...string) int64 {
@@ -252,4 +253,47 @@ func testStatusFlipRace(t *testing.T, open opener) {
 	if got := len(setBits(getList(t, e, "a"))); got != 60 {
 		t.Errorf("%d bits set, want 60", got)
 	}
+}
+
+// testStatusFamily keeps the status entries of a family's live access
+// tokens through rotations, dropping those that have expired.
+func testStatusFamily(t *testing.T, open opener) {
+	e := open(t)
+	now := e.clock.Now()
+	ref := func(i int64, exp time.Duration) store.StatusRef {
+		return store.StatusRef{List: "100-0", Idx: i, Exp: now.Add(exp)}
+	}
+	f := store.Family{ID: "f", ClientID: "c", Current: "r0", ExpiresAt: now.Add(time.Hour), Status: []store.StatusRef{ref(1, time.Minute)}}
+	checkErr(t, "CreateFamily", e.s.CreateFamily(e.ctx, f), nil)
+	_, err := e.s.RotateRefresh(e.ctx, store.Rotation{FamilyID: "f", ClientID: "c", OldID: "r0", NewID: "r1",
+		ExpiresAt: now.Add(time.Hour), Status: []store.StatusRef{ref(7, 2*time.Minute)}})
+	checkErr(t, "RotateRefresh", err, nil)
+	got, err := e.s.GetFamily(e.ctx, "f")
+	checkErr(t, "GetFamily", err, nil)
+	if want := []store.StatusRef{ref(1, time.Minute), ref(7, 2*time.Minute)}; !statusEqual(got.Status, want) {
+		t.Fatalf("status after a rotation = %v, want %v", got.Status, want)
+	}
+	e.clock.Advance(time.Minute) // the first token expires
+	_, err = e.s.RotateRefresh(e.ctx, store.Rotation{FamilyID: "f", ClientID: "c", OldID: "r1", NewID: "r2",
+		ExpiresAt: now.Add(time.Hour), Status: []store.StatusRef{ref(9, 3*time.Minute)}})
+	checkErr(t, "RotateRefresh", err, nil)
+	got, err = e.s.GetFamily(e.ctx, "f")
+	checkErr(t, "GetFamily", err, nil)
+	if want := []store.StatusRef{ref(7, 2*time.Minute), ref(9, 3*time.Minute)}; !statusEqual(got.Status, want) {
+		t.Fatalf("status after the first token expired = %v, want %v", got.Status, want)
+	}
+	// Reuse revokes the family and keeps its entries for the caller.
+	_, err = e.s.RotateRefresh(e.ctx, store.Rotation{FamilyID: "f", ClientID: "c", OldID: "r0", NewID: "r3", ExpiresAt: now.Add(time.Hour)})
+	checkErr(t, "RotateRefresh of a retired token", err, store.ErrReused)
+	got, err = e.s.GetFamily(e.ctx, "f")
+	checkErr(t, "GetFamily", err, nil)
+	if len(got.Status) != 2 || !got.Revoked {
+		t.Errorf("after reuse: revoked %v, %d entries, want true, 2", got.Revoked, len(got.Status))
+	}
+}
+
+func statusEqual(a, b []store.StatusRef) bool {
+	return slices.EqualFunc(a, b, func(x, y store.StatusRef) bool {
+		return x.List == y.List && x.Idx == y.Idx && x.Exp.Equal(y.Exp)
+	})
 }
