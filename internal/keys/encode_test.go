@@ -137,7 +137,11 @@ func (g claimGen) registered() jwt.RegisteredClaims {
 }
 
 func (g claimGen) access() AccessClaims {
-	return AccessClaims{RegisteredClaims: g.registered(), ClientID: g.string(), Scope: g.string(), TokenType: g.string(), FamilyID: g.string()}
+	c := AccessClaims{RegisteredClaims: g.registered(), ClientID: g.string(), Scope: g.string(), TokenType: g.string(), FamilyID: g.string()}
+	if g.r.IntN(2) == 0 {
+		c.Status = &Status{StatusList: StatusListRef{Idx: g.r.Int64N(1 << 40), URI: g.string()}}
+	}
+	return c
 }
 
 func (g claimGen) refresh() RefreshClaims {
@@ -344,6 +348,9 @@ func TestSignRoundTrip(t *testing.T) {
 				}
 				if g.r.IntN(2) == 0 {
 					in.FamilyID = g.validString()
+				}
+				if g.r.IntN(2) == 0 {
+					in.Status = &Status{StatusList: StatusListRef{Idx: g.r.Int64N(1 << 40), URI: g.validString()}}
 				}
 				tok, err := k.SignAccess(in)
 				if err != nil {
