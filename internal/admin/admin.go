@@ -78,6 +78,17 @@ type Config struct {
 	Lockouts Lockouts
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// StatusLists, when not nil, sets the status-list bits of every live
+	// token of a client deleted and of a user disabled, deleted or given
+	// a new password.
+	StatusLists StatusLists
+}
+
+// StatusLists sets the status-list bits of every live access token of a
+// client or a user (statuslist.Lists).
+type StatusLists interface {
+	RevokeClient(ctx context.Context, clientID string) error
+	RevokeUser(ctx context.Context, userID string) error
 }
 
 // Handler serves /admin/.
@@ -295,7 +306,15 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) deleteClient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := h.st.DeleteClient(r.Context(), id); err != nil {
+	err := h.st.DeleteClient(r.Context(), id)
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		// Also for a client already gone: a DELETE retried after the
+		// bits could not be set sets them now.
+		if serr := h.revokeClientStatus(r.Context(), id); serr != nil {
+			err = serr
+		}
+	}
+	if err != nil {
 		h.storeError(w, r, err)
 		return
 	}
@@ -477,4 +496,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, code, desc string) {
 	writeJSON(w, status, adminapi.ErrorBody{Error: code, ErrorDescription: desc})
+}
+
+// revokeClientStatus sets the status-list bits of every live token of the
+// client (nothing when status lists are off). It is what disabling a
+// client does too.
+func (h *Handler) revokeClientStatus(ctx context.Context, clientID string) error {
+	if h.cfg.StatusLists == nil {
+		return nil
+	}
+	return h.cfg.StatusLists.RevokeClient(ctx, clientID)
+}
+
+// revokeUserStatus sets the status-list bits of every live token of the
+// user (nothing when status lists are off).
+func (h *Handler) revokeUserStatus(ctx context.Context, userID string) error {
+	if h.cfg.StatusLists == nil {
+		return nil
+	}
+	return h.cfg.StatusLists.RevokeUser(ctx, userID)
 }

@@ -210,6 +210,16 @@ type Config struct {
 	// SimpleJWTUserIDClaim is the claim that carries the user id in
 	// SimpleJWT-style tokens (SimpleJWT's USER_ID_CLAIM). Default user_id.
 	SimpleJWTUserIDClaim string `yaml:"simplejwt_user_id_claim" env:"ISSUER_SIMPLEJWT_USER_ID_CLAIM"`
+
+	// StatusList gives every access token a status claim and publishes
+	// the Token Status Lists that resource APIs check for revocations
+	// (docs/status-list.md). Default false.
+	StatusList bool `yaml:"status_list" env:"ISSUER_STATUS_LIST"`
+
+	// StatusListTTL is the ttl of the status lists: how long a resource
+	// API may use a fetched list, so how long a revocation may take to
+	// reach it. 1s to 1h. Default 30s.
+	StatusListTTL time.Duration `yaml:"status_list_ttl" env:"ISSUER_STATUS_LIST_TTL"`
 }
 
 // Default returns the configuration used when neither a file nor the
@@ -246,6 +256,7 @@ func Default() Config {
 		PasswordFailuresPerAddress: 100,
 		SimpleJWTPath:              "/api/token/",
 		SimpleJWTUserIDClaim:       "user_id",
+		StatusListTTL:              30 * time.Second,
 	}
 }
 
@@ -438,6 +449,7 @@ func (c Config) problems() []problem {
 	}
 	ps = append(ps, c.serverProblems()...)
 	ps = append(ps, c.userProblems()...)
+	ps = append(ps, c.statusListProblems()...)
 	if !slices.Contains(logLevels, c.LogLevel) {
 		add("log_level", "%q is not a log level; use one of %s", c.LogLevel, strings.Join(logLevels, ", "))
 	}

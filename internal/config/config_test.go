@@ -77,6 +77,7 @@ func TestDefault(t *testing.T) {
 		PasswordFailuresPerAddress: 100,
 		SimpleJWTPath:              "/api/token/",
 		SimpleJWTUserIDClaim:       "user_id",
+		StatusListTTL:              30 * time.Second,
 	}
 	if got := Default(); got != want {
 		t.Errorf("Default() = %v, want %v", got, want)
@@ -184,6 +185,7 @@ log_level: debug
 		PasswordFailuresPerAddress: 100,
 		SimpleJWTPath:              "/api/token/",
 		SimpleJWTUserIDClaim:       "user_id",
+		StatusListTTL:              30 * time.Second,
 	}
 	got, err := Load(path, nil)
 	if err != nil {
@@ -276,6 +278,7 @@ func TestEveryEnvVar(t *testing.T) {
 		"password_failures_per_user": "5", "password_failures_per_address": "0",
 		"simplejwt_compat": "false", "simplejwt_path": "/auth/jwt/", "simplejwt_client_id": "c1",
 		"simplejwt_claims": "true", "simplejwt_user_id_claim": "uid",
+		"status_list": "true", "status_list_ttl": "10s",
 	}
 	for _, s := range settings {
 		t.Run(s.env, func(t *testing.T) {
@@ -523,6 +526,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		"ISSUER_PASSWORD_FAILURE_WINDOW (password_failure_window): ",
 		"ISSUER_SIMPLEJWT_PATH (simplejwt_path): ",
 		"ISSUER_SIMPLEJWT_USER_ID_CLAIM (simplejwt_user_id_claim): ",
+		"ISSUER_STATUS_LIST_TTL (status_list_ttl): ",
 		"ISSUER_LOG_LEVEL (log_level): ",
 	}
 	got := lines(c.Validate())
@@ -614,15 +618,15 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "unknown key listing the settings",
 			file: "issuer:\n  url: https://a.example.com\n",
-			want: []string{`config file {path} line 1: unknown setting "issuer"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`},
+			want: []string{`config file {path} line 1: unknown setting "issuer"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim, status_list, status_list_ttl`},
 		},
 		{
 			name: "unknown keys and bad values together",
 			file: "foo: 1\nbar: 2\nmax_body_bytes: lots\n",
 			env:  map[string]string{"ISSUER_URL": "localhost"},
 			want: []string{
-				`config file {path} line 1: unknown setting "foo"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`,
-				`config file {path} line 2: unknown setting "bar"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim`,
+				`config file {path} line 1: unknown setting "foo"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim, status_list, status_list_ttl`,
+				`config file {path} line 2: unknown setting "bar"; the settings are url, addr, admin_token, redis_url, redis_sentinel_master, data_dir, signing_alg, rsa_key_bits, key_rotation_period, jwks_max_age, keys_dir, access_token_ttl, refresh_token_ttl, secret, max_body_bytes, read_header_timeout, read_timeout, write_timeout, idle_timeout, shutdown_timeout, shutdown_drain_delay, trusted_proxies, auth_failure_window, auth_failures_per_address, auth_failures_per_client, token_quota_per_minute, log_level, password_grant, password_hash_memory_kib, password_hash_iterations, password_hash_parallelism, password_hash_concurrency, password_failure_window, password_failures_per_user, password_failures_per_address, simplejwt_compat, simplejwt_path, simplejwt_client_id, simplejwt_claims, simplejwt_user_id_claim, status_list, status_list_ttl`,
 				`ISSUER_MAX_BODY_BYTES (max_body_bytes): "lots" is not a whole number such as 65536 ({path} line 3)`,
 				`ISSUER_URL (url): "localhost" is not an absolute http or https URL; use one such as https://auth.example.com`,
 			},
@@ -752,7 +756,7 @@ func TestRedaction(t *testing.T) {
 			t.Errorf("LogValue of Default: %s = %q, want empty", a.Key, a.Value)
 		}
 	}
-	want := `url="http://localhost:8080" addr=":8080" admin_token="" redis_url="" redis_sentinel_master="" data_dir="./data" signing_alg="ES256" rsa_key_bits=2048 key_rotation_period=720h jwks_max_age=5m keys_dir="" access_token_ttl=5m refresh_token_ttl=24h secret="" max_body_bytes=65536 read_header_timeout=5s read_timeout=10s write_timeout=10s idle_timeout=1m shutdown_timeout=15s shutdown_drain_delay=5s trusted_proxies="" auth_failure_window=1m auth_failures_per_address=20 auth_failures_per_client=50 token_quota_per_minute=0 log_level="info" password_grant=false password_hash_memory_kib=19456 password_hash_iterations=2 password_hash_parallelism=1 password_hash_concurrency=0 password_failure_window=15m password_failures_per_user=10 password_failures_per_address=100 simplejwt_compat=false simplejwt_path="/api/token/" simplejwt_client_id="" simplejwt_claims=false simplejwt_user_id_claim="user_id"`
+	want := `url="http://localhost:8080" addr=":8080" admin_token="" redis_url="" redis_sentinel_master="" data_dir="./data" signing_alg="ES256" rsa_key_bits=2048 key_rotation_period=720h jwks_max_age=5m keys_dir="" access_token_ttl=5m refresh_token_ttl=24h secret="" max_body_bytes=65536 read_header_timeout=5s read_timeout=10s write_timeout=10s idle_timeout=1m shutdown_timeout=15s shutdown_drain_delay=5s trusted_proxies="" auth_failure_window=1m auth_failures_per_address=20 auth_failures_per_client=50 token_quota_per_minute=0 log_level="info" password_grant=false password_hash_memory_kib=19456 password_hash_iterations=2 password_hash_parallelism=1 password_hash_concurrency=0 password_failure_window=15m password_failures_per_user=10 password_failures_per_address=100 simplejwt_compat=false simplejwt_path="/api/token/" simplejwt_client_id="" simplejwt_claims=false simplejwt_user_id_claim="user_id" status_list=false status_list_ttl=30s`
 	if got := d.String(); got != want {
 		t.Errorf("Default().String() =\n%s\nwant\n%s", got, want)
 	}

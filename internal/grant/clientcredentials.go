@@ -105,7 +105,7 @@ func (cc *clientCredentials) token(ctx context.Context, c store.Client, is issue
 // token decided. Token signs the RFC 9068 access token and, when the client
 // may refresh, the first refresh token of a new family, which it leaves in
 // the libClient for token to store.
-func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic, genRefresh bool) (string, string, error) {
+func (cc *clientCredentials) Token(ctx context.Context, data *oauth2.GenerateBasic, genRefresh bool) (string, string, error) {
 	lc, ok := data.Client.(*libClient)
 	if !ok {
 		return "", "", fmt.Errorf("grant: go-oauth2 generates tokens for a %T, not the authenticated client", data.Client)
@@ -117,7 +117,7 @@ func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic
 		return "", "", fmt.Errorf("grant: go-oauth2 generates tokens for user %q, not the authenticated one", data.UserID)
 	}
 	if !genRefresh || !slices.Contains(lc.GrantTypes, oauth.GrantRefreshToken) {
-		access, err := h.signAccess(lc.ID, lc.issue, "", scope, lc.audience, now)
+		access, _, err := h.signAccess(ctx, lc.Client, lc.issue, "", scope, lc.audience, now)
 		return access, "", err
 	}
 	// The access token names the family (fid), which the store holds only
@@ -130,7 +130,8 @@ func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic
 		Current:   secret.Random(16),
 		ExpiresAt: now.Add(h.cfg.RefreshTTL),
 	}
-	access, err := h.signAccess(lc.ID, lc.issue, fam.ID, scope, lc.audience, now)
+	access, refs, err := h.signAccess(ctx, lc.Client, lc.issue, fam.ID, scope, lc.audience, now)
+	fam.Status = refs
 	if err != nil {
 		return "", "", err
 	}

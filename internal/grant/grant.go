@@ -90,6 +90,9 @@ type Config struct {
 	// UserIDClaim is the claim of the user id in SimpleJWT-style tokens;
 	// "user_id" when empty.
 	UserIDClaim string
+	// StatusLists, when not nil, gives every access token a status-list
+	// entry, and sets its bit when the token or its family is revoked.
+	StatusLists StatusLists
 }
 
 // DefaultFailureFloor is the default Config.FailureFloor: well above the

@@ -30,6 +30,9 @@ const (
 	PathAdmin      = "/admin/"
 	PathRegister   = "/admin/clients"
 	PathMetrics    = "/metrics"
+	// PathStatusLists is where the Token Status Lists are, each under
+	// its id (statuslist.PathPrefix).
+	PathStatusLists = "/statuslists/"
 )
 
 // JWKS provides the JWK Set document (keys.Keys).
@@ -48,6 +51,13 @@ type Metrics interface {
 	// ObserveRequest records one request to endpoint, the path of the route
 	// that served it ("other" when none did).
 	ObserveRequest(endpoint, method string, code int, d time.Duration)
+}
+
+// StatusLists serves the Token Status Lists (statuslist.Lists).
+type StatusLists interface {
+	ServeList(w http.ResponseWriter, r *http.Request)
+	ServeAggregation(w http.ResponseWriter, r *http.Request)
+	AggregationURI() string
 }
 
 // HandlerConfig configures the HTTP interface.
@@ -83,6 +93,9 @@ type HandlerConfig struct {
 	// X-Forwarded-For (the client address) and X-Request-Id are believed;
 	// empty trusts nobody.
 	TrustedProxies []netip.Prefix
+	// StatusLists, when not nil, serves GET /statuslists/{id} and the
+	// aggregation endpoint GET /statuslists, advertised in the metadata.
+	StatusLists StatusLists
 }
 
 // Handler is the issuer's HTTP interface: the routes and what every request
@@ -124,6 +137,10 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	}
 	if cfg.SimpleJWT != nil {
 		s.mux.Handle(cfg.SimpleJWTPath, cfg.SimpleJWT)
+	}
+	if cfg.StatusLists != nil {
+		s.mux.HandleFunc("GET "+PathStatusLists+"{id}", cfg.StatusLists.ServeList)
+		s.mux.HandleFunc("GET "+strings.TrimSuffix(PathStatusLists, "/"), cfg.StatusLists.ServeAggregation)
 	}
 	if cfg.Admin != nil {
 		s.mux.Handle(PathAdmin, cfg.Admin)
@@ -309,6 +326,9 @@ type metadata struct {
 	// tokens needs a shared secret (HS256), which the JWKS never holds.
 	AccessTokenSigningAlgs      []string `json:"access_token_signing_alg_values_supported,omitempty"`
 	AccessTokenSharedSecretUsed bool     `json:"access_token_shared_secret_required,omitempty"`
+	// StatusListAggregation lists the live Token Status Lists
+	// (draft-ietf-oauth-status-list, section 9.3).
+	StatusListAggregation string `json:"status_list_aggregation_endpoint,omitempty"`
 }
 
 func (s *Handler) buildMetadata() ([]byte, error) {
@@ -336,6 +356,9 @@ func (s *Handler) buildMetadata() ([]byte, error) {
 	}
 	if s.cfg.Admin != nil {
 		md.RegistrationEndpoint = iss + PathRegister
+	}
+	if s.cfg.StatusLists != nil {
+		md.StatusListAggregation = s.cfg.StatusLists.AggregationURI()
 	}
 	return json.MarshalIndent(md, "", "  ")
 }

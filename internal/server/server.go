@@ -22,6 +22,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/ratelimit"
 	"github.com/issuer-oauth/issuer/internal/request"
 	"github.com/issuer-oauth/issuer/internal/secret"
+	"github.com/issuer-oauth/issuer/internal/statuslist"
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/bolt"
 	redisstore "github.com/issuer-oauth/issuer/internal/store/redis"
@@ -144,6 +145,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		Limiter:      limiter,
 		Metrics:      m,
 	}
+	var lists *statuslist.Lists
+	if cfg.StatusList {
+		lists = statuslist.New(statuslist.Config{
+			Issuer: cfg.URL, TTL: cfg.StatusListTTL, TokenTTL: cfg.AccessTokenTTL, Now: now,
+		}, s.store, s.keys, log)
+		gc.StatusLists = lists
+	}
 	grants := []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
 	if cfg.PasswordGrant {
 		gc.Users, gc.Passwords, gc.PasswordLimiter = s.store, passwords, limiter
@@ -164,6 +172,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			Passwords:     passwords, // the grant's: one bound on concurrent hashing
 			Lockouts:      limiter,   // the grant's per-username locks
 			Now:           now,
+			StatusLists:   statusRevoker(lists),
 		}, s.store, s.keys, hasher, log)
 	}
 	s.handler, err = NewHandler(HandlerConfig{
@@ -181,6 +190,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		Logger:         log,
 		Metrics:        m,
 		TrustedProxies: cfg.TrustedProxyNets(),
+		StatusLists:    statusServer(lists),
 	})
 	if err != nil {
 		return fail(err)
@@ -324,4 +334,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// statusRevoker and statusServer return the lists as the admin API and the
+// handler take them: a nil interface when status lists are off.
+func statusRevoker(l *statuslist.Lists) admin.StatusLists {
+	if l == nil {
+		return nil
+	}
+	return l
+}
+
+func statusServer(l *statuslist.Lists) StatusLists {
+	if l == nil {
+		return nil
+	}
+	return l
 }
