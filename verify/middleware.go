@@ -115,6 +115,8 @@ var descriptions = []struct {
 	{ErrAudience, "the access token is for another audience"},
 	{ErrExpired, "the access token expired"},
 	{ErrNotYetValid, "the access token is not valid yet"},
+	{ErrRevoked, "the access token has been revoked"},
+	{ErrStatusList, "the access token's revocation status cannot be checked"},
 }
 
 func describe(err error) string {

@@ -62,6 +62,7 @@ const (
 	optCacheBounds     = "WithCacheBounds"
 	optMaxTokenSize    = "WithMaxTokenSize"
 	optRealm           = "WithRealm"
+	optStatusLists     = "WithStatusLists"
 )
 
 // options is what the Options given to a constructor say.
@@ -79,6 +80,7 @@ type options struct {
 	minTTL, maxTTL time.Duration
 	maxSize        int
 	realm          *string
+	statusLists    *StatusListConfig
 }
 
 func (o *options) set(name string) { o.given = append(o.given, name) }

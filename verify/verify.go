@@ -27,6 +27,7 @@ type Verifier struct {
 	maxSize int
 	realm   string
 	parser  *jwt.Parser
+	status  *statusLists // WithStatusLists; nil without
 }
 
 // New returns a Verifier of the access tokens that issuer issues for
@@ -54,7 +55,7 @@ type Verifier struct {
 // ErrOptionNotApplicable (see Option).
 func New(issuer, audience string, opts ...Option) (*Verifier, error) {
 	o, errs := collect("New", opts, optJWKSURL, optKeys, optKeySet, optHTTPClient, optLeeway,
-		optClock, optRefreshInterval, optCacheBounds, optMaxTokenSize, optRealm)
+		optClock, optRefreshInterval, optCacheBounds, optMaxTokenSize, optRealm, optStatusLists)
 	if issuer == "" {
 		errs = append(errs, fmt.Errorf("%w: the issuer is empty", ErrInvalidConfig))
 	}
@@ -99,6 +100,12 @@ func New(issuer, audience string, opts ...Option) (*Verifier, error) {
 	default:
 		// WithJWKSURL, or discovery from the issuer when the URL is "".
 		v.keys = newRemoteKeySet(o.jwksURL, issuer, o)
+	}
+	if o.statusLists != nil {
+		var err error
+		if v.status, err = newStatusLists(*o.statusLists, v, o.client); err != nil {
+			return nil, err
+		}
 	}
 	return v, nil
 }
@@ -154,15 +161,16 @@ func (c *Claims) Decode(v any) error {
 // strings. The jwt.Claims methods exist only to satisfy the parser, whose
 // claim validation is off: checkClaims validates.
 type accessClaims struct {
-	Issuer    string      `json:"iss"`
-	Subject   string      `json:"sub"`
-	Audience  audience    `json:"aud"`
-	ExpiresAt numericDate `json:"exp"`
-	NotBefore numericDate `json:"nbf"`
-	IssuedAt  numericDate `json:"iat"`
-	ID        string      `json:"jti"`
-	ClientID  string      `json:"client_id"`
-	Scope     string      `json:"scope"`
+	Issuer    string       `json:"iss"`
+	Subject   string       `json:"sub"`
+	Audience  audience     `json:"aud"`
+	ExpiresAt numericDate  `json:"exp"`
+	NotBefore numericDate  `json:"nbf"`
+	IssuedAt  numericDate  `json:"iat"`
+	ID        string       `json:"jti"`
+	ClientID  string       `json:"client_id"`
+	Scope     string       `json:"scope"`
+	Status    *statusClaim `json:"status"`
 }
 
 var _ jwt.Claims = (*accessClaims)(nil)
@@ -276,6 +284,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: %w", ErrAlgorithm, err)
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if v.status != nil {
+		if err := v.status.check(ctx, dec.Status); err != nil {
+			return nil, err
+		}
 	}
 	c := &Claims{}
 	_, rest, _ := strings.Cut(raw, ".")

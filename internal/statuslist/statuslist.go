@@ -175,7 +175,6 @@ type block struct {
 	list       string
 	next, end  int64
 	size       int64 // of the next lease
-	leasedOnce bool
 }
 
 // Assign returns the status claim of a token of o issued now, and its entry
