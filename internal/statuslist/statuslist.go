@@ -171,10 +171,10 @@ type blockKey struct {
 
 // block is the indices an instance holds for one owner and window.
 type block struct {
-	mu         sync.Mutex
-	list       string
-	next, end  int64
-	size       int64 // of the next lease
+	mu        sync.Mutex
+	list      string
+	next, end int64
+	size      int64 // of the next lease
 }
 
 // Assign returns the status claim of a token of o issued now, and its entry
