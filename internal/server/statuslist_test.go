@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/secret"
+	"github.com/issuer-oauth/issuer/verify"
 )
 
 func withStatusList(c *config.Config) { c.StatusList = true }
@@ -429,5 +431,37 @@ func TestStatusListTwoInstancesOnRedis(t *testing.T) {
 			t.Errorf("index %d set, but only %d was revoked", i, idx)
 			break
 		}
+	}
+}
+
+// TestStatusListVerify: a resource API using verify.WithStatusLists
+// accepts the issuer's tokens and refuses a revoked one once its cached
+// list has reached its ttl: the revocation reaches it within the ttl.
+func TestStatusListVerify(t *testing.T) {
+	ti := startIssuer(t, withStatusList)
+	id, sec := ti.createClient(t, map[string]any{})
+	v, err := verify.New(ti.URL, "https://api.example.com",
+		verify.WithClock(ti.clock.Now), verify.WithStatusLists(verify.StatusListConfig{Required: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	victim, _ := ti.ccToken(t, id, sec)
+	other, _ := ti.ccToken(t, id, sec)
+	for _, tok := range []string{victim, other} {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			t.Fatalf("Verify of a fresh token: %v", err)
+		}
+	}
+	ti.revoked(t, id, sec, victim)
+	if _, err := v.Verify(ctx, victim); err != nil {
+		t.Errorf("revoked token within the ttl of the cached list: %v (the list is cached, so nil is expected)", err)
+	}
+	ti.clock.Advance(30 * time.Second) // the ttl
+	if _, err := v.Verify(ctx, victim); !errors.Is(err, verify.ErrRevoked) {
+		t.Errorf("revoked token once the ttl has passed: %v, want ErrRevoked", err)
+	}
+	if _, err := v.Verify(ctx, other); err != nil {
+		t.Errorf("other token: %v, want nil", err)
 	}
 }
