@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,9 @@ const (
 	// statusRetryInterval is the least time between two fetches of a list
 	// after a failed one.
 	statusRetryInterval = time.Second
+	// minStatusListTTL is the least time a list is used before it is
+	// fetched again, whatever its ttl.
+	minStatusListTTL = time.Second
 	// DefaultStatusListTTL is how long a list without a ttl claim is used
 	// before it is fetched again (never past its exp).
 	DefaultStatusListTTL = 5 * time.Minute
@@ -71,9 +75,9 @@ type StatusListConfig struct {
 // signed by a key of the Verifier's key set, and have sub equal to the URI
 // it was fetched from, iat and exp; the URI must have the origin (scheme
 // and host) of the issuer. A list is used for its ttl (DefaultStatusListTTL
-// without one; never past its exp), then fetched again; while a fetch
-// fails the cached list is used until its exp, after which the check fails
-// closed with ErrStatusList.
+// without one, at least a second; never past its exp), then fetched again;
+// while a fetch fails the cached list is used until its exp, after which
+// the check fails closed with ErrStatusList.
 func WithStatusLists(cfg StatusListConfig) Option {
 	return func(o *options) {
 		o.set(optStatusLists)
@@ -123,6 +127,19 @@ func newStatusLists(cfg StatusListConfig, v *Verifier, client *http.Client) (*st
 	return &statusLists{cfg: cfg, v: v, client: client, origin: u.Scheme + "://" + u.Host, lists: map[string]*statusEntry{}}, nil
 }
 
+// checkRaw checks the status of a verified token whose status claim is
+// raw (nil when it has none).
+func (s *statusLists) checkRaw(ctx context.Context, raw []byte) error {
+	var c *statusClaim
+	if len(raw) > 0 && string(raw) != "null" {
+		c = new(statusClaim)
+		if err := json.Unmarshal(raw, c); err != nil {
+			return fmt.Errorf("%w: malformed status claim: %w", ErrStatusList, err)
+		}
+	}
+	return s.check(ctx, c)
+}
+
 // check checks the status of a verified token whose status claim is c.
 func (s *statusLists) check(ctx context.Context, c *statusClaim) error {
 	if c == nil || c.StatusList == nil {
@@ -158,52 +175,55 @@ func (s *statusLists) check(ctx context.Context, c *statusClaim) error {
 }
 
 // list returns the list at uri, fetching it when the cached one is stale:
-// one fetch at a time per list, shared by every caller.
+// one fetch at a time per list, shared by every caller, whose result each
+// waiting caller takes (the list fetched, or the stale one within its exp
+// when the fetch failed).
 func (s *statusLists) list(ctx context.Context, uri string) (statusEntry, error) {
-	for {
-		now := s.v.now()
-		s.mu.Lock()
-		e := s.lists[uri]
-		if e == nil {
-			s.evict(now)
-			e = &statusEntry{}
-			s.lists[uri] = e
-		}
-		usable := e.bits != nil && now.Before(e.exp)
-		switch {
-		case usable && now.Before(e.fresh):
-			defer s.mu.Unlock()
-			return *e, nil
-		case e.inflight == nil && !e.lastTry.IsZero() && now.Sub(e.lastTry) < statusRetryInterval:
-			// The last fetch failed a moment ago: no new one yet.
-			defer s.mu.Unlock()
-			if usable {
-				return *e, nil
-			}
-			return statusEntry{}, fmt.Errorf("%w: %.128q: %w", ErrStatusList, uri, e.lastErr)
-		}
-		call := e.inflight
-		if call == nil {
-			call = &fetchCall{done: make(chan struct{})}
-			e.inflight, e.lastTry = call, now
-			go s.fetch(uri, e, call)
-		}
-		s.mu.Unlock()
-		select {
-		case <-call.done:
-		case <-ctx.Done():
-			return statusEntry{}, fmt.Errorf("%w: %.128q: %w", ErrStatusList, uri, ctx.Err())
-		}
-		if call.err != nil {
-			s.mu.Lock()
-			cur := *e
-			s.mu.Unlock()
-			if cur.bits != nil && s.v.now().Before(cur.exp) {
-				return cur, nil // stale but within exp: better than nothing
-			}
-			return statusEntry{}, fmt.Errorf("%w: %.128q: %w", ErrStatusList, uri, call.err)
-		}
+	now := s.v.now()
+	s.mu.Lock()
+	e := s.lists[uri]
+	if e == nil {
+		s.evict(now)
+		e = &statusEntry{}
+		s.lists[uri] = e
 	}
+	usable := e.bits != nil && now.Before(e.exp)
+	switch {
+	case usable && now.Before(e.fresh):
+		defer s.mu.Unlock()
+		return *e, nil
+	case e.inflight == nil && !e.lastTry.IsZero() && now.Sub(e.lastTry) < statusRetryInterval:
+		// The last fetch failed a moment ago: no new one yet.
+		defer s.mu.Unlock()
+		if usable {
+			return *e, nil
+		}
+		return statusEntry{}, fmt.Errorf("%w: %.128q: %w", ErrStatusList, uri, e.lastErr)
+	}
+	call := e.inflight
+	if call == nil {
+		call = &fetchCall{done: make(chan struct{})}
+		e.inflight, e.lastTry = call, now
+		go s.fetch(uri, e, call)
+	}
+	s.mu.Unlock()
+	select {
+	case <-call.done:
+	case <-ctx.Done():
+		return statusEntry{}, fmt.Errorf("%w: %.128q: %w", ErrStatusList, uri, ctx.Err())
+	}
+	s.mu.Lock()
+	cur := *e
+	s.mu.Unlock()
+	if cur.bits != nil && s.v.now().Before(cur.exp) {
+		// The list just fetched, or, when the fetch failed, the
+		// stale one within its exp: better than nothing.
+		return cur, nil
+	}
+	if call.err != nil {
+		return statusEntry{}, fmt.Errorf("%w: %.128q: %w", ErrStatusList, uri, call.err)
+	}
+	return statusEntry{}, fmt.Errorf("%w: %.128q expired as it was fetched", ErrStatusList, uri)
 }
 
 // evict makes room for one more list, dropping those past exp first.
@@ -352,6 +372,8 @@ func (v *Verifier) parseStatusList(ctx context.Context, raw, uri string, maxAge 
 	if maxAge > 0 {
 		ttl = min(ttl, maxAge)
 	}
+	// A ttl of 0 would be a fetch per verification.
+	ttl = max(ttl, minStatusListTTL)
 	fresh := now.Add(ttl)
 	if fresh.After(c.ExpiresAt.Time) {
 		fresh = c.ExpiresAt.Time

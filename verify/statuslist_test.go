@@ -284,3 +284,71 @@ func TestWithStatusListsInvalid(t *testing.T) {
 		t.Errorf("negative MaxAge: %v, want ErrInvalidConfig", err)
 	}
 }
+
+// TestStatusListTTLZero: a list with ttl 0 is still used for a second,
+// not fetched for every verification.
+func TestStatusListTTLZero(t *testing.T) {
+	clk := newClock()
+	l := newListServer(t, clk)
+	l.ttl = 0
+	v := l.verifier(t, verify.StatusListConfig{})
+	for i := range 5 {
+		if _, err := v.Verify(context.Background(), l.token(l.uri(), i)); err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+	}
+	if got := l.fetches.Load(); got != 1 {
+		t.Errorf("%d fetches within one second, want 1", got)
+	}
+}
+
+// TestStatusClaimOfAnotherShape: a status claim that is not the draft's
+// object is malformed for a Verifier honouring status lists, and no
+// concern of one that does not.
+func TestStatusClaimOfAnotherShape(t *testing.T) {
+	clk := newClock()
+	l := newListServer(t, clk)
+	c := l.iss.Claims(audience, "read")
+	c["iss"] = l.srv.URL
+	c["status"] = "active"
+	raw := l.iss.Sign(t, map[string]any{"alg": l.iss.Alg(), "kid": l.iss.KeyID(), "typ": "at+jwt"}, c)
+	if _, err := l.verifier(t, verify.StatusListConfig{}).Verify(context.Background(), raw); !errors.Is(err, verify.ErrStatusList) {
+		t.Errorf("with WithStatusLists: %v, want ErrStatusList", err)
+	}
+	plain, err := verify.New(l.srv.URL, audience, verify.WithJWKSURL(l.iss.URL+verifytest.JWKSPath), verify.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Verify(context.Background(), raw); err != nil {
+		t.Errorf("without WithStatusLists: %v, want nil", err)
+	}
+}
+
+// BenchmarkVerifyStatusList verifies one token with and without the
+// status check (its list cached), side by side: the check's cost is the
+// ratio of the two in one run.
+func BenchmarkVerifyStatusList(b *testing.B) {
+	clk := newClock()
+	l := newListServer(b, clk)
+	tok := l.token(l.uri(), 5)
+	plain, err := verify.New(l.srv.URL, audience, verify.WithJWKSURL(l.iss.URL+verifytest.JWKSPath), verify.WithClock(clk.Now))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		v    *verify.Verifier
+	}{{"status_lists=off", plain}, {"status_lists=on", l.verifier(b, verify.StatusListConfig{})}} {
+		b.Run(bc.name, func(b *testing.B) {
+			if _, err := bc.v.Verify(context.Background(), tok); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bc.v.Verify(context.Background(), tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -161,16 +161,18 @@ func (c *Claims) Decode(v any) error {
 // strings. The jwt.Claims methods exist only to satisfy the parser, whose
 // claim validation is off: checkClaims validates.
 type accessClaims struct {
-	Issuer    string       `json:"iss"`
-	Subject   string       `json:"sub"`
-	Audience  audience     `json:"aud"`
-	ExpiresAt numericDate  `json:"exp"`
-	NotBefore numericDate  `json:"nbf"`
-	IssuedAt  numericDate  `json:"iat"`
-	ID        string       `json:"jti"`
-	ClientID  string       `json:"client_id"`
-	Scope     string       `json:"scope"`
-	Status    *statusClaim `json:"status"`
+	Issuer    string      `json:"iss"`
+	Subject   string      `json:"sub"`
+	Audience  audience    `json:"aud"`
+	ExpiresAt numericDate `json:"exp"`
+	NotBefore numericDate `json:"nbf"`
+	IssuedAt  numericDate `json:"iat"`
+	ID        string      `json:"jti"`
+	ClientID  string      `json:"client_id"`
+	Scope     string      `json:"scope"`
+	// Status is decoded only by WithStatusLists: a status claim of
+	// another shape is no concern of a Verifier without it.
+	Status json.RawMessage `json:"status"`
 }
 
 var _ jwt.Claims = (*accessClaims)(nil)
@@ -286,7 +288,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if v.status != nil {
-		if err := v.status.check(ctx, dec.Status); err != nil {
+		if err := v.status.checkRaw(ctx, dec.Status); err != nil {
 			return nil, err
 		}
 	}
