@@ -51,6 +51,11 @@ type Store struct {
 
 	stopSub context.CancelFunc
 	subDone chan struct{} // closed when the subscriber has returned
+
+	// indexedLists are the status lists (id and expiry) that this store
+	// has added to the index of lists (see LeaseStatus).
+	indexedLists sync.Map
+	indexedCount atomic.Int64
 }
 
 var _ store.Store = (*Store)(nil)

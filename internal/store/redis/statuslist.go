@@ -146,13 +146,18 @@ func (s *Store) LeaseStatus(ctx context.Context, l store.StatusLease) (int64, er
 	if len(res) != 2 {
 		return 0, opError(op, l.List, fmt.Errorf("unexpected script reply %v", res))
 	}
-	if res[1] == 1 {
-		// Once per list and instance, or so: the index is the way to the
-		// list's owners.
+	// The index is the way to the list's owners (SetOwnerStatus) and to
+	// the live lists: every instance adds the list to it, with this
+	// expiry, before it hands out the first index of the list it leased,
+	// so that no token's list is missing from it whatever failed before.
+	// Once per list, expiry and store.
+	indexed := l.List + " " + strconv.FormatInt(l.Until.UnixMilli(), 10)
+	if res[1] == 1 || !s.statusIndexed(indexed) {
 		err := s.client.ZAddGT(ctx, s.statusIndexKey(), goredis.Z{Score: float64(l.Until.UnixMilli()), Member: l.List}).Err()
 		if err != nil {
 			return 0, redisError(op, l.List, err)
 		}
+		s.markStatusIndexed(indexed)
 	}
 	return res[0], nil
 }
@@ -316,4 +321,22 @@ func decodeStatus(v string) ([]store.StatusRef, error) {
 		out = append(out, store.StatusRef{List: list, Idx: idx, Exp: msTime(ms)})
 	}
 	return out, nil
+}
+
+// statusIndexed reports whether this store added list and expiry (as
+// LeaseStatus spells them) to the index of lists.
+func (s *Store) statusIndexed(key string) bool {
+	_, ok := s.indexedLists.Load(key)
+	return ok
+}
+
+// markStatusIndexed records that key is in the index, forgetting the
+// older records once there are many (lists retire; a forgotten one is
+// only added again).
+func (s *Store) markStatusIndexed(key string) {
+	if s.indexedCount.Add(1) > 1024 {
+		s.indexedLists.Clear()
+		s.indexedCount.Store(0)
+	}
+	s.indexedLists.Store(key, struct{}{})
 }
