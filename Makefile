@@ -58,6 +58,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenRequest$$' -fuzztime 80000x ./internal/grant
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 100000x ./verify
 	$(GO) test -run '^$$' -fuzz '^FuzzDPoPProof$$' -fuzztime 100000x ./verify
+	$(GO) test -run '^$$' -fuzz '^FuzzStatusList$$' -fuzztime 2000x ./verify
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime 150000x ./internal/jsonenc
 	$(GO) test -run '^$$' -fuzz '^FuzzWriteToken$$' -fuzztime 150000x ./internal/grant
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDjango$$' -fuzztime 150000x ./internal/userimport

@@ -16,6 +16,9 @@ type verification struct {
 	key    *Key      // that key, as the KeySet returned it
 	until  time.Time // exp plus the leeway: never served from then on
 	hasNBF bool      // the token has an nbf claim
+	// status is the token's status claim, when WithStatusLists is on:
+	// its status is checked at every presentation, cache hits included.
+	status *statusClaim
 
 	ref  atomic.Bool // CLOCK reference bit: used since the hand passed
 	slot int         // index in tokenCache.ring; guarded by tokenCache.mu

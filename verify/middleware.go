@@ -117,6 +117,8 @@ var descriptions = []struct {
 	{ErrExpired, "the access token expired"},
 	{ErrNotYetValid, "the access token is not valid yet"},
 	{ErrDPoPBound, "the access token is DPoP-bound: present it with the DPoP scheme and a proof"},
+	{ErrRevoked, "the access token has been revoked"},
+	{ErrStatusList, "the access token's revocation status cannot be checked"},
 }
 
 func describe(err error) string {

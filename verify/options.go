@@ -74,6 +74,7 @@ const (
 	optMaxStaleness    = "WithMaxStaleness"
 	optFetchHook       = "WithFetchHook"
 	optTokenCache      = "WithTokenCache"
+	optStatusLists     = "WithStatusLists"
 )
 
 // options is what the Options given to a constructor say.
@@ -94,6 +95,7 @@ type options struct {
 	maxStale       time.Duration
 	hook           func(FetchEvent)
 	cacheSize      int
+	statusLists    *StatusListConfig
 }
 
 func (o *options) set(name string) { o.given = append(o.given, name) }

@@ -27,7 +27,8 @@ type Verifier struct {
 	maxSize int
 	realm   string
 	parser  *jwt.Parser
-	cache   *tokenCache // nil when off
+	cache   *tokenCache  // nil when off
+	status  *statusLists // WithStatusLists; nil without
 }
 
 // New returns a Verifier of the access tokens that issuer issues for
@@ -58,7 +59,7 @@ type Verifier struct {
 func New(issuer, audience string, opts ...Option) (*Verifier, error) {
 	o, errs := collect("New", opts, optJWKSURL, optKeys, optKeySet, optHTTPClient, optLeeway,
 		optClock, optRefreshInterval, optCacheBounds, optMaxTokenSize, optRealm, optMaxStaleness, optFetchHook,
-		optTokenCache)
+		optTokenCache, optStatusLists)
 	if issuer == "" {
 		errs = append(errs, fmt.Errorf("%w: the issuer is empty", ErrInvalidConfig))
 	}
@@ -106,6 +107,12 @@ func New(issuer, audience string, opts ...Option) (*Verifier, error) {
 	default:
 		// WithJWKSURL, or discovery from the issuer when the URL is "".
 		v.keys = newRemoteKeySet(o.jwksURL, issuer, o)
+	}
+	if o.statusLists != nil {
+		var err error
+		if v.status, err = newStatusLists(*o.statusLists, v, o.client); err != nil {
+			return nil, err
+		}
 	}
 	return v, nil
 }
@@ -177,6 +184,9 @@ type accessClaims struct {
 	Cnf       struct {
 		JKT string `json:"jkt"`
 	} `json:"cnf"`
+	// Status is decoded only by WithStatusLists: a status claim of
+	// another shape is no concern of a Verifier without it.
+	Status json.RawMessage `json:"status"`
 }
 
 var _ jwt.Claims = (*accessClaims)(nil)
@@ -290,10 +300,15 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Checks that depend on state outside the token (such as a status
-	// list) belong here, so that they run on cache hits and full
-	// verifications alike; checks that depend on the request (scope, a
-	// DPoP proof) belong in Middleware, after Verify.
+	// Checks that depend on state outside the token belong here, so that
+	// they run on cache hits and full verifications alike; checks that
+	// depend on the request (scope, a DPoP proof) belong in Middleware,
+	// after Verify.
+	if v.status != nil {
+		if err := v.status.check(ctx, e.status); err != nil {
+			return nil, err
+		}
+	}
 	if v.cache == nil {
 		return &e.claims, nil // nobody else holds them
 	}
@@ -379,6 +394,11 @@ func (v *Verifier) verifyToken(ctx context.Context, raw string) (*verification, 
 	}
 	e := &verification{token: raw, kid: kid, key: key, until: dec.ExpiresAt.Add(v.leeway), hasNBF: dec.NotBefore.set}
 	c := &e.claims
+	if v.status != nil {
+		if e.status, err = parseStatus(dec.Status); err != nil {
+			return nil, err
+		}
+	}
 	_, rest, _ := strings.Cut(raw, ".")
 	c.payload, _, _ = strings.Cut(rest, ".")
 	c.Issuer, c.Subject, c.ClientID, c.ID = dec.Issuer, dec.Subject, dec.ClientID, dec.ID

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -221,8 +222,32 @@ func (g adminGroup) runCommand(ctx context.Context, c adminCommand, args []strin
 // parseInterspersed parses args with fs and returns the positional arguments,
 // which may come before, between or after the flags (`get ID --json` and
 // `get --json ID` both work). A "--" ends the flags.
+//
+// Client ids and key ids are random base64url, so one may begin with "-":
+// an argument that does so, is no flag of fs and has a character no flag
+// name has (an upper-case letter, a digit or "_") is taken as positional
+// too, so that `keys revoke -uxk…` works as `keys revoke -- -uxk…` does.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
+	args = slices.Clone(args)
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if isID(fs, a) {
+			pos = append(pos, a)
+			args = slices.Delete(args, i, i+1)
+			i--
+			continue
+		}
+		// The value of a flag that takes one is not looked at.
+		if name, hasValue := flagName(a); name != "" && !hasValue {
+			if f := fs.Lookup(name); f != nil && !isBoolFlag(f) {
+				i++
+			}
+		}
+	}
 	for {
 		if err := fs.Parse(args); err != nil {
 			return nil, err
@@ -239,6 +264,33 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// isID reports whether a, which begins with "-", is an id rather than a
+// flag of fs (see parseInterspersed).
+func isID(fs *flag.FlagSet, a string) bool {
+	name, _ := flagName(a)
+	if name == "" || fs.Lookup(name) != nil || name == "h" || name == "help" {
+		return false
+	}
+	return strings.ContainsFunc(name, func(r rune) bool { return r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' })
+}
+
+// flagName returns the name of the flag argument a ("-name", "--name",
+// "--name=value"), and whether it carries its value; "" when a is no flag.
+func flagName(a string) (name string, hasValue bool) {
+	if len(a) < 2 || a[0] != '-' || a == "--" {
+		return "", false
+	}
+	name = strings.TrimPrefix(a[1:], "-")
+	name, _, hasValue = strings.Cut(name, "=")
+	return name, hasValue
+}
+
+// isBoolFlag reports whether f takes no value (a boolean flag).
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // commonFlags are the flags of every admin subcommand.

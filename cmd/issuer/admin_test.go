@@ -891,6 +891,11 @@ func TestParseInterspersed(t *testing.T) {
 		{[]string{"--", "--json"}, []string{"--json"}, false, ""},
 		{[]string{"ID", "--", "--json"}, []string{"ID", "--json"}, false, ""},
 		{[]string{"-", "--json"}, []string{"-"}, true, ""},
+		// Random ids may begin with "-" (a key id is an RFC 7638
+		// thumbprint): they are no flag, before or after the flags.
+		{[]string{"-uxk-hquqXsFjm-1cTr3Tv0Zt8MqoZe74AG5j_q_T0Q"}, []string{"-uxk-hquqXsFjm-1cTr3Tv0Zt8MqoZe74AG5j_q_T0Q"}, false, ""},
+		{[]string{"--json", "--Ab3_x"}, []string{"--Ab3_x"}, true, ""},
+		{[]string{"--name", "-N4me", "-x9Z"}, []string{"-x9Z"}, false, "-N4me"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

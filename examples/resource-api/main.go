@@ -16,6 +16,10 @@
 //	POST /v1/items   needs scope write
 //	GET  /healthz    needs nothing
 //
+// Tokens that carry a status claim (the issuer's status_list setting) are
+// checked against the issuer's Token Status Lists: a revoked token is
+// refused within the list's ttl.
+//
 // Failures follow RFC 6750: 401 with WWW-Authenticate: Bearer (plus
 // error="invalid_token" when a token was presented but is not valid) and a
 // second challenge DPoP algs="…" (with error="invalid_dpop_proof" when a
@@ -50,6 +54,13 @@ func main() {
 	}
 }
 
+// newVerifier returns the API's verifier of the issuer's tokens for aud:
+// keys discovered from the issuer's metadata, and the status of tokens
+// that carry one checked in the issuer's Token Status Lists.
+func newVerifier(issuer, aud string, opts ...verify.Option) (*verify.Verifier, error) {
+	return verify.New(issuer, aud, append([]verify.Option{verify.WithStatusLists(verify.StatusListConfig{})}, opts...)...)
+}
+
 func run(log *slog.Logger) error {
 	issuer := envOr("ISSUER_URL", "http://localhost:8080")
 	aud := os.Getenv("RESOURCE_AUDIENCE")
@@ -65,8 +76,10 @@ func run(log *slog.Logger) error {
 	// No I/O here: the first request with a token fetches the keys.
 	// Verified tokens are cached (verify.WithTokenCache; on by default),
 	// and the keys stop verifying 24 h after the last successful fetch
-	// (verify.WithMaxStaleness): the log says when fetches fail.
-	v, err := verify.New(issuer, aud, verify.WithFetchHook(logKeyFetches(log)))
+	// (verify.WithMaxStaleness): the log says when fetches fail. Tokens
+	// with a status claim are checked against their status list
+	// (newVerifier).
+	v, err := newVerifier(issuer, aud, verify.WithFetchHook(logKeyFetches(log)))
 	if err != nil {
 		return fmt.Errorf("ISSUER_URL %s, RESOURCE_AUDIENCE %s: %w", issuer, aud, err)
 	}

@@ -2,8 +2,8 @@ package main
 
 import (
 	"bytes"
-	"log/slog"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"

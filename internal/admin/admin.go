@@ -102,6 +102,17 @@ type Config struct {
 	// TrustedIssuers are the names of the trusted issuers that
 	// federated_jwt clients may name; none turns federated_jwt off.
 	TrustedIssuers []string
+	// StatusLists, when not nil, sets the status-list bits of every live
+	// token of a client deleted or disabled and of a user disabled,
+	// deleted or given a new password.
+	StatusLists StatusLists
+}
+
+// StatusLists sets the status-list bits of every live access token of a
+// client or a user (statuslist.Lists).
+type StatusLists interface {
+	RevokeClient(ctx context.Context, clientID string) error
+	RevokeUser(ctx context.Context, userID string) error
 }
 
 // Limiter limits the guessing of the admin token (ratelimit.Limiter):
@@ -428,7 +439,15 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) deleteClient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := h.st.DeleteClient(r.Context(), id); err != nil {
+	err := h.st.DeleteClient(r.Context(), id)
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		// Also for a client already gone: a DELETE retried after the
+		// bits could not be set sets them now.
+		if serr := h.revokeClientStatus(r.Context(), id); serr != nil {
+			err = serr
+		}
+	}
+	if err != nil {
 		h.storeError(w, r, err)
 		return
 	}
@@ -648,4 +667,23 @@ func (h *Handler) backup(w http.ResponseWriter, r *http.Request) {
 		}
 		// Once the copy has started, the short body tells the client.
 	}
+}
+
+// revokeClientStatus sets the status-list bits of every live token of the
+// client (nothing when status lists are off). It is what disabling a
+// client does too.
+func (h *Handler) revokeClientStatus(ctx context.Context, clientID string) error {
+	if h.cfg.StatusLists == nil {
+		return nil
+	}
+	return h.cfg.StatusLists.RevokeClient(ctx, clientID)
+}
+
+// revokeUserStatus sets the status-list bits of every live token of the
+// user (nothing when status lists are off).
+func (h *Handler) revokeUserStatus(ctx context.Context, userID string) error {
+	if h.cfg.StatusLists == nil {
+		return nil
+	}
+	return h.cfg.StatusLists.RevokeUser(ctx, userID)
 }

@@ -134,5 +134,12 @@ func duration(d time.Duration) string {
 // a disabled client's tokens (a revocation feed, a status list) belongs
 // here, beside it.
 func (h *Handler) setDisabled(ctx context.Context, id string, disabled bool) (store.Client, error) {
-	return h.st.SetClientDisabled(ctx, id, disabled)
+	c, err := h.st.SetClientDisabled(ctx, id, disabled)
+	if err != nil || !disabled {
+		return c, err
+	}
+	// Its access tokens end with it, at resource APIs too. Enabling it
+	// again changes UpdatedAt, which is what the status lists tie an
+	// instance's unused indices to, so its new tokens get fresh bits.
+	return c, h.revokeClientStatus(ctx, id)
 }

@@ -360,6 +360,9 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := h.st.UpdateUser(r.Context(), store.User{Username: username, Disabled: p.disabled, Scopes: p.scopes, Claims: p.claims})
+	if err == nil && u.Disabled {
+		err = h.revokeUserStatus(r.Context(), u.ID)
+	}
 	if err != nil {
 		h.userError(w, r, err)
 		return
@@ -370,7 +373,14 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request) {
 	username := r.PathValue("username")
-	if err := h.st.DeleteUser(r.Context(), username); err != nil {
+	u, err := h.st.GetUser(r.Context(), username)
+	if err == nil {
+		err = h.st.DeleteUser(r.Context(), username)
+	}
+	if err == nil {
+		err = h.revokeUserStatus(r.Context(), u.ID)
+	}
+	if err != nil {
 		h.userError(w, r, err)
 		return
 	}
@@ -404,6 +414,9 @@ func (h *Handler) setUserPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := h.st.SetUserPassword(r.Context(), username, hash)
+	if err == nil {
+		err = h.revokeUserStatus(r.Context(), u.ID)
+	}
 	if err != nil {
 		h.userError(w, r, err)
 		return
@@ -571,6 +584,11 @@ func (h *Handler) importUser(ctx context.Context, u userimport.User, now time.Ti
 			return outcome, goneOr(err)
 		}
 		outcome = updated
+	}
+	if outcome == updated && (cur.PasswordHash != u.PasswordHash || u.Disabled) {
+		if err := h.revokeUserStatus(ctx, cur.ID); err != nil {
+			return outcome, err
+		}
 	}
 	if outcome == updated {
 		h.log.InfoContext(ctx, "user updated by import", "user_id", cur.ID, "username", cur.Username,

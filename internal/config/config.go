@@ -301,6 +301,16 @@ type Config struct {
 	// FederatedAssertionMaxLifetime bounds a workload-identity token's exp
 	// after its iat (or after now without iat), 1m to 168h. Default 24h.
 	FederatedAssertionMaxLifetime time.Duration `yaml:"federated_assertion_max_lifetime" env:"ISSUER_FEDERATED_ASSERTION_MAX_LIFETIME"`
+
+	// StatusList gives every access token a status claim and publishes
+	// the Token Status Lists that resource APIs check for revocations
+	// (docs/status-list.md). Default false.
+	StatusList bool `yaml:"status_list" env:"ISSUER_STATUS_LIST"`
+
+	// StatusListTTL is the ttl of the status lists: how long a resource
+	// API may use a fetched list, so how long a revocation may take to
+	// reach it. 1s to 1h. Default 30s.
+	StatusListTTL time.Duration `yaml:"status_list_ttl" env:"ISSUER_STATUS_LIST_TTL"`
 }
 
 // Default returns the configuration used when neither a file nor the
@@ -344,6 +354,7 @@ func Default() Config {
 
 		ClientAssertionMaxLifetime:    5 * time.Minute,
 		FederatedAssertionMaxLifetime: 24 * time.Hour,
+		StatusListTTL:                 30 * time.Second,
 	}
 }
 
@@ -599,6 +610,7 @@ func (c Config) problems() []problem {
 	ps = append(ps, c.userProblems()...)
 	ps = append(ps, c.dpopProblems()...)
 	ps = append(ps, c.clientAuthProblems()...)
+	ps = append(ps, c.statusListProblems()...)
 	if !slices.Contains(logLevels, c.LogLevel) {
 		add("log_level", "%q is not a log level; use one of %s", c.LogLevel, strings.Join(logLevels, ", "))
 	}

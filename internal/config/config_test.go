@@ -84,6 +84,7 @@ func TestDefault(t *testing.T) {
 
 		ClientAssertionMaxLifetime:    5 * time.Minute,
 		FederatedAssertionMaxLifetime: 24 * time.Hour,
+		StatusListTTL:                 30 * time.Second,
 	}
 	if got := Default(); got != want {
 		t.Errorf("Default() = %v, want %v", got, want)
@@ -198,6 +199,7 @@ log_level: debug
 
 		ClientAssertionMaxLifetime:    5 * time.Minute,
 		FederatedAssertionMaxLifetime: 24 * time.Hour,
+		StatusListTTL:                 30 * time.Second,
 	}
 	got, err := Load(path, nil)
 	if err != nil {
@@ -298,6 +300,7 @@ func TestEveryEnvVar(t *testing.T) {
 		"allow_insecure_jwks_uri": "true", "jwks_uri_allowed_hosts": "keys.example.com,10.0.0.7",
 		"trusted_issuers":                  `[{"name":"gh","issuer":"https://token.actions.githubusercontent.com","audience":"https://x.example.com"}]`,
 		"federated_assertion_max_lifetime": "1h",
+		"status_list":                      "true", "status_list_ttl": "10s",
 	}
 	for _, s := range settings {
 		t.Run(s.env, func(t *testing.T) {
@@ -589,6 +592,7 @@ func TestValidateReportsEverything(t *testing.T) {
 		"ISSUER_DPOP_PROOF_MAX_AGE (dpop_proof_max_age): ",
 		"ISSUER_CLIENT_ASSERTION_MAX_LIFETIME (client_assertion_max_lifetime): ",
 		"ISSUER_FEDERATED_ASSERTION_MAX_LIFETIME (federated_assertion_max_lifetime): ",
+		"ISSUER_STATUS_LIST_TTL (status_list_ttl): ",
 		"ISSUER_LOG_LEVEL (log_level): ",
 	}
 	got := lines(c.Validate())
@@ -661,6 +665,8 @@ var settingNames = strings.Join([]string{
 	"jwks_uri_allowed_hosts",
 	"trusted_issuers",
 	"federated_assertion_max_lifetime",
+	"status_list",
+	"status_list_ttl",
 }, ", ")
 
 func TestLoadErrors(t *testing.T) {
@@ -935,6 +941,8 @@ func TestRedaction(t *testing.T) {
 		`jwks_uri_allowed_hosts=""`,
 		`trusted_issuers=""`,
 		`federated_assertion_max_lifetime=24h`,
+		`status_list=false`,
+		`status_list_ttl=30s`,
 	}, " ")
 	if got := d.String(); got != want {
 		t.Errorf("Default().String() =\n%s\nwant\n%s", got, want)

@@ -108,7 +108,7 @@ func (cc *clientCredentials) token(ctx context.Context, c store.Client, is issue
 // token decided. Token signs the RFC 9068 access token and, when the client
 // may refresh, the first refresh token of a new family, which it leaves in
 // the libClient for token to store.
-func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic, genRefresh bool) (string, string, error) {
+func (cc *clientCredentials) Token(ctx context.Context, data *oauth2.GenerateBasic, genRefresh bool) (string, string, error) {
 	lc, ok := data.Client.(*libClient)
 	if !ok {
 		return "", "", fmt.Errorf("grant: go-oauth2 generates tokens for a %T, not the authenticated client", data.Client)
@@ -124,7 +124,7 @@ func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic
 	lc.issued, lc.accessExp = now, accessExp
 	if !genRefresh || !slices.Contains(lc.GrantTypes, oauth.GrantRefreshToken) {
 		lc.accessExp = now.Add(h.accessTTL(lc.Client)) // no family to end with
-		access, err := h.signAccess(lc.ID, lc.issue, "", scope, lc.audience, now, lc.accessExp)
+		access, _, err := h.signAccess(ctx, lc.Client, lc.issue, "", scope, lc.audience, now, lc.accessExp)
 		return access, "", err
 	}
 	// The access token names the family (fid), which the store holds only
@@ -137,7 +137,8 @@ func (cc *clientCredentials) Token(_ context.Context, data *oauth2.GenerateBasic
 		Current:   secret.Random(16),
 		ExpiresAt: refreshExp,
 	}
-	access, err := h.signAccess(lc.ID, lc.issue, fam.ID, scope, lc.audience, now, accessExp)
+	access, refs, err := h.signAccess(ctx, lc.Client, lc.issue, fam.ID, scope, lc.audience, now, accessExp)
+	fam.Status = refs
 	if err != nil {
 		return "", "", err
 	}

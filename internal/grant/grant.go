@@ -119,6 +119,9 @@ type Config struct {
 	// Assertions configures client authentication by JWT assertion
 	// (private_key_jwt).
 	Assertions AssertionConfig
+	// StatusLists, when not nil, gives every access token a status-list
+	// entry, and sets its bit when the token or its family is revoked.
+	StatusLists StatusLists
 }
 
 // DefaultFailureFloor is the default Config.FailureFloor: well above the

@@ -198,6 +198,11 @@ func (h *Handler) revoke(ctx context.Context, caller store.Client, form url.Valu
 		if err := h.st.RevokeToken(ctx, c.ID, c.ExpiresAt.Time); err != nil {
 			return err
 		}
+		if h.cfg.StatusLists != nil {
+			if err := h.cfg.StatusLists.RevokeToken(ctx, c.Status); err != nil {
+				return err
+			}
+		}
 		h.log.InfoContext(ctx, "access token revoked", "client_id", caller.ID, "jti", c.ID)
 		return nil
 	}
@@ -211,6 +216,9 @@ func (h *Handler) revoke(ctx context.Context, caller store.Client, form url.Valu
 	err = h.st.RevokeFamily(ctx, c.FamilyID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
+	}
+	if err == nil {
+		err = h.revokeFamilyStatus(ctx, c.FamilyID)
 	}
 	if err == nil {
 		h.log.InfoContext(ctx, "refresh token family revoked", "client_id", caller.ID, "family", c.FamilyID)

@@ -67,7 +67,7 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, 
 	u, isUser, err := h.userOfRefresh(ctx, claims.UserID, claims.Username, claims.UserGeneration)
 	switch {
 	case errors.Is(err, errUserEnded):
-		if err := h.st.RevokeFamily(ctx, claims.FamilyID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := h.endFamily(ctx, claims.FamilyID); err != nil {
 			return nil, err
 		}
 		return nil, errInvalidGrant(refreshInvalid)
@@ -114,7 +114,7 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, 
 		ExpiresAt: refreshExp,
 	}
 	scope := oauth.FormatScope(scopes)
-	access, err := h.signAccess(c.ID, is, claims.FamilyID, scope, aud, now, accessExp)
+	access, refs, err := h.signAccess(ctx, c, is, claims.FamilyID, scope, aud, now, accessExp)
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +135,7 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, 
 		OldID:     claims.ID,
 		NewID:     next.Current,
 		ExpiresAt: next.ExpiresAt,
+		Status:    refs,
 	}
 	var kept []byte
 	if c.RefreshTokenReuseInterval > 0 {
@@ -153,6 +154,9 @@ func (h *Handler) refresh(ctx context.Context, form url.Values, c store.Client, 
 	switch {
 	case errors.Is(err, store.ErrReused):
 		h.log.WarnContext(ctx, "refresh token reused; family revoked", "client_id", c.ID, "family", claims.FamilyID, "jti", claims.ID)
+		if err := h.revokeFamilyStatus(ctx, claims.FamilyID); err != nil {
+			h.log.ErrorContext(ctx, "status list bits of a reused family not set", "client_id", c.ID, "family", claims.FamilyID, "err", err)
+		}
 		return nil, errInvalidGrant("the refresh token was already used; every token of its family is now revoked")
 	case errors.Is(err, store.ErrRevoked):
 		return nil, errInvalidGrant("the refresh token has been revoked")

@@ -1,6 +1,7 @@
 package grant
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"time"
@@ -35,11 +36,17 @@ func (is issue) tokenType() string {
 	return "Bearer"
 }
 
-// signAccess mints an access token of client clientID: sub is the client,
-// or the user of is. family is the id of the refresh-token family issued
-// with it, if any: the token names it (fid), so that it ends with its
-// family at introspection (identify). It expires at exp.
-func (h *Handler) signAccess(clientID string, is issue, family, scope string, aud []string, now, exp time.Time) (string, error) {
+// signAccess mints an access token of client cl: sub is the client, or the
+// user of is. family is the id of the refresh-token family issued with it,
+// if any: the token names it (fid), so that it ends with its family at
+// introspection (identify). It expires at exp. With status lists on, the
+// token gets its status claim, and its entry is returned for the family.
+func (h *Handler) signAccess(ctx context.Context, cl store.Client, is issue, family, scope string, aud []string, now, exp time.Time) (string, []store.StatusRef, error) {
+	clientID := cl.ID
+	status, refs, err := h.assignStatus(ctx, cl, is, exp)
+	if err != nil {
+		return "", nil, err
+	}
 	c := keys.AccessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   clientID,
@@ -51,6 +58,7 @@ func (h *Handler) signAccess(clientID string, is issue, family, scope string, au
 		ClientID: clientID,
 		Scope:    scope,
 		FamilyID: family,
+		Status:   status,
 	}
 	if is.jkt != "" {
 		c.Confirmation = &keys.Confirmation{JKT: is.jkt}
@@ -62,7 +70,8 @@ func (h *Handler) signAccess(clientID string, is issue, family, scope string, au
 			c.TokenType = "access"
 		}
 	}
-	return h.keys.SignAccess(c)
+	tok, err := h.keys.SignAccess(c)
+	return tok, refs, err
 }
 
 // userClaims are the extra claims of u's access tokens: its own claims in

@@ -320,7 +320,7 @@ func (s *SimpleJWT) blacklist(w http.ResponseWriter, r *http.Request, in map[str
 		sjTokenNotValid(w)
 		return
 	}
-	if err := s.h.st.RevokeFamily(ctx, tok.refresh.FamilyID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.h.endFamily(ctx, tok.refresh.FamilyID); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -113,6 +113,13 @@ func appendAccessClaims(dst []byte, c *AccessClaims) []byte {
 		dst = jsonenc.AppendString(dst, c.Confirmation.JKT)
 		dst = append(dst, '}')
 	}
+	if c.Status != nil {
+		dst = append(dst, `,"status":{"status_list":{"idx":`...)
+		dst = strconv.AppendInt(dst, c.Status.StatusList.Idx, 10)
+		dst = append(dst, `,"uri":`...)
+		dst = jsonenc.AppendString(dst, c.Status.StatusList.URI)
+		dst = append(dst, "}}"...)
+	}
 	for _, x := range c.Extra {
 		if dst[len(dst)-1] != '{' {
 			dst = append(dst, ',')

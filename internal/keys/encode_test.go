@@ -140,6 +140,7 @@ func (g claimGen) access() AccessClaims {
 	c := AccessClaims{RegisteredClaims: g.registered(), ClientID: g.string(), Scope: g.string(), TokenType: g.string(), FamilyID: g.string()}
 	if g.r.IntN(2) == 0 {
 		c.Confirmation = &Confirmation{JKT: g.string()} // a DPoP-bound token
+		c.Status = &Status{StatusList: StatusListRef{Idx: g.r.Int64N(1 << 40), URI: g.string()}}
 	}
 	return c
 }
@@ -350,6 +351,9 @@ func TestSignRoundTrip(t *testing.T) {
 				}
 				if g.r.IntN(2) == 0 {
 					in.FamilyID = g.validString()
+				}
+				if g.r.IntN(2) == 0 {
+					in.Status = &Status{StatusList: StatusListRef{Idx: g.r.Int64N(1 << 40), URI: g.validString()}}
 				}
 				tok, err := k.SignAccess(in)
 				if err != nil {

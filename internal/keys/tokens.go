@@ -26,6 +26,9 @@ type AccessClaims struct {
 	// Confirmation binds the token to a DPoP key (RFC 9449 §6.1): nil for
 	// a bearer token.
 	Confirmation *Confirmation `json:"cnf,omitempty"`
+	// Status is the token's entry in a Token Status List
+	// (draft-ietf-oauth-status-list), when status lists are on.
+	Status *Status `json:"status,omitempty"`
 	// Extra are further string claims, encoded after the others in their
 	// order: a user's claims, SimpleJWT's user id claim. Their names must
 	// differ from every other claim's (callers check it); parsing collects
@@ -38,6 +41,18 @@ type AccessClaims struct {
 type Confirmation struct {
 	// JKT is the RFC 7638 SHA-256 thumbprint of the DPoP key, base64url.
 	JKT string `json:"jkt"`
+}
+
+// Status is the status claim of a token: where its status bit is.
+type Status struct {
+	StatusList StatusListRef `json:"status_list"`
+}
+
+// StatusListRef is the status_list member of the status claim: the index
+// of the token's bit in the list at URI.
+type StatusListRef struct {
+	Idx int64  `json:"idx"`
+	URI string `json:"uri"`
 }
 
 // Claim is one string claim of Extra.
@@ -72,7 +87,7 @@ func (c *AccessClaims) UnmarshalJSON(b []byte) error {
 // knownAccessClaims are the members of the fields of AccessClaims.
 var knownAccessClaims = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
-	"client_id": true, "scope": true, "token_type": true, "fid": true, "cnf": true,
+	"client_id": true, "scope": true, "token_type": true, "fid": true, "cnf": true, "status": true,
 }
 
 // RefreshClaims are the claims of a refresh token. Its aud is the issuer, so
@@ -262,4 +277,20 @@ func (k *Keys) parseAccess(p *jwt.Parser, token string) (AccessClaims, error) {
 // NumericDate converts t to a JWT NumericDate (whole seconds).
 func NumericDate(t time.Time) *jwt.NumericDate {
 	return jwt.NewNumericDate(t.Truncate(time.Second))
+}
+
+// StatusListType is the typ of a Token Status List JWT
+// (draft-ietf-oauth-status-list, section 5.1).
+const StatusListType = "statuslist+jwt"
+
+// SignStatusList signs the claims JSON of a Token Status List with the
+// current key, as the access tokens are, with typ statuslist+jwt: a
+// resource API checks it with the keys of the JWKS.
+func (k *Keys) SignStatusList(claims []byte) (string, error) {
+	s := k.current()
+	out, err := newJWS(s.method, s.priv, s.kid, StatusListType).sign(claims)
+	if err != nil {
+		return "", fmt.Errorf("keys: sign status list: %w", err)
+	}
+	return out, nil
 }

@@ -36,17 +36,18 @@ func (s *instrumented) observe(op string, start time.Time, err error) {
 }
 
 // errorKind classifies err: "" for success and for the answers the store
-// interface defines (not found, exists, reused, revoked, conflict, replayed)
-// and for a caller that went away; "not_replicated" when a change was made but too few
-// Redis replicas acknowledged it (redis_wait_replicas); "unavailable" when the
-// store could not be reached or timed out; "other" for anything else.
+// interface defines (not found, exists, reused, revoked, conflict, replayed,
+// full) and for a caller that went away; "not_replicated" when a change was
+// made but too few Redis replicas acknowledged it (redis_wait_replicas);
+// "unavailable" when the store could not be reached or timed out; "other"
+// for anything else.
 func errorKind(err error) string {
 	switch {
 	case err == nil,
 		errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExists),
 		errors.Is(err, store.ErrReused), errors.Is(err, store.ErrRevoked),
 		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrReplayed),
-		errors.Is(err, context.Canceled):
+		errors.Is(err, store.ErrFull), errors.Is(err, context.Canceled):
 		return ""
 	case errors.Is(err, store.ErrNotReplicated):
 		return "not_replicated"
@@ -87,6 +88,12 @@ const (
 	opPing                = "ping"
 	opGetClientFresh      = "get_client_fresh"
 	opSetClientSecret     = "set_client_secret"
+
+	opLeaseStatus     = "lease_status"
+	opSetStatus       = "set_status"
+	opSetOwnerStatus  = "set_owner_status"
+	opGetStatusList   = "get_status_list"
+	opListStatusLists = "list_status_lists"
 )
 
 // operations lists every label value, so that the series exist (at zero)
@@ -99,6 +106,7 @@ var operations = []string{
 	opUseOnce, opPing,
 	opGetClientFresh, opSetClientSecret,
 	opSetClientDisabled, opRotateRefreshRetry,
+	opLeaseStatus, opSetStatus, opSetOwnerStatus, opGetStatusList, opListStatusLists,
 }
 
 // errorKinds are the values of the kind label.
@@ -316,4 +324,39 @@ func (s *instrumented) RotateRefreshRetry(ctx context.Context, r store.RetryRota
 	replay, err := s.Store.RotateRefreshRetry(ctx, r)
 	s.observe(opRotateRefreshRetry, start, err)
 	return replay, err
+}
+
+func (s *instrumented) LeaseStatus(ctx context.Context, l store.StatusLease) (int64, error) {
+	start := time.Now()
+	first, err := s.Store.LeaseStatus(ctx, l)
+	s.observe(opLeaseStatus, start, err)
+	return first, err
+}
+
+func (s *instrumented) SetStatus(ctx context.Context, list string, idx []int64) error {
+	start := time.Now()
+	err := s.Store.SetStatus(ctx, list, idx)
+	s.observe(opSetStatus, start, err)
+	return err
+}
+
+func (s *instrumented) SetOwnerStatus(ctx context.Context, owner string) (int, error) {
+	start := time.Now()
+	n, err := s.Store.SetOwnerStatus(ctx, owner)
+	s.observe(opSetOwnerStatus, start, err)
+	return n, err
+}
+
+func (s *instrumented) GetStatusList(ctx context.Context, id string) (store.StatusList, error) {
+	start := time.Now()
+	l, err := s.Store.GetStatusList(ctx, id)
+	s.observe(opGetStatusList, start, err)
+	return l, err
+}
+
+func (s *instrumented) ListStatusLists(ctx context.Context) ([]store.StatusList, error) {
+	start := time.Now()
+	ls, err := s.Store.ListStatusLists(ctx)
+	s.observe(opListStatusLists, start, err)
+	return ls, err
 }

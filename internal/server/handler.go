@@ -30,6 +30,9 @@ const (
 	PathAdmin      = "/admin/"
 	PathRegister   = "/admin/clients"
 	PathMetrics    = "/metrics"
+	// PathStatusLists is where the Token Status Lists are, each under
+	// its id (statuslist.PathPrefix).
+	PathStatusLists = "/statuslists/"
 )
 
 // Listener says which routes a Handler serves.
@@ -62,6 +65,13 @@ type Metrics interface {
 	// ObserveRequest records one request to endpoint, the path of the route
 	// that served it ("other" when none did).
 	ObserveRequest(endpoint, method string, code int, d time.Duration)
+}
+
+// StatusLists serves the Token Status Lists (statuslist.Lists).
+type StatusLists interface {
+	ServeList(w http.ResponseWriter, r *http.Request)
+	ServeAggregation(w http.ResponseWriter, r *http.Request)
+	AggregationURI() string
 }
 
 // HandlerConfig configures the HTTP interface.
@@ -118,6 +128,9 @@ type HandlerConfig struct {
 	// X-Forwarded-For entry that many places from the right
 	// (request.Hops).
 	TrustedProxyHops int
+	// StatusLists, when not nil, serves GET /statuslists/{id} and the
+	// aggregation endpoint GET /statuslists, advertised in the metadata.
+	StatusLists StatusLists
 }
 
 // Handler is the issuer's HTTP interface: the routes and what every request
@@ -153,6 +166,10 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		s.handleGET(PathJWKS, s.serveJWKS)
 		if cfg.SimpleJWT != nil {
 			s.mux.Handle(cfg.SimpleJWTPath, cfg.SimpleJWT)
+		}
+		if cfg.StatusLists != nil {
+			s.mux.HandleFunc("GET "+PathStatusLists+"{id}", cfg.StatusLists.ServeList)
+			s.mux.HandleFunc("GET "+strings.TrimSuffix(PathStatusLists, "/"), cfg.StatusLists.ServeAggregation)
 		}
 	}
 	// Both listeners serve the metadata (the CLI checks at the admin
@@ -365,6 +382,9 @@ type metadata struct {
 	AccessTokenSharedSecretUsed bool     `json:"access_token_shared_secret_required,omitempty"`
 	// DPoPSigningAlgs are the DPoP proof algorithms (RFC 9449 §5.1).
 	DPoPSigningAlgs []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	// StatusListAggregation lists the live Token Status Lists
+	// (draft-ietf-oauth-status-list, section 9.3).
+	StatusListAggregation string `json:"status_list_aggregation_endpoint,omitempty"`
 }
 
 func (s *Handler) buildMetadata() ([]byte, error) {
@@ -404,6 +424,9 @@ func (s *Handler) buildMetadata() ([]byte, error) {
 			base = iss
 		}
 		md.RegistrationEndpoint = base + PathRegister
+	}
+	if s.cfg.StatusLists != nil {
+		md.StatusListAggregation = s.cfg.StatusLists.AggregationURI()
 	}
 	return json.MarshalIndent(md, "", "  ")
 }

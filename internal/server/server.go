@@ -27,6 +27,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/ratelimit"
 	"github.com/issuer-oauth/issuer/internal/request"
 	"github.com/issuer-oauth/issuer/internal/secret"
+	"github.com/issuer-oauth/issuer/internal/statuslist"
 	"github.com/issuer-oauth/issuer/internal/store"
 	"github.com/issuer-oauth/issuer/internal/store/bolt"
 	redisstore "github.com/issuer-oauth/issuer/internal/store/redis"
@@ -190,6 +191,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			return fail(fmt.Errorf("ISSUER_DPOP_PROOF_MAX_AGE (dpop_proof_max_age): %w", err))
 		}
 	}
+	var lists *statuslist.Lists
+	if cfg.StatusList {
+		lists = statuslist.New(statuslist.Config{
+			Issuer: cfg.URL, TTL: cfg.StatusListTTL, TokenTTL: cfg.AccessTokenTTL, Now: now,
+		}, s.store, s.keys, log)
+		gc.StatusLists = lists
+	}
 	grants := []string{oauth.GrantClientCredentials, oauth.GrantRefreshToken}
 	if cfg.PasswordGrant {
 		gc.Users, gc.Passwords, gc.PasswordLimiter = s.store, passwords, limiter
@@ -216,6 +224,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			Now:            now,
 			CheckJWKSURI:   policy.Check,
 			TrustedIssuers: trustedNames,
+			StatusLists:    statusRevoker(lists),
 		}, s.store, s.keys, hasher, log)
 	}
 	hc := HandlerConfig{
@@ -238,6 +247,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		TrustedProxies:   cfg.TrustedProxyNets(),
 		TrustedProxyHops: int(cfg.TrustedProxyHops),
 		AdminURL:         cfg.AdminBaseURL(),
+		StatusLists:      statusServer(lists),
 	}
 	if cfg.AdminAddr != "" {
 		// The admin API and the metrics move to a listener of their own.
@@ -470,4 +480,20 @@ func (s *Server) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// statusRevoker and statusServer return the lists as the admin API and the
+// handler take them: a nil interface when status lists are off.
+func statusRevoker(l *statuslist.Lists) admin.StatusLists {
+	if l == nil {
+		return nil
+	}
+	return l
+}
+
+func statusServer(l *statuslist.Lists) StatusLists {
+	if l == nil {
+		return nil
+	}
+	return l
 }

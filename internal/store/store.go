@@ -138,6 +138,10 @@ type Family struct {
 	// after it.
 	ExpiresAt time.Time `json:"expires_at"`
 	Revoked   bool      `json:"revoked"`
+	// Status are the status-list entries of the access tokens issued
+	// with the family that have not expired yet, so that revoking the
+	// family invalidates them too; empty when status lists are off.
+	Status []StatusRef `json:"status,omitempty"`
 }
 
 // Rotation asks RotateRefresh to replace the family's current token.
@@ -148,6 +152,10 @@ type Rotation struct {
 	NewID    string // the jti of the token being issued
 	// ExpiresAt is the new token's expiry.
 	ExpiresAt time.Time
+	// Status is the status-list entry of the access token issued with
+	// the new refresh token, if any: RotateRefresh adds it to the
+	// family's and drops the entries that have expired.
+	Status []StatusRef
 }
 
 // RetryRotation asks RotateRefreshRetry to rotate a family's current token,
@@ -352,4 +360,27 @@ type Store interface {
 	// the kept answer dropped) in the same operation, ErrReused. ErrNotFound
 	// and ErrRevoked as RotateRefresh.
 	RotateRefreshRetry(ctx context.Context, r RetryRotation) ([]byte, error)
+
+	// Token Status Lists (draft-ietf-oauth-status-list): the revocation
+	// bits that resource APIs read. A list is live from its first lease
+	// until the latest Until of its leases; after it, it is gone (never
+	// shrunk while live).
+
+	// LeaseStatus hands out l.N consecutive indices of list l.List, that
+	// no other call ever gets while the list is live, and returns the
+	// first; it records them under each of l.Owners. ErrFull if the list
+	// would go past l.Capacity; ErrNotFound if the list has retired (its
+	// id is never live again).
+	LeaseStatus(ctx context.Context, l StatusLease) (first int64, err error)
+	// SetStatus sets the bits of the indices of a live list to 1
+	// (invalid); ErrNotFound if the list is not live.
+	SetStatus(ctx context.Context, list string, idx []int64) error
+	// SetOwnerStatus sets to 1 the bit of every index leased to owner in
+	// every live list, and returns how many bits changed.
+	SetOwnerStatus(ctx context.Context, owner string) (int, error)
+	// GetStatusList returns a live list; ErrNotFound if there is none.
+	GetStatusList(ctx context.Context, id string) (StatusList, error)
+	// ListStatusLists returns the live lists ordered by id, without
+	// their Bits.
+	ListStatusLists(ctx context.Context) ([]StatusList, error)
 }

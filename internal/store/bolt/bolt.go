@@ -202,7 +202,8 @@ func initBuckets(tx *bbolt.Tx) error {
 	}
 	// A file written before users existed gets their buckets here; the
 	// layout of the others is unchanged, so the schema version stays.
-	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys, bucketUsers, bucketUserIDs, bucketOnce, bucketRetries} {
+	for _, name := range [][]byte{bucketMeta, bucketClients, bucketFamilies, bucketRevoked, bucketKeys, bucketUsers, bucketUserIDs, bucketOnce,
+		bucketRetries, bucketStatusLists, bucketStatusBits, bucketStatusOwners} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -443,6 +444,7 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (store.Fami
 		default:
 			f.Current = r.NewID
 			f.ExpiresAt = r.ExpiresAt
+			f.Status = store.LiveStatus(f.Status, s.now(), r.Status...)
 		}
 		return put(b, f.ID, f)
 	})
@@ -803,6 +805,9 @@ func (s *Store) Sweep(ctx context.Context) (removed int, err error) {
 		{"revoked tokens", bucketRevoked, revocationExpiry},
 		{"single-use values", bucketOnce, revocationExpiry},
 		{"refresh retries", bucketRetries, retryExpiry},
+		{"status lists", bucketStatusLists, statusExpiry},
+		{"status bits", bucketStatusBits, statusBitsExpiry},
+		{"status list owners", bucketStatusOwners, statusExpiry},
 	} {
 		var after []byte // the scan resumes after the last key it read
 		for {

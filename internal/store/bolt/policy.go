@@ -92,6 +92,7 @@ func (s *Store) RotateRefreshRetry(ctx context.Context, r store.RetryRotation) (
 			return put(fams, f.ID, f)
 		}
 		f.Current, f.ExpiresAt = r.NewID, r.ExpiresAt
+		f.Status = store.LiveStatus(f.Status, now, r.Status...)
 		if err := put(fams, f.ID, f); err != nil {
 			return err
 		}

@@ -40,10 +40,10 @@ func (s *Store) SetClientDisabled(ctx context.Context, id string, disabled bool)
 //
 //	KEYS[1] family hash, KEYS[2] retry hash
 //	ARGV    now, client_id, old id, new id, new expires_at, interval (ms),
-//	        request, response
+//	        request, response, new status entries (as scriptRotate's)
 var scriptRotateRetry = goredis.NewScript(`
 local now = tonumber(ARGV[1])
-local f = redis.call('HMGET', KEYS[1], 'client_id', 'current', 'revoked', 'expires_at')
+local f = redis.call('HMGET', KEYS[1], 'client_id', 'current', 'revoked', 'expires_at', 'status')
 local exp = tonumber(f[4])
 if not exp or now >= exp or f[1] ~= ARGV[2] then return {0} end
 if f[3] == '1' then return {3} end
@@ -57,6 +57,15 @@ if f[2] ~= ARGV[3] then
 end
 redis.call('HSET', KEYS[1], 'current', ARGV[4], 'expires_at', ARGV[5])
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+if f[5] or ARGV[9] ~= '' then
+	local st = {}
+	for e in string.gmatch(f[5] or '', '%S+') do
+		local x = tonumber(string.match(e, ':(%d+)$'))
+		if x and x > now then st[#st + 1] = e end
+	end
+	if ARGV[9] ~= '' then st[#st + 1] = ARGV[9] end
+	redis.call('HSET', KEYS[1], 'status', table.concat(st, ' '))
+end
 local interval = tonumber(ARGV[6])
 if interval > 0 then
 	redis.call('HSET', KEYS[2], 'old', ARGV[3], 'until', now + interval, 'request', ARGV[7], 'response', ARGV[8])
@@ -74,9 +83,15 @@ func (s *Store) RotateRefreshRetry(ctx context.Context, r store.RetryRotation) (
 	if err := s.begin(ctx, op, r.FamilyID); err != nil {
 		return nil, err
 	}
-	res, err := scriptRotateRetry.Run(ctx, s.client, []string{s.familyKey(r.FamilyID), s.retryKey(r.FamilyID)},
+	cmd, werr := s.runDurably(ctx, op, r.FamilyID, scriptRotateRetry, changedRotation, []string{s.familyKey(r.FamilyID), s.retryKey(r.FamilyID)},
 		s.now().UnixMilli(), r.ClientID, r.OldID, r.NewID, r.ExpiresAt.UnixMilli(), r.Interval.Milliseconds(),
-		r.Request, r.Response).Slice()
+		r.Request, r.Response, encodeStatus(r.Status))
+	if werr != nil {
+		// Unacknowledged: the caller must not hand out the new token (see
+		// the package documentation).
+		return nil, werr
+	}
+	res, err := cmd.Slice()
 	if err != nil {
 		return nil, redisError(op, r.FamilyID, err)
 	}

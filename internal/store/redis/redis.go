@@ -54,6 +54,11 @@ type Store struct {
 
 	stopSub context.CancelFunc
 	subDone chan struct{} // closed when the subscriber has returned
+
+	// indexedLists are the status lists (id and expiry) that this store
+	// has added to the index of lists (see LeaseStatus).
+	indexedLists sync.Map
+	indexedCount atomic.Int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -306,7 +311,7 @@ func (s *Store) CreateFamily(ctx context.Context, f store.Family) error {
 		return opError(op, f.ID, fmt.Errorf("encode audience: %w", err))
 	}
 	code, err := scriptCreateFamily.Run(ctx, s.client, []string{s.familyKey(f.ID)},
-		s.now().UnixMilli(), f.ClientID, f.Current, f.ExpiresAt.UnixMilli(), scopes, audience).Int()
+		s.now().UnixMilli(), f.ClientID, f.Current, f.ExpiresAt.UnixMilli(), scopes, audience, encodeStatus(f.Status)).Int()
 	if err != nil {
 		return redisError(op, f.ID, err)
 	}
@@ -340,6 +345,9 @@ func (s *Store) GetFamily(ctx context.Context, id string) (store.Family, error) 
 		ExpiresAt: time.UnixMilli(exp).UTC(),
 		Revoked:   h["revoked"] == "1",
 	}
+	if f.Status, err = decodeStatus(h["status"]); err != nil {
+		return store.Family{}, opError(op, id, err)
+	}
 	if err := decodeLists(&f, h["scopes"], h["audience"]); err != nil {
 		return store.Family{}, opError(op, id, err)
 	}
@@ -355,7 +363,7 @@ func (s *Store) RotateRefresh(ctx context.Context, r store.Rotation) (store.Fami
 		return store.Family{}, err
 	}
 	cmd, werr := s.runDurably(ctx, op, r.FamilyID, scriptRotate, changedRotation, []string{s.familyKey(r.FamilyID)},
-		s.now().UnixMilli(), r.ClientID, r.OldID, r.NewID, r.ExpiresAt.UnixMilli())
+		s.now().UnixMilli(), r.ClientID, r.OldID, r.NewID, r.ExpiresAt.UnixMilli(), encodeStatus(r.Status))
 	if werr != nil {
 		// Unacknowledged: the caller must not hand out the new token (see
 		// the package documentation).

@@ -119,7 +119,7 @@ return redis.call('HVALS', KEYS[1])
 // family has no revoked field; absent means not revoked, as "0" did.
 //
 //	KEYS[1] family hash
-//	ARGV    now, client_id, current, expires_at, scopes, audience
+//	ARGV    now, client_id, current, expires_at, scopes, audience, status
 var scriptCreateFamily = goredis.NewScript(`
 local exp = tonumber(redis.call('HGET', KEYS[1], 'expires_at'))
 if exp then
@@ -128,6 +128,7 @@ if exp then
 end
 redis.call('HSET', KEYS[1], 'client_id', ARGV[2], 'current', ARGV[3],
 	'expires_at', ARGV[4], 'scopes', ARGV[5], 'audience', ARGV[6])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'status', ARGV[7]) end
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1
 `)
@@ -135,12 +136,14 @@ return 1
 // scriptRotate replaces a family's current token. Checks, in order: a live
 // family of this client (else not found), not revoked, the presented token
 // is the current one (else the family is revoked: reuse). On success it
-// returns {1, scopes, audience}.
+// returns {1, scopes, audience}. The family's status entries ("list:idx:exp"
+// separated by spaces, see encodeStatus) lose those expired and gain the
+// new token's.
 //
 //	KEYS[1] family hash
-//	ARGV    now, client_id, old id, new id, new expires_at
+//	ARGV    now, client_id, old id, new id, new expires_at, new status entries
 var scriptRotate = goredis.NewScript(`
-local f = redis.call('HMGET', KEYS[1], 'client_id', 'current', 'revoked', 'expires_at', 'scopes', 'audience')
+local f = redis.call('HMGET', KEYS[1], 'client_id', 'current', 'revoked', 'expires_at', 'scopes', 'audience', 'status')
 local exp = tonumber(f[4])
 if not exp or tonumber(ARGV[1]) >= exp or f[1] ~= ARGV[2] then return {0} end
 if f[3] == '1' then return {3} end
@@ -150,6 +153,15 @@ if f[2] ~= ARGV[3] then
 end
 redis.call('HSET', KEYS[1], 'current', ARGV[4], 'expires_at', ARGV[5])
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+if f[7] or ARGV[6] ~= '' then
+	local st = {}
+	for e in string.gmatch(f[7] or '', '%S+') do
+		local x = tonumber(string.match(e, ':(%d+)$'))
+		if x and x > tonumber(ARGV[1]) then st[#st + 1] = e end
+	end
+	if ARGV[6] ~= '' then st[#st + 1] = ARGV[6] end
+	redis.call('HSET', KEYS[1], 'status', table.concat(st, ' '))
+end
 return {1, f[5], f[6]}
 `)
 

@@ -63,6 +63,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) store.S
 		{"Context", []subtest{{"Canceled", testCanceledContext}}},
 		{"Concurrency", concurrencyTests},
 		{"Policy", policyTests},
+		{"StatusLists", statusListTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
