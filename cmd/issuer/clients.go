@@ -73,7 +73,7 @@ type metadataFlags struct {
 	authMethod    string
 	introspectAll bool
 	dpopBound     bool
-	// Per-client policy (docs/clients.md).
+	// Per-client policy (docs/client-policy.md).
 	disabled    bool
 	accessTTL   string
 	refreshTTL  string

@@ -11,7 +11,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/store"
 )
 
-// Bounds of a client's policy (docs/clients.md): the server settings' for
+// Bounds of a client's policy (docs/client-policy.md): the server settings' for
 // the lifetimes, and the SPEC's 60 seconds for the reuse interval.
 const (
 	minAccessTTL       = time.Second

@@ -51,7 +51,7 @@ type ClientMetadata struct {
 	// to a key it holds.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
 
-	// Per-client policy (extension; docs/clients.md). Durations are Go
+	// Per-client policy (extension; docs/client-policy.md). Durations are Go
 	// durations such as "90s", "10m" or "36h"; empty (or absent) means the
 	// server's setting of the same name.
 

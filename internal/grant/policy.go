@@ -16,7 +16,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/store"
 )
 
-// Per-client policy (README, "Per-client policy"): a client's own token
+// Per-client policy (docs/client-policy.md): a client's own token
 // lifetimes, family cap and quota, where it has them, else the server's.
 
 // accessTTL is the lifetime of c's access tokens.
@@ -74,7 +74,7 @@ func expiresIn(exp, now time.Time) int64 {
 	return exp.Truncate(time.Second).Unix() - now.Truncate(time.Second).Unix()
 }
 
-// Retried refreshes (README, "Refresh tokens"): the answer to a refresh is
+// Retried refreshes (docs/refresh.md): the answer to a refresh is
 // kept, sealed, for the client's refresh_token_reuse_interval, and a retry
 // of the same request with the same token gets it back.
 

@@ -20,7 +20,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
-// Per-client policy and retried refreshes (docs/clients.md, docs/refresh.md).
+// Per-client policy and retried refreshes (docs/client-policy.md, docs/refresh.md).
 
 // twoOnRedis starts two instances on one real redis-server behind one
 // issuer URL, each with its own store client, keys, caches and clock.

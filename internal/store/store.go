@@ -73,7 +73,7 @@ type Client struct {
 	// stores it as given, usually 0.
 	Version int64 `json:"version,omitempty"`
 
-	// Per-client policy (README, "Per-client policy"). A zero duration or
+	// Per-client policy (docs/client-policy.md). A zero duration or
 	// quota means the server's setting.
 
 	// Disabled clients cannot authenticate; SetClientDisabled sets it.
@@ -338,7 +338,7 @@ type Store interface {
 	// ErrNotFound if there is no such client.
 	SetClientSecret(ctx context.Context, id string, hash []byte) (Client, error)
 
-	// Per-client policy and retried refreshes (README, "Refresh tokens").
+	// Per-client policy and retried refreshes (docs/client-policy.md, docs/refresh.md).
 
 	// SetClientDisabled sets the client's Disabled flag and its UpdatedAt
 	// (the store's clock) in one atomic operation, and returns the client
