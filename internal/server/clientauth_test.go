@@ -26,6 +26,7 @@ import (
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/secret"
+	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // clientKey is a private key of a test client with the JWK of its public
@@ -428,10 +429,42 @@ func TestPrivateKeyJWTReplayAcrossInstances(t *testing.T) {
 	noLimits := func(c *config.Config) { c.AuthFailuresPerAddress, c.AuthFailuresPerClient = 0, 0 }
 	a := startIssuer(t, onRedis(srv.URL(), master), noLimits)
 	b := startIssuer(t, onRedis(srv.URL(), master), sameURL(a.URL), noLimits)
+	testAssertionReplay(t, a, b, a.clock.Now)
+}
+
+// TestPrivateKeyJWTReplayAcrossProcesses is the replay check with two
+// issuer processes, built from the command, on one redis-server.
+func TestPrivateKeyJWTReplayAcrossProcesses(t *testing.T) {
+	bin := buildIssuer(t)
+	srv := redistest.Start(t)
+	addrA, addrB := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	env := func(addr string) map[string]string {
+		return map[string]string{
+			"ISSUER_ADDR": addr, "ISSUER_URL": "http://" + addrA,
+			"ISSUER_REDIS_URL": srv.URL(), "ISSUER_SECRET": processSecret,
+			"ISSUER_ADMIN_TOKEN": adminToken, "ISSUER_LOG_LEVEL": "warn",
+			"ISSUER_AUTH_FAILURES_PER_ADDRESS": "0", "ISSUER_AUTH_FAILURES_PER_CLIENT": "0",
+		}
+	}
+	startProcess(t, bin, env(addrA))
+	startProcess(t, bin, env(addrB))
+	a := &testIssuer{URL: "http://" + addrA, base: "http://" + addrA}
+	b := &testIssuer{URL: "http://" + addrA, base: "http://" + addrB}
+	testAssertionReplay(t, a, b, time.Now)
+}
+
+// testAssertionReplay sends one private_key_jwt assertion 50 times at once,
+// half to each of two instances a and b of one issuer (ISSUER_URL a.URL)
+// whose clock is now, in three rounds: exactly one is accepted each time.
+func testAssertionReplay(t *testing.T, a, b *testIssuer, now func() time.Time) {
 	es := newClientKey(t, "es", "ES256")
 	id := a.registerKeyClient(t, map[string]any{"client_name": "replayed", "jwks": jwksOf(es)})
 	for round := range 3 {
-		assertion := es.assertion(t, a.claimsFor(id), nil)
+		claims := jwt.MapClaims{
+			"iss": id, "sub": id, "aud": a.URL, "jti": secret.Random(16),
+			"iat": now().Unix(), "exp": now().Add(time.Minute).Unix(),
+		}
+		assertion := es.assertion(t, claims, nil)
 		var (
 			wg    sync.WaitGroup
 			mu    sync.Mutex
