@@ -26,7 +26,6 @@ import (
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/secret"
-	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // clientKey is a private key of a test client with the JWK of its public
@@ -435,21 +434,7 @@ func TestPrivateKeyJWTReplayAcrossInstances(t *testing.T) {
 // TestPrivateKeyJWTReplayAcrossProcesses is the replay check with two
 // issuer processes, built from the command, on one redis-server.
 func TestPrivateKeyJWTReplayAcrossProcesses(t *testing.T) {
-	bin := buildIssuer(t)
-	srv := redistest.Start(t)
-	addrA, addrB := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	env := func(addr string) map[string]string {
-		return map[string]string{
-			"ISSUER_ADDR": addr, "ISSUER_URL": "http://" + addrA,
-			"ISSUER_REDIS_URL": srv.URL(), "ISSUER_SECRET": processSecret,
-			"ISSUER_ADMIN_TOKEN": adminToken, "ISSUER_LOG_LEVEL": "warn",
-			"ISSUER_AUTH_FAILURES_PER_ADDRESS": "0", "ISSUER_AUTH_FAILURES_PER_CLIENT": "0",
-		}
-	}
-	startProcess(t, bin, env(addrA))
-	startProcess(t, bin, env(addrB))
-	a := &testIssuer{URL: "http://" + addrA, base: "http://" + addrA}
-	b := &testIssuer{URL: "http://" + addrA, base: "http://" + addrB}
+	a, b := startProcessPair(t, map[string]string{"ISSUER_AUTH_FAILURES_PER_ADDRESS": "0", "ISSUER_AUTH_FAILURES_PER_CLIENT": "0"})
 	testAssertionReplay(t, a, b, time.Now)
 }
 

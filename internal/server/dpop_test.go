@@ -18,7 +18,6 @@ import (
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/redistest"
 	"github.com/issuer-oauth/issuer/internal/secret"
-	"github.com/issuer-oauth/issuer/internal/testutil"
 	"github.com/issuer-oauth/issuer/verify/verifytest"
 )
 
@@ -410,21 +409,7 @@ func TestDPoPAcrossInstances(t *testing.T) {
 // TestDPoPAcrossProcesses is TestDPoPAcrossInstances with two real
 // `issuer serve` processes on one real redis-server.
 func TestDPoPAcrossProcesses(t *testing.T) {
-	bin := buildIssuer(t)
-	srv := redistest.Start(t)
-	addrA, addrB := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	env := func(addr string) map[string]string {
-		return map[string]string{
-			"ISSUER_ADDR": addr, "ISSUER_URL": "http://" + addrA,
-			"ISSUER_REDIS_URL": srv.URL(), "ISSUER_SECRET": processSecret,
-			"ISSUER_ADMIN_TOKEN": adminToken, "ISSUER_LOG_LEVEL": "warn",
-			"ISSUER_DPOP_NONCE": "true",
-		}
-	}
-	startProcess(t, bin, env(addrA))
-	startProcess(t, bin, env(addrB))
-	a := &testIssuer{URL: "http://" + addrA, base: "http://" + addrA}
-	b := &testIssuer{URL: "http://" + addrA, base: "http://" + addrB}
+	a, b := startProcessPair(t, map[string]string{"ISSUER_DPOP_NONCE": "true"})
 	testDPoPAcross(t, a, b, time.Now)
 }
 

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"sync"
 	"testing"
-
-	"github.com/issuer-oauth/issuer/internal/redistest"
-	"github.com/issuer-oauth/issuer/internal/testutil"
 )
 
 // TestTwoProcessesRefreshRetry runs two real `issuer serve` processes on one
@@ -15,20 +12,7 @@ import (
 // other process gets the identical body, concurrent duplicates over both
 // processes get one identical body, and the grandparent ends the family.
 func TestTwoProcessesRefreshRetry(t *testing.T) {
-	bin := buildIssuer(t)
-	srv := redistest.Start(t)
-	addrA, addrB := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	env := func(addr string) map[string]string {
-		return map[string]string{
-			"ISSUER_ADDR": addr, "ISSUER_URL": "http://" + addrA,
-			"ISSUER_REDIS_URL": srv.URL(), "ISSUER_SECRET": processSecret,
-			"ISSUER_ADMIN_TOKEN": adminToken, "ISSUER_LOG_LEVEL": "warn",
-		}
-	}
-	startProcess(t, bin, env(addrA))
-	startProcess(t, bin, env(addrB))
-	a := &testIssuer{URL: "http://" + addrA, base: "http://" + addrA, clock: newClock()}
-	b := &testIssuer{URL: "http://" + addrA, base: "http://" + addrB, clock: newClock()}
+	a, b := startProcessPair(t, nil)
 	id, sec := a.createClient(t, map[string]any{"scope": "read", "refresh_token_reuse_interval": "60s"})
 
 	// The response of a refresh at A is lost; the client retries at B.

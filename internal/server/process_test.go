@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +27,30 @@ func buildIssuer(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// startProcessPair builds the issuer and runs two `issuer serve`
+// processes, A and B, of one issuer (ISSUER_URL is A's URL) on one new
+// redis-server, with the admin API on and extra settings env, and returns
+// them as test issuers (with clock newClock() for code that needs one; the
+// processes run on the real clock).
+func startProcessPair(t *testing.T, env map[string]string) (a, b *testIssuer) {
+	t.Helper()
+	bin := buildIssuer(t)
+	srv := redistest.Start(t)
+	addrA, addrB := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	for _, addr := range []string{addrA, addrB} {
+		vars := map[string]string{
+			"ISSUER_ADDR": addr, "ISSUER_URL": "http://" + addrA,
+			"ISSUER_REDIS_URL": srv.URL(), "ISSUER_SECRET": processSecret,
+			"ISSUER_ADMIN_TOKEN": adminToken, "ISSUER_LOG_LEVEL": "warn",
+		}
+		maps.Copy(vars, env)
+		startProcess(t, bin, vars)
+	}
+	a = &testIssuer{URL: "http://" + addrA, base: "http://" + addrA, clock: newClock()}
+	b = &testIssuer{URL: "http://" + addrA, base: "http://" + addrB, clock: newClock()}
+	return a, b
 }
 
 // startProcess runs `bin serve` with env and waits until /readyz answers;
