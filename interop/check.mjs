@@ -12,21 +12,8 @@
 
 import * as oauth from 'oauth4webapi';
 import * as jose from 'jose';
-import { inspect } from 'node:util';
+import { env, check, run } from './lib.mjs';
 
-function env(name) {
-  const v = process.env[name];
-  if (!v) {
-    throw new Error(`environment variable ${name} is not set`);
-  }
-  return v;
-}
-
-function check(cond, msg) {
-  if (!cond) {
-    throw new Error(msg);
-  }
-}
 
 async function main() {
   const issuer = new URL(env('ISSUER_URL'));
@@ -117,13 +104,4 @@ async function main() {
   console.log('interop ok');
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error('interop failed:', err && err.stack ? err.stack : err);
-    if (err && err.cause !== undefined) {
-      console.error('cause:', inspect(err.cause, { depth: 6 }));
-    }
-    process.exit(1);
-  },
-);
+run('interop', main);

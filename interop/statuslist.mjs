@@ -12,20 +12,8 @@
 import { getListFromStatusListJWT, getStatusListFromJWT } from '@sd-jwt/jwt-status-list';
 import * as jose from 'jose';
 import { inspect } from 'node:util';
+import { env, check, run } from './lib.mjs';
 
-function env(name) {
-  const v = process.env[name];
-  if (!v) {
-    throw new Error(`environment variable ${name} is not set`);
-  }
-  return v;
-}
-
-function check(cond, msg) {
-  if (!cond) {
-    throw new Error(msg);
-  }
-}
 
 async function main() {
   const issuer = env('ISSUER_URL');
@@ -60,7 +48,4 @@ async function main() {
   console.log('status list interop ok');
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+run('status list interop', main);
