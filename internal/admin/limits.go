@@ -18,32 +18,37 @@ const scopeSyntax = "scope: scope tokens are space-separated printable ASCII wit
 // Limits of a client's metadata and of a user's scope and claims (docs/admin.md,
 // "Admin API and CLI"). A client's scope and audiences travel in every
 // access and refresh token, a user's claims in every access token of the
-// password grant, and a token must stay within keys.MaxTokenLen (4096
-// bytes), the longest that introspection and the refresh grant parse (the
-// verify package's DefaultMaxTokenSize, 8 KiB, is larger). Sizes in bytes
-// are counted as the token's JSON encodes the strings (encodedLen).
+// password grant, and a token must stay within keys.MaxTokenLen (8 KiB),
+// the longest that introspection and the refresh grant parse, and the
+// verify package's DefaultMaxTokenSize. Sizes in bytes are counted as the
+// token's JSON encodes the strings (encodedLen).
 //
-// The worst case is an access token of the password grant for a client
-// with every limit reached, all its scopes granted and all its audiences
-// requested with resource= (RFC 8707), with 20 user claims beside
-// SimpleJWT's token_type and user id claim (a 64-byte name), signed with
-// a 4096-bit RSA key (a 683-character signature), an issuer URL of 128
-// bytes and a 64-byte client id (the admin API's are 32):
+// The worst case is a DPoP-bound access token of the password grant with
+// a status-list claim, for a client with every limit reached, all its
+// scopes granted and all its audiences requested with resource= (RFC
+// 8707), with 20 user claims beside SimpleJWT's token_type and user id
+// claim (a 64-byte name), signed with a 4096-bit RSA key (a 683-character
+// signature), an issuer URL of 128 bytes and a 64-byte client id (the
+// admin API's are 32):
 //
 //	header   {"alg":"RS256","kid":<43>,"typ":"at+jwt"}          82 bytes
 //	claims   names, punctuation, iss 128, sub 32, exp, iat,
 //	         jti 22, client_id 64, token_type                 365
 //	         scope 640, aud 512 + 29 (quotes, commas),
 //	         user claims 640 + 20 × 6, user id claim 102     2043
-//	                                                           2408 bytes
-//	token    110 + 1 + 3211 (base64url) + 1 + 683             4006 bytes
+//	         cnf {"jkt":<43>} 60, status with its URI
+//	         (the issuer URL, /statuslists/, a list id) 230   290
+//	                                                           2698 bytes
+//	token    110 + 1 + 3598 (base64url) + 1 + 683             4393 bytes
 //
-// 90 bytes within the limit. The refresh token carries the scope, the
-// audiences, the issuer twice and the username (150 characters, up to
-// 900 bytes encoded), the client's generation and the family's start (44
-// bytes at most) but no claims and an HMAC: 3758 bytes at most. The
-// signing check (keys.ErrTooLong) refuses whatever still does not fit,
-// such as a longer issuer URL or a larger key from a key file.
+// Over 4096 bytes, which is why MaxTokenLen is 8 KiB; under 4.5 KB, which
+// an Authorization header carries through the usual proxy buffers (8 KiB
+// for a header line in Nginx by default). The refresh token carries the
+// scope, the audiences, the issuer twice and the username (150
+// characters, up to 900 bytes encoded), the client's generation and the
+// family's start (44 bytes at most) but no claims and an HMAC: 3758 bytes
+// at most. The signing check (keys.ErrTooLong) refuses whatever still
+// does not fit, such as a very long issuer URL.
 const (
 	maxClientNameLen = 200 // characters; not in tokens
 	maxScopeTokens   = 100

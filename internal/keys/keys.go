@@ -62,8 +62,10 @@ const (
 	TypeRefresh = "rt+jwt" // ours; never accepted as an access token
 )
 
-// MaxTokenLen bounds the size of a token this package will parse.
-const MaxTokenLen = 4096
+// MaxTokenLen bounds the size of a token this package will parse (and
+// sign): 8 KiB, as the verify package's DefaultMaxTokenSize, so that what
+// the issuer signs, it and every resource API using verify also parse.
+const MaxTokenLen = 8192
 
 // RetentionMargin is how long, beyond the access-token lifetime, a retired
 // key stays published after its successor started signing: it covers clock

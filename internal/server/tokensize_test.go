@@ -11,6 +11,7 @@ import (
 
 	"github.com/issuer-oauth/issuer/internal/config"
 	"github.com/issuer-oauth/issuer/internal/keys"
+	"github.com/issuer-oauth/issuer/verify/verifytest"
 )
 
 // TestOversizedTokenRefused stores a client whose scope the admin API
@@ -109,14 +110,16 @@ func TestRegistrationCapsTokenSize(t *testing.T) {
 
 // TestTokensAtTheLimitsFit reaches every limit at once: a client with the
 // longest scope and audiences, a user with the longest username and
-// claims, all audiences requested with resource=, SimpleJWT's claims and a
-// 4096-bit RSA key. Its tokens fit keys.MaxTokenLen with room for the
+// claims, all audiences requested with resource=, SimpleJWT's claims, a
+// DPoP binding, a status-list claim and a 4096-bit RSA key. Its tokens fit
+// keys.MaxTokenLen with room for the
 // issuer URL and client id that the limits were computed for, so
 // introspection calls them active and the refresh grant takes them.
 func TestTokensAtTheLimitsFit(t *testing.T) {
 	ti, sec := startCompat(t, func(c *config.Config) {
 		c.SigningAlg, c.RSAKeyBits = "RS256", 4096
 		c.SimpleJWTUserIDClaim = strings.Repeat("u", 64)
+		c.StatusList = true
 	})
 	// pad appends to s the characters that JSON encodes longest ('&', 6
 	// bytes) and then 'x' until s takes n bytes in a token.
@@ -159,11 +162,13 @@ func TestTokensAtTheLimitsFit(t *testing.T) {
 	// The budget assumes a 128-byte issuer URL and a 64-byte client id;
 	// this test's are shorter, and their room is kept free.
 	room := func(n int) int { return (4*n + 2) / 3 }
-	accessRoom := room(128-len(ti.URL)) + room(64-len(compatClientID)) + 2
+	// The status claim's URI holds the issuer URL once more.
+	accessRoom := 2*room(128-len(ti.URL)) + room(64-len(compatClientID)) + 4
 	refreshRoom := 2*room(128-len(ti.URL)) + 2*room(64-len(compatClientID)) + 4
 
 	form := url.Values{"grant_type": {"password"}, "username": {username}, "password": {pw}, "resource": auds}
-	resp, m := ti.token(t, compatClientID, sec, true, form)
+	key := verifytest.NewDPoPKey(t, "ES256")
+	resp, m := ti.dpopToken(t, compatClientID, sec, form, key.Proof(t, "POST", ti.URL+PathToken, "", ""))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("password grant: %d %v", resp.StatusCode, m["error_description"])
 	}
@@ -178,8 +183,8 @@ func TestTokensAtTheLimitsFit(t *testing.T) {
 			t.Errorf("%s: %d bytes and %d of room, over %d", tok.what, len(tok.raw), tok.room, keys.MaxTokenLen)
 		}
 	}
-	if _, c := decodeJWT(t, access); len(toStrings(c["aud"])) != 10 || c["c19"] == nil {
-		t.Errorf("the access token does not name all 10 audiences and carry the claims: %v", c)
+	if _, c := decodeJWT(t, access); len(toStrings(c["aud"])) != 10 || c["c19"] == nil || c["cnf"] == nil || c["status"] == nil {
+		t.Errorf("the access token does not name all 10 audiences and carry the claims, cnf and status: %v", c)
 	}
 	for _, tok := range []string{access, sjAccess} {
 		if got := ti.introspect(t, compatClientID, sec, tok); got["active"] != true {

@@ -5,13 +5,14 @@
 // single-use values, signing keys) has its own bucket, keyed by id, with JSON values. Users are
 // keyed by username, so that they list in username order, and a second
 // bucket indexes them by user id (id → username); the methods that write
-// users change both in the same transaction. Every method runs within one
-// bbolt transaction, so it is atomic and isolated from every other, as
-// store.Store requires. bbolt allows one writer at a time, which is what
-// serialises concurrent refresh-token rotations.
+// users change both in the same transaction. Every method but UseOnce
+// (see below) runs within one bbolt transaction, so it is atomic and
+// isolated from every other, as store.Store requires. bbolt allows one
+// writer at a time, which is what serialises concurrent refresh-token
+// rotations.
 //
 // The writes of token requests (CreateFamily, RotateRefresh,
-// RotateRefreshRetry, RevokeFamily, RevokeToken, UseOnce) are
+// RotateRefreshRetry, RevokeFamily, RevokeToken) are
 // group-committed: calls that overlap run one after another
 // in one shared transaction, which costs one commit (and its fdatasyncs)
 // instead of one each. A call that finds no commit in progress is committed
@@ -25,6 +26,15 @@
 // GetClient serves clients from an in-process cache. The cache is coherent
 // because the file is locked by this process (see below), so this Store is
 // the only writer, and its client writes invalidate the cache.
+//
+// The single-use values of UseOnce (the jti of client assertions and of
+// DPoP proofs, each used for a few minutes) are kept in memory, not
+// written per call: one process owns the file, so no other process needs
+// to see them, and the request that records one pays no fsync for it.
+// Close writes the live ones to the file in one transaction and Open reads
+// them back (and empties their bucket), so a restart forgets none of them.
+// A crash, unlike a restart, forgets them: a proof or assertion captured
+// within its few minutes of life could then be presented once more.
 //
 // Records that expire are treated as absent as soon as the clock (time.Now,
 // or the one given by WithNow) reaches their expiry, and are deleted from the
@@ -87,6 +97,7 @@ type Store struct {
 	logger  *slog.Logger
 	commits *committer // nil when group commit is off (withoutGroupCommit)
 	clients *clientCache
+	once    singleUse // UseOnce's values, in memory while open
 
 	// Tuning that only tests change.
 	noGroupCommit   bool
@@ -174,7 +185,13 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	if err := db.Update(initBuckets); err != nil {
+	err = db.Update(func(tx *bbolt.Tx) error {
+		if err := initBuckets(tx); err != nil {
+			return err
+		}
+		return s.loadOnce(tx)
+	})
+	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
@@ -230,9 +247,9 @@ func schemaError(v string) error {
 	return fmt.Errorf("unsupported schema version %q (this binary reads version %s): the file is not an issuer store, or is damaged", v, schemaVersion)
 }
 
-// Close stops the sweeper, waits for the writes in progress to commit and
-// closes the file. Calls made after Close fail. Calling it again does
-// nothing.
+// Close stops the sweeper, waits for the writes in progress to commit,
+// writes the live single-use values to the file and closes it. Calls made
+// after Close fail. Calling it again does nothing.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopSweeper()
@@ -241,9 +258,12 @@ func (s *Store) Close() error {
 			s.commits.close()
 		}
 		s.clients.disable()
+		saveErr := s.saveOnce()
+		var closeErr error
 		if err := s.db.Close(); err != nil {
-			s.closeErr = fmt.Errorf("bolt: close: %w", err)
+			closeErr = fmt.Errorf("bolt: close: %w", err)
 		}
+		s.closeErr = errors.Join(saveErr, closeErr)
 	})
 	return s.closeErr
 }
@@ -785,9 +805,10 @@ func (s *Store) DeleteUser(ctx context.Context, username string) error {
 
 // ---------------------------------------------------------------- sweeping
 
-// Sweep deletes every expired family, revoked token id and single-use value
-// from the file, in transactions of at most sweepBatch deletions, and
-// returns how many it deleted. A read-only scan finds the expired records and a short write
+// Sweep deletes every expired family and revoked token id from the file, in
+// transactions of at most sweepBatch deletions, forgets the expired
+// single-use values (which are in memory), and returns how many records it
+// deleted in all. A read-only scan finds the expired records and a short write
 // transaction deletes them (checking each again), so a large sweep neither
 // holds the whole set of dirty pages in memory at once nor stops the token
 // writes for its whole length.
@@ -803,7 +824,6 @@ func (s *Store) Sweep(ctx context.Context) (removed int, err error) {
 			return f.ExpiresAt, err
 		}},
 		{"revoked tokens", bucketRevoked, revocationExpiry},
-		{"single-use values", bucketOnce, revocationExpiry},
 		{"refresh retries", bucketRetries, retryExpiry},
 		{"status lists", bucketStatusLists, statusExpiry},
 		{"status bits", bucketStatusBits, statusBitsExpiry},
@@ -851,6 +871,7 @@ func (s *Store) Sweep(ctx context.Context) (removed int, err error) {
 			}
 		}
 	}
+	removed += s.sweepOnce(s.now())
 	return removed, nil
 }
 

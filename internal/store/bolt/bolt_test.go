@@ -220,13 +220,18 @@ func TestSweep(t *testing.T) {
 	if got, want := before["revoked_tokens"], 2; got != want {
 		t.Errorf("revoked tokens in file before Sweep = %d, want %d", got, want)
 	}
+	// Single-use values reach the file only at Close, and only live ones:
+	// "long" is written, the expired "short" is not.
+	if got, want := before["single_use"], 1; got != want {
+		t.Errorf("single-use values in file after Close = %d, want %d", got, want)
+	}
 
 	s = open(t, path, clock)
 	n, err := s.Sweep(ctx)
 	if err != nil {
 		t.Fatalf("Sweep() = %v", err)
 	}
-	if got, want := n, 4; got != want {
+	if got, want := n, 3; got != want { // 2 families, 1 revoked token id
 		t.Errorf("Sweep() removed %d records, want %d", got, want)
 	}
 	closeStore(t, s)
@@ -249,6 +254,65 @@ func TestSweep(t *testing.T) {
 	}
 	if err := s.UseOnce(ctx, "long", now.Add(3*time.Hour)); !errors.Is(err, store.ErrReplayed) {
 		t.Errorf("UseOnce(%q) after Sweep = %v, want %v", "long", err, store.ErrReplayed)
+	}
+}
+
+// TestSweepForgetsSingleUse: Sweep counts the expired single-use values it
+// forgets from memory, and keeps the live ones.
+func TestSweepForgetsSingleUse(t *testing.T) {
+	ctx := t.Context()
+	clock := newClock()
+	now := clock.Now()
+	s := open(t, filepath.Join(t.TempDir(), "issuer.db"), clock)
+	defer closeStore(t, s)
+	for id, until := range map[string]time.Time{"short": now.Add(time.Hour), "long": now.Add(3 * time.Hour)} {
+		if err := s.UseOnce(ctx, id, until); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(2 * time.Hour)
+	if n, err := s.Sweep(ctx); err != nil || n != 1 {
+		t.Errorf("Sweep() = %d, %v; want 1, nil", n, err)
+	}
+	if n, err := s.Sweep(ctx); err != nil || n != 0 {
+		t.Errorf("second Sweep() = %d, %v; want 0, nil", n, err)
+	}
+	if err := s.UseOnce(ctx, "long", now.Add(3*time.Hour)); !errors.Is(err, store.ErrReplayed) {
+		t.Errorf("UseOnce(%q) after Sweep = %v, want %v", "long", err, store.ErrReplayed)
+	}
+}
+
+// TestUseOnceSurvivesReopen: a value used before Close is still refused
+// after the same file is opened again, and again after a second restart,
+// until its end.
+func TestUseOnceSurvivesReopen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "issuer.db")
+	clock := newClock()
+	until := clock.Now().Add(5 * time.Minute)
+
+	s := open(t, path, clock)
+	if err := s.UseOnce(ctx, "jti", until); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+	if err := s.UseOnce(ctx, "other", until); err == nil {
+		t.Errorf("UseOnce after Close = nil, want an error")
+	}
+
+	for restart := 1; restart <= 2; restart++ {
+		s = open(t, path, clock)
+		if err := s.UseOnce(ctx, "jti", until); !errors.Is(err, store.ErrReplayed) {
+			t.Errorf("UseOnce(%q) after restart %d = %v, want %v", "jti", restart, err, store.ErrReplayed)
+		}
+		closeStore(t, s)
+	}
+
+	clock.Advance(5 * time.Minute)
+	s = open(t, path, clock)
+	defer closeStore(t, s)
+	if err := s.UseOnce(ctx, "jti", clock.Now().Add(time.Minute)); err != nil {
+		t.Errorf("UseOnce(%q) at its end after restart = %v, want nil", "jti", err)
 	}
 }
 
