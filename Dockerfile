@@ -13,6 +13,9 @@
 FROM --platform=$BUILDPLATFORM golang:1.26.8-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+# verify is a module of its own that go.mod replaces with ./verify: its
+# go.mod must be there before go mod download can load the graph.
+COPY verify/go.mod verify/go.sum verify/
 RUN go mod download
 COPY . .
 ARG VERSION=dev

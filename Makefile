@@ -37,15 +37,30 @@ test: deps check unit fuzz
 deps:
 	./scripts/test-deps.sh
 
+# MODULES are the repository's Go modules: the issuer, and verify and
+# verify/dpopredis, which resource APIs import without the issuer's
+# dependencies (docs/verify.md, "Versions"). ./... stops at a nested
+# go.mod, so check and unit run in each. VERIFY_GO is the oldest Go that
+# verify/go.mod declares: unit tests verify with that toolchain too, which
+# the go command fetches through the module proxy on first use.
+MODULES   := . verify verify/dpopredis
+VERIFY_GO := go$(shell sed -n 's/^go //p' verify/go.mod)
+
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
-	$(GO) vet ./...
-	"$$($(GO) env GOPATH)/bin/staticcheck" ./...
+	set -e; for m in $(MODULES); do \
+	  echo "check: $$m"; \
+	  (cd $$m && $(GO) vet ./... && "$$($(GO) env GOPATH)/bin/staticcheck" ./...); \
+	done
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/issuer
 
 unit:
-	$(GO) test -race -count=1 ./...
+	set -e; for m in $(MODULES); do \
+	  echo "unit: $$m"; \
+	  (cd $$m && $(GO) test -race -count=1 ./...); \
+	done
+	cd verify && GOTOOLCHAIN=$(VERIFY_GO) $(GO) test -count=1 ./...
 
 # A short fuzzing pass over the parsers that meet untrusted input, and the
 # hand-written JSON encoders that put client-registered text into tokens
@@ -56,9 +71,9 @@ unit:
 # is about 10 s of fuzzing here (20 s for the token endpoint).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenRequest$$' -fuzztime 80000x ./internal/grant
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 100000x ./verify
-	$(GO) test -run '^$$' -fuzz '^FuzzDPoPProof$$' -fuzztime 100000x ./verify
-	$(GO) test -run '^$$' -fuzz '^FuzzStatusList$$' -fuzztime 2000x ./verify
+	cd verify && $(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 100000x .
+	cd verify && $(GO) test -run '^$$' -fuzz '^FuzzDPoPProof$$' -fuzztime 100000x .
+	cd verify && $(GO) test -run '^$$' -fuzz '^FuzzStatusList$$' -fuzztime 2000x .
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime 150000x ./internal/jsonenc
 	$(GO) test -run '^$$' -fuzz '^FuzzWriteToken$$' -fuzztime 150000x ./internal/grant
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDjango$$' -fuzztime 150000x ./internal/userimport
@@ -67,7 +82,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 100000x ./internal/jwk
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...); done
 
 # load runs the load harness (bench/load): the issuer against the baseline
 # server of bench/baseline, interleaved, medians of 3 runs; BENCHMARKS.md

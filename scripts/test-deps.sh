@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on a fresh machine: staticcheck (Go
-# module proxy), redis-server and redis-cli (Debian), nginx (Debian), Django
-# with its Argon2 and bcrypt hashers, Django REST framework and SimpleJWT
-# (Debian), Node.js and the npm packages of the interop check, curl and
-# openssl (the README's quick start), promtool (Debian's prometheus).
+# Installs what the test suite needs on a fresh machine: staticcheck and
+# verify's oldest Go toolchain (Go module proxy), redis-server and
+# redis-cli (Debian), nginx (Debian), Django with its Argon2 and bcrypt
+# hashers, Django REST framework and SimpleJWT (Debian), Node.js and the
+# npm packages of the interop check, curl and openssl (the README's quick
+# start), promtool (Debian's prometheus).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,16 @@ gobin="$(go env GOPATH)/bin"
 if ! "$gobin/staticcheck" -version 2>/dev/null | grep -q '(0.8.2)'; then
   echo "test-deps: installing staticcheck v0.8.2"
   (cd /tmp && GOFLAGS= go install honnef.co/go/tools/cmd/staticcheck@v0.8.2)
+fi
+
+# make unit also tests verify with the oldest Go its go.mod declares
+# (GOTOOLCHAIN=goX.Y.Z). The go command downloads that toolchain through
+# the module proxy (GOPROXY) on first use; fetch it here so that a proxy
+# problem shows up as one, not as a failing test.
+verify_go="go$(sed -n 's/^go //p' verify/go.mod)"
+if ! GOTOOLCHAIN="$verify_go" go version >/dev/null; then
+  echo "test-deps: cannot fetch the Go toolchain $verify_go through the module proxy ($(go env GOPROXY))" >&2
+  exit 1
 fi
 
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then

@@ -33,6 +33,24 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// eventually calls cond until it returns true, and fails the test if it
+// has not within timeout, polling every 1 ms up to every 10 ms. It waits
+// for goroutines to reach a state, not for time to pass (a clock moves
+// that). verify is a module of its own and its tests import nothing of the
+// issuer's, so this is a small copy of the issuer's internal/testutil
+// helper.
+func eventually(t testing.TB, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for wait := time.Millisecond; !cond(); wait = min(2*wait, 10*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", timeout)
+			return
+		}
+		time.Sleep(wait)
+	}
+}
+
 // setup starts a test issuer and a Verifier of its tokens that discovers
 // its keys; both run on clk. The Verifier has verified one token, so it
 // holds the issuer's keys, fetched once.

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/issuer-oauth/issuer/internal/testutil"
 	"github.com/issuer-oauth/issuer/verify"
 	"github.com/issuer-oauth/issuer/verify/verifytest"
 )
@@ -114,7 +113,7 @@ func TestConcurrentRefreshIsShared(t *testing.T) {
 		})
 	}
 	started.Wait()
-	testutil.Eventually(t, 5*time.Second, func() bool { return fetches.Load() == 2 })
+	eventually(t, 5*time.Second, func() bool { return fetches.Load() == 2 })
 	// A caller that gives up does not cancel the fetch for the others.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -162,7 +161,7 @@ func TestCacheLifetime(t *testing.T) {
 	if _, err := v.Verify(ctx, old); err != nil {
 		t.Fatalf("Verify at max-age: %v", err)
 	}
-	testutil.Eventually(t, 5*time.Second, func() bool {
+	eventually(t, 5*time.Second, func() bool {
 		_, err := v.Verify(ctx, old)
 		return errors.Is(err, verify.ErrUnknownKey)
 	})
@@ -262,7 +261,7 @@ func TestCacheControl(t *testing.T) {
 			if _, err := v.Verify(context.Background(), tok); err != nil {
 				t.Fatal(err)
 			}
-			testutil.Eventually(t, 5*time.Second, func() bool { return revalidated.Load() == 1 })
+			eventually(t, 5*time.Second, func() bool { return revalidated.Load() == 1 })
 			if _, err := v.Verify(context.Background(), tok); err != nil {
 				t.Fatalf("Verify after a 304: %v", err)
 			}

@@ -7,7 +7,9 @@
 //
 // It is for tests only: _test.go files, the packages that exist to support
 // tests (redistest, storetest) and the load harness in bench/load. The
-// issuer itself never imports it.
+// issuer itself never imports it. Neither do the tests of verify and
+// verify/dpopredis: they are modules of their own, which cannot import the
+// issuer's internal packages, and keep small copies of what they need.
 //
 // Tests inject Clock.Now wherever a package takes a now func() time.Time,
 // and move time with Advance or Set instead of sleeping. Eventually is for

@@ -1,7 +1,8 @@
 // Package dpopredis is a verify.ReplayCache in Redis, for a resource API
 // that runs several replicas: a DPoP proof (RFC 9449 §11.1) accepted by
-// one replica is refused by every other. It is a package of its own so
-// that APIs without Redis do not link go-redis.
+// one replica is refused by every other. It is a module of its own
+// (github.com/issuer-oauth/issuer/verify/dpopredis) so that APIs without
+// Redis do not require go-redis.
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "redis:6379"})
 //	d, err := verify.NewDPoPVerifier(v, verify.DPoPConfig{
