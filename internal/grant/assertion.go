@@ -84,12 +84,6 @@ type KeyFetcher interface {
 	Discover(ctx context.Context, issuer string) (string, error)
 }
 
-// jtiStore records the jti of each accepted assertion (store.Store's
-// UseOnce).
-type jtiStore interface {
-	UseOnce(ctx context.Context, id string, until time.Time) error
-}
-
 // assertionFailure is why a well-formed assertion was refused. Its text
 // goes to the log and, once the signature verified (only the key holder
 // learns it), to the client.
@@ -252,7 +246,7 @@ func (h *Handler) verifyClientAssertion(ctx context.Context, c store.Client, ass
 	case len(jti) > maxJTILen:
 		return assertionFailure("jti is longer than 256 bytes")
 	}
-	err = h.jtis.UseOnce(ctx, "assertion:"+c.ID+":"+jti, exp.Add(assertionLeeway))
+	err = h.st.UseOnce(ctx, "assertion:"+c.ID+":"+jti, exp.Add(assertionLeeway))
 	if errors.Is(err, store.ErrReplayed) {
 		return assertionFailure("the assertion's jti was already used; sign a new assertion for every request")
 	}

@@ -140,10 +140,8 @@ type Handler struct {
 	users     Users
 	passwords Passwords
 	retries   *retrySealer
-	// clientKeys finds the keys of private_key_jwt clients; jtis records
-	// the assertions' jtis (the store).
+	// clientKeys finds the keys of private_key_jwt clients.
 	clientKeys *clientKeys
-	jtis       jtiStore
 }
 
 // New returns the token endpoint handler.
@@ -170,7 +168,7 @@ func New(cfg Config, st Store, signer Signer, hasher *secret.Hasher, log *slog.L
 		cfg.Assertions.FederatedMaxLifetime = DefaultFederatedMaxLifetime
 	}
 	h := &Handler{cfg: cfg, st: st, keys: signer, hasher: hasher, log: log, users: cfg.Users, passwords: cfg.Passwords,
-		retries: newRetrySealer(cfg.RetryKey), clientKeys: &clientKeys{}, jtis: st}
+		retries: newRetrySealer(cfg.RetryKey), clientKeys: &clientKeys{}}
 	if h.users == nil || h.passwords == nil {
 		h.users, h.passwords = nil, nil
 	}
