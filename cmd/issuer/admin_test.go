@@ -24,6 +24,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -962,5 +963,46 @@ func TestKeysRevokeSecretSchedule(t *testing.T) {
 	want := []string{"GET /admin/keys", "POST /admin/keys/rotate", "GET /admin/keys/" + k2 + "/secret", "DELETE /admin/keys/" + k2, "DELETE /admin/keys/" + k1}
 	if got := ts.log(); !slices.Equal(got, want) {
 		t.Errorf("requests = %q, want %q", got, want)
+	}
+}
+
+// TestClientsUpdateConcurrentAdmin: `clients update` reads the client and
+// writes its whole metadata back. When another admin changes the client in
+// between, the write is refused (412 through If-Match) instead of undoing
+// that change, and the CLI says to run it again.
+func TestClientsUpdateConcurrentAdmin(t *testing.T) {
+	ts := startServer(t)
+	c := ts.createClient(t, billing)
+	var done atomic.Bool
+	ts.mu.Lock()
+	ts.before = func(r *http.Request) {
+		if r.Method != http.MethodPut || !done.CompareAndSwap(false, true) {
+			return
+		}
+		func() { // the other admin, between the CLI's GET and PUT
+			cur, err := ts.api().GetClient(context.Background(), c.ClientID)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			m := cur.ClientMetadata
+			m.Scope = "read write"
+			if _, err := ts.api().UpdateClient(context.Background(), c.ClientID, m); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	ts.mu.Unlock()
+
+	res := runCLI(t, runClients, ts.env(), "update", c.ClientID, "--name", "billing-v2")
+	if res.code == 0 || !strings.Contains(res.stderr, "changed since it was read") {
+		t.Fatalf("update racing another admin: exit %d, stderr %q; want a failure saying the client changed", res.code, res.stderr)
+	}
+	got, err := ts.api().GetClient(context.Background(), c.ClientID)
+	if err != nil || got.Scope != "read write" || got.ClientName != "billing" {
+		t.Fatalf("client after the refused update: name %q, scope %q, %v; want the other admin's change only", got.ClientName, got.Scope, err)
+	}
+	if res := runCLI(t, runClients, ts.env(), "update", c.ClientID, "--name", "billing-v2"); res.code != 0 {
+		t.Fatalf("update run again: exit %d, stderr %q", res.code, res.stderr)
 	}
 }

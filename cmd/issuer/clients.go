@@ -440,7 +440,9 @@ func bindClientsUpdate(fs *flag.FlagSet) runFunc {
 			md.Audience = []string{}
 		}
 		m.apply(&md, given)
-		c, err := a.api.UpdateClient(ctx, id, md)
+		// Only over the version read: a change another admin made in
+		// between is not written back over (412).
+		c, err := a.api.UpdateClientIfMatch(ctx, id, cur.ETag, md)
 		if err != nil {
 			return err
 		}

@@ -34,6 +34,9 @@ type testServer struct {
 	mu       sync.Mutex
 	requests []string          // "METHOD /escaped/path"
 	bodies   map[string][]byte // the last body of each "METHOD /path"
+	// before, when set, runs before the server serves each request: a
+	// test's way to make something happen between two requests of the CLI.
+	before func(r *http.Request)
 }
 
 // startServer starts a test issuer with the admin API on.
@@ -69,7 +72,11 @@ func startServer(t *testing.T, mutate ...func(*config.Config)) *testServer {
 		if body.Len() > 0 {
 			ts.bodies[key] = body.Bytes()
 		}
+		before := ts.before
 		ts.mu.Unlock()
+		if before != nil {
+			before(r)
+		}
 		r.Body = http.NoBody
 		if body.Len() > 0 {
 			r.Body = &readCloser{bytes.NewReader(body.Bytes())}

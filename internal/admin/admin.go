@@ -373,8 +373,13 @@ func (h *Handler) getClient(w http.ResponseWriter, r *http.Request) {
 		h.storeError(w, r, err)
 		return
 	}
+	w.Header().Set("ETag", clientETag(c))
 	writeJSON(w, http.StatusOK, response(c, ""))
 }
+
+// clientETag is the entity tag of a client's metadata: its store Version,
+// which every write of the client changes.
+func clientETag(c store.Client) string { return `"` + strconv.FormatInt(c.Version, 10) + `"` }
 
 // updateAttempts bounds how often updateClient reads and writes again when
 // another change of the client lands between its read and its write.
@@ -386,16 +391,28 @@ const updateAttempts = 5
 // concurrent change, a secret rotation above all; when one lands in
 // between, it reads again and applies the same metadata (a PUT's result
 // depends on its body only), and after updateAttempts such collisions it
-// answers 409.
+// answers 409. With If-Match (the ETag of a GET, RFC 9110 §13.1.1) the
+// body is a change of that version only: when the client changed since,
+// the answer is 412 and nothing is written, so that two admins who each
+// read, changed one field and wrote the whole back do not undo each other.
 func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 	m, ok := h.readMetadata(w, r)
 	if !ok {
 		return
 	}
+	ifMatch := strings.TrimSpace(r.Header.Get("If-Match"))
+	changed := func(now string) {
+		writeError(w, http.StatusPreconditionFailed, "precondition_failed",
+			fmt.Sprintf("the client changed since it was read (If-Match %.40s, now %s): read it again and apply the change to what it is now", ifMatch, now))
+	}
 	for range updateAttempts {
 		c, err := h.st.GetClientFresh(r.Context(), r.PathValue("id"))
 		if err != nil {
 			h.storeError(w, r, err)
+			return
+		}
+		if ifMatch != "" && ifMatch != "*" && ifMatch != clientETag(c) {
+			changed(clientETag(c))
 			return
 		}
 		c.Name, c.GrantTypes, c.Scopes, c.Audiences = m.ClientName, m.GrantTypes, strings.Fields(m.Scope), m.Audience
@@ -417,6 +434,10 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 		c.UpdatedAt = h.cfg.Now().UTC().Truncate(time.Millisecond)
 		err = h.st.UpdateClient(r.Context(), c)
 		if errors.Is(err, store.ErrConflict) {
+			if ifMatch != "" && ifMatch != "*" {
+				changed("newer")
+				return
+			}
 			continue
 		}
 		if err != nil {
@@ -430,6 +451,7 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.log.InfoContext(r.Context(), "client updated", "client_id", c.ID, "disabled", c.Disabled)
+		w.Header().Set("ETag", clientETag(c))
 		writeJSON(w, http.StatusOK, response(c, sec))
 		return
 	}

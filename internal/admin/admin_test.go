@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -325,5 +327,49 @@ func TestKeys(t *testing.T) {
 				t.Errorf("%s %s with %v: %d %+v, want %d %s mentioning %q", req.method, req.path, tc.err, code, e, tc.status, tc.code, tc.desc)
 			}
 		}
+	}
+}
+
+// TestUpdateIfMatch: a GET's ETag makes a PUT a change of that version
+// only. Two admins who read the client, each change a field and write the
+// whole back: the second gets 412 instead of undoing the first's change.
+func TestUpdateIfMatch(t *testing.T) {
+	f := newFixture(t, nil)
+	u, _ := url.Parse(f.srv.URL)
+	api := adminapi.NewClient(u, token, nil)
+	ctx := t.Context()
+	created, err := api.CreateClient(ctx, adminapi.ClientMetadata{ClientName: "orig", Scope: "read", Audience: []string{"https://api.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := api.GetClient(ctx, created.ClientID)
+	if err != nil || first.ETag == "" {
+		t.Fatalf("GET: ETag %q, %v; want an ETag", first.ETag, err)
+	}
+	second, _ := api.GetClient(ctx, created.ClientID)
+
+	m := first.ClientMetadata
+	m.ClientName = "renamed"
+	updated, err := api.UpdateClientIfMatch(ctx, created.ClientID, first.ETag, m)
+	if err != nil || updated.ETag == "" || updated.ETag == first.ETag {
+		t.Fatalf("PUT with the current ETag: %v, ETag %q after %q; want 200 and a new ETag", err, updated.ETag, first.ETag)
+	}
+
+	m = second.ClientMetadata
+	m.Scope = "read write"
+	_, err = api.UpdateClientIfMatch(ctx, created.ClientID, second.ETag, m)
+	var ae *adminapi.Error
+	if !errors.As(err, &ae) || ae.Status != http.StatusPreconditionFailed || ae.Code != "precondition_failed" {
+		t.Fatalf("PUT with a stale ETag: %v, want 412 precondition_failed", err)
+	}
+	now, _ := api.GetClient(ctx, created.ClientID)
+	if now.ClientName != "renamed" || now.Scope != "read" || now.ETag != updated.ETag {
+		t.Errorf("after the refused PUT: name %q, scope %q, ETag %q; want the first admin's change, untouched", now.ClientName, now.Scope, now.ETag)
+	}
+
+	// Without If-Match a PUT still applies its whole body, as before.
+	m.ClientName = "last"
+	if _, err := api.UpdateClient(ctx, created.ClientID, m); err != nil {
+		t.Fatalf("PUT without If-Match: %v", err)
 	}
 }

@@ -116,14 +116,24 @@ func (c *Client) ListClients(ctx context.Context) ([]ClientInfo, error) {
 // GetClient returns one client.
 func (c *Client) GetClient(ctx context.Context, id string) (ClientInfo, error) {
 	var out ClientInfo
-	err := c.do(ctx, http.MethodGet, clientPath(id), nil, &out)
+	h, err := c.send(ctx, http.MethodGet, clientPath(id), "", nil, &out)
+	out.ETag = h.Get("ETag")
 	return out, err
 }
 
 // UpdateClient replaces a client's metadata (RFC 7592 §2.2).
 func (c *Client) UpdateClient(ctx context.Context, id string, m ClientMetadata) (ClientInfo, error) {
+	return c.UpdateClientIfMatch(ctx, id, "", m)
+}
+
+// UpdateClientIfMatch replaces a client's metadata only if the client is
+// still as its ETag etag says (from GetClient); a client changed since is
+// an *Error with Status 412 and nothing is written. An empty etag is
+// UpdateClient.
+func (c *Client) UpdateClientIfMatch(ctx context.Context, id, etag string, m ClientMetadata) (ClientInfo, error) {
 	var out ClientInfo
-	err := c.do(ctx, http.MethodPut, clientPath(id), m, &out)
+	h, err := c.send(ctx, http.MethodPut, clientPath(id), etag, m, &out)
+	out.ETag = h.Get("ETag")
 	return out, err
 }
 
@@ -251,11 +261,19 @@ func userPath(username string) string { return PathUsers + "/" + url.PathEscape(
 // is decoded into out when out is non-nil.
 // Transport failures are returned wrapped, for errors.Is and errors.As.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	_, err := c.send(ctx, method, path, "", in, out)
+	return err
+}
+
+// send is do with an If-Match header when ifMatch is not empty, and
+// returns the answer's header (nil when there is no answer; Get on it
+// gives "").
+func (c *Client) send(ctx context.Context, method, path, ifMatch string, in, out any) (http.Header, error) {
 	if c.token == "" {
-		return ErrNoToken
+		return nil, ErrNoToken
 	}
 	if strings.ContainsFunc(c.token, unicode.IsControl) {
-		return ErrTokenControl
+		return nil, ErrTokenControl
 	}
 	var body io.Reader
 	if r, ok := in.(io.Reader); ok {
@@ -263,30 +281,33 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("encoding the request: %w", err)
+			return nil, fmt.Errorf("encoding the request: %w", err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return fmt.Errorf("building the request: %w", err)
+		return nil, fmt.Errorf("building the request: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
-		return err
+		return resp.Header, err
 	}
 	if len(raw) > MaxResponseBytes {
-		return fmt.Errorf("%s %s: %w (over %d bytes)", method, path, ErrTooLarge, MaxResponseBytes)
+		return resp.Header, fmt.Errorf("%s %s: %w (over %d bytes)", method, path, ErrTooLarge, MaxResponseBytes)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
 		e := &Error{Status: resp.StatusCode}
@@ -297,18 +318,18 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
 			e.Code, e.Description = eb.Error, eb.ErrorDescription
 		}
-		return e
+		return resp.Header, e
 	}
 	if out == nil {
-		return nil
+		return resp.Header, nil
 	}
 	if !json.Valid(raw) {
-		return fmt.Errorf("%s %s answered %d %w", method, path, resp.StatusCode, ErrNotJSON)
+		return resp.Header, fmt.Errorf("%s %s answered %d %w", method, path, resp.StatusCode, ErrNotJSON)
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("%s %s: %w (%v)", method, path, ErrUnknownFormat, err)
+		return resp.Header, fmt.Errorf("%s %s: %w (%v)", method, path, ErrUnknownFormat, err)
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // Backup copies the issuer's embedded store into w (GET /admin/backup, a

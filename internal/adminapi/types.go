@@ -117,6 +117,9 @@ type ClientInfo struct {
 	ClientIDIssuedAt int64 `json:"client_id_issued_at"`
 	// ClientSecretExpiresAt is 0: secrets do not expire.
 	ClientSecretExpiresAt int64 `json:"client_secret_expires_at"`
+	// ETag is the ETag header of the answer (GET and PUT): give it to
+	// UpdateClientIfMatch to change that version of the client only.
+	ETag string `json:"-"`
 	ClientMetadata
 }
 
