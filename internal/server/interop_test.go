@@ -25,15 +25,7 @@ const interopDir = "../../interop"
 // node and interop/node_modules, which `make test` installs; without them it
 // fails, unless ISSUER_SKIP_NODE=1 asks to skip it.
 func TestNodeInterop(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		nodeMissing(t, "node is not on PATH")
-	}
-	for _, dep := range []string{"oauth4webapi", "jose"} {
-		if _, err := os.Stat(filepath.Join(interopDir, "node_modules", dep, "package.json")); err != nil {
-			nodeMissing(t, "interop/node_modules/"+dep+" is missing")
-		}
-	}
+	node := requireNode(t, "oauth4webapi", "jose")
 
 	ti := startIssuer(t)
 	const audience = "https://api.example.com"
@@ -43,55 +35,27 @@ func TestNodeInterop(t *testing.T) {
 		"audience":    []string{audience},
 	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "check.mjs")
-	cmd.Dir = interopDir
-	cmd.Env = append(os.Environ(),
+	runNode(t, node, "check.mjs", func() string { return "issuer logs:\n" + ti.logs.String() },
 		"ISSUER_URL="+ti.URL,
 		"CLIENT_ID="+id,
 		"CLIENT_SECRET="+sec,
 		"AUDIENCE="+audience,
 	)
-	out, err := cmd.CombinedOutput()
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatalf("node check.mjs did not finish in time:\n%s\nissuer logs:\n%s", out, ti.logs)
-	}
-	if err != nil {
-		t.Fatalf("node check.mjs: %v\n%s\nissuer logs:\n%s", err, out, ti.logs)
-	}
-	t.Logf("node check.mjs: %s", out)
 }
 
 // TestNodeInteropPrivateKeyJWT runs interop/private_key_jwt.mjs: a
 // private_key_jwt client authenticates with oauth4webapi's PrivateKeyJwt
 // (ES256) and with a jose-signed EdDSA assertion.
 func TestNodeInteropPrivateKeyJWT(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		nodeMissing(t, "node is not on PATH")
-	}
-	for _, dep := range []string{"oauth4webapi", "jose"} {
-		if _, err := os.Stat(filepath.Join(interopDir, "node_modules", dep, "package.json")); err != nil {
-			nodeMissing(t, "interop/node_modules/"+dep+" is missing")
-		}
-	}
+	node := requireNode(t, "oauth4webapi", "jose")
 	ti := startIssuer(t)
 	const audience = "https://api.example.com"
 	es, ed := newClientKey(t, "es", "ES256"), newClientKey(t, "ed", "EdDSA")
 	id := ti.registerKeyClient(t, map[string]any{"client_name": "node-pkjwt", "scope": "read", "audience": []string{audience}, "jwks": jwksOf(es, ed)})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "private_key_jwt.mjs")
-	cmd.Dir = interopDir
-	cmd.Env = append(os.Environ(), "ISSUER_URL="+ti.URL, "CLIENT_ID="+id, "AUDIENCE="+audience,
+	runNode(t, node, "private_key_jwt.mjs", func() string { return "issuer logs:\n" + ti.logs.String() },
+		"ISSUER_URL="+ti.URL, "CLIENT_ID="+id, "AUDIENCE="+audience,
 		"ES256_KEY="+pkcs8PEM(t, es), "EDDSA_KEY="+pkcs8PEM(t, ed))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("node private_key_jwt.mjs: %v\n%s\nissuer logs:\n%s", err, out, ti.logs)
-	}
-	t.Logf("node private_key_jwt.mjs: %s", out)
 }
 
 // pkcs8PEM is k's private key as PKCS #8 PEM.
@@ -102,6 +66,42 @@ func pkcs8PEM(t *testing.T, k clientKey) string {
 		t.Fatal(err)
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+}
+
+// requireNode returns the node command once the npm packages deps are
+// installed in interop/, and otherwise fails the test (see nodeMissing).
+func requireNode(t *testing.T, deps ...string) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		nodeMissing(t, "node is not on PATH")
+	}
+	for _, dep := range deps {
+		if _, err := os.Stat(filepath.Join(interopDir, "node_modules", dep, "package.json")); err != nil {
+			nodeMissing(t, "interop/node_modules/"+dep+" is missing")
+		}
+	}
+	return node
+}
+
+// runNode runs the interop script with env added to the environment, for
+// at most a minute, and fails the test with the script's output and what
+// more says (the logs of the programs it talked to) when it fails.
+func runNode(t *testing.T, node, script string, more func() string, env ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, script)
+	cmd.Dir = interopDir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatalf("node %s did not finish in time:\n%s\n%s", script, out, more())
+	}
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s\n%s", script, err, out, more())
+	}
+	t.Logf("node %s: %s", script, out)
 }
 
 // nodeMissing fails the test (or skips it when ISSUER_SKIP_NODE=1) because
@@ -119,15 +119,7 @@ func nodeMissing(t *testing.T, why string) {
 // nonce retry), and its protectedResourceRequest against the real
 // examples/resource-api program, built and started here.
 func TestNodeDPoPInterop(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		nodeMissing(t, "node is not on PATH")
-	}
-	for _, dep := range []string{"oauth4webapi", "jose"} {
-		if _, err := os.Stat(filepath.Join(interopDir, "node_modules", dep, "package.json")); err != nil {
-			nodeMissing(t, "interop/node_modules/"+dep+" is missing")
-		}
-	}
+	node := requireNode(t, "oauth4webapi", "jose")
 	ti := startIssuer(t, func(c *config.Config) { c.DPoPNonce = true })
 	const audience = "https://api.example.com"
 	id, sec := ti.createClient(t, map[string]any{"scope": "read", "audience": []string{audience}})
@@ -165,20 +157,13 @@ func TestNodeDPoPInterop(t *testing.T) {
 	// The issuer's test clock stood still while the API was built; node's
 	// proofs carry the real time.
 	ti.clock.Set(time.Now())
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "dpop.mjs")
-	cmd.Dir = interopDir
-	cmd.Env = append(os.Environ(),
+	runNode(t, node, "dpop.mjs", func() string {
+		return "issuer logs:\n" + ti.logs.String() + "\nresource-api:\n" + api.Tail()
+	},
 		"ISSUER_URL="+ti.URL,
 		"CLIENT_ID="+id,
 		"CLIENT_SECRET="+sec,
 		"AUDIENCE="+audience,
 		"API_URL="+apiURL,
 	)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("node dpop.mjs: %v\n%s\nissuer logs:\n%s\nresource-api:\n%s", err, out, ti.logs, api.Tail())
-	}
-	t.Logf("node dpop.mjs: %s", out)
 }
