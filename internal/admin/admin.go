@@ -444,11 +444,15 @@ func (h *Handler) updateClient(w http.ResponseWriter, r *http.Request) {
 			h.storeError(w, r, err)
 			return
 		}
+		c.Version++ // as UpdateClient stored it
 		// Disabling has a store operation of its own, which ends the
-		// client's refresh tokens in the same write.
-		if c, err = h.setDisabled(r.Context(), c.ID, m.Disabled); err != nil {
-			h.storeError(w, r, err)
-			return
+		// client's refresh tokens in the same write; a PUT that leaves
+		// the flag as it is does not call it.
+		if m.Disabled != c.Disabled {
+			if c, err = h.setDisabled(r.Context(), c.ID, m.Disabled); err != nil {
+				h.storeError(w, r, err)
+				return
+			}
 		}
 		h.log.InfoContext(r.Context(), "client updated", "client_id", c.ID, "disabled", c.Disabled)
 		w.Header().Set("ETag", clientETag(c))
